@@ -1,0 +1,13 @@
+"""`kiosk bench NAME`: benchmarks that print figures (speed and memory targets live here, not in tests)."""
+
+import importlib
+
+# each module in kiosk/bench/ exports register(subparsers)
+BENCHES = ()
+
+
+def register(sub):
+    parser = sub.add_parser("bench", help="measure speed and memory", description=__doc__)
+    benches = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name in BENCHES:
+        importlib.import_module(f"kiosk.bench.{name}").register(benches)

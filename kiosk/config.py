@@ -1,0 +1,368 @@
+"""Typed settings: defaults < /etc/kiosk/kiosk.toml < KIOSK_<SECTION>__<KEY> environment variables.
+
+Every setting lives in a section dataclass below with its type, default and limits. Loading
+rejects unknown keys, wrong types and out-of-range values with an error that names the key and
+the file (or environment variable) it came from.
+"""
+
+import dataclasses
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from kiosk.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
+ENV_PREFIX = "KIOSK_"
+SECRET_MARK = "secret"
+BCM_PINS = range(0, 28)
+
+
+def setting(default, *, min=None, max=None, choices=None, kind=None, secret=False, doc=""):
+    """Declare one setting with its limits; ``kind`` is 'url', 'pin', 'path' or 'hex'."""
+    meta = {"min": min, "max": max, "choices": choices, "kind": kind, SECRET_MARK: secret, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class HardwareSettings:
+    backend: str = setting("pi", choices=("pi", "usb", "sim"),
+                           doc="pi: Pi camera + GPIO; usb: USB camera + GPIO; sim: the simulators (never chosen implicitly)")
+    pi_model: str = setting("auto", choices=("auto", "pi4", "pi5"), doc="picks the GPIO pin factory")
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    width: int = setting(1280, min=160, max=4056)
+    height: int = setting(720, min=120, max=3040)
+    lores_width: int = setting(640, min=96, max=1920, doc="inference stream")
+    lores_height: int = setting(480, min=96, max=1080)
+    fps: float = setting(15.0, min=1.0, max=120.0)
+    rotation: int = setting(0, choices=(0, 90, 180, 270))
+    device: str = setting("/dev/video0", kind="path", doc="USB camera node (usb backend)")
+    scenario: str = setting("walk_up", doc="simulator scenario name (sim backend)")
+    frame_timeout_s: float = setting(2.0, min=0.1, max=60.0, doc="no frame for this long = camera lost")
+    frozen_frames: int = setting(30, min=2, max=10000, doc="identical frames in a row = camera frozen")
+
+
+@dataclass(frozen=True)
+class FingerprintSettings:
+    port: str = setting("/dev/serial0", kind="path")
+    baud: int = setting(57600, choices=tuple(9600 * n for n in range(1, 13)))
+    password: int = setting(0, min=0, max=0xFFFFFFFF, secret=True)
+    address: int = setting(0xFFFFFFFF, min=0, max=0xFFFFFFFF)
+    timeout_s: float = setting(2.0, min=0.05, max=30.0, doc="serial read timeout")
+    capture_timeout_s: float = setting(10.0, min=0.5, max=120.0, doc="wait for a finger this long")
+    enroll_captures: int = setting(3, min=2, max=6)
+    security_level: int = setting(4, min=1, max=5, doc="4-5 recommended for 1:N")
+    sensor_model: str = setting("R307", choices=("R305", "R307", "R503", "AS608", "ZFM"))
+
+
+@dataclass(frozen=True)
+class GpioSettings:
+    door_pin: int = setting(17, kind="pin")
+    door_active_low: bool = setting(False)
+    door_pulse_s: float = setting(3.0, min=0.1, max=60.0)
+    green_pin: int = setting(22, kind="pin")
+    red_pin: int = setting(27, kind="pin")
+    amber_pin: int = setting(23, kind="pin")
+    buzzer_pin: int = setting(18, kind="pin")
+    exit_button_pin: int = setting(5, kind="pin")
+    tamper_pin: int = setting(6, kind="pin")
+    pir_pin: int = setting(12, kind="pin")
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    detector: str = setting("blazeface_short", choices=("blazeface_short", "blazeface_full"))
+    embedder: str = setting("sface_int8", doc="model id of the embedder (see kiosk/models/assets/MODELS.md)")
+    threads: int = setting(2, min=1, max=8)
+    match_threshold: float = setting(0.40, min=-1.0, max=1.0, doc="cosine score to accept")
+    match_margin: float = setting(0.05, min=0.0, max=2.0, doc="lead over the second-best identity")
+    agree_frames: int = setting(2, min=1, max=30, doc="K: frames that must agree ...")
+    window_frames: int = setting(3, min=1, max=30, doc="... out of the last N")
+    liveness: str = setting("challenge", choices=("off", "passive", "challenge", "both"))
+    min_face_px: int = setting(80, min=16, max=2000)
+    max_yaw_deg: float = setting(25.0, min=1.0, max=90.0)
+    max_pitch_deg: float = setting(25.0, min=1.0, max=90.0)
+    max_roll_deg: float = setting(20.0, min=1.0, max=90.0)
+
+
+@dataclass(frozen=True)
+class AttendanceSettings:
+    status_rule: str = setting("ask", choices=("ask", "first_in_last_out", "time_windows"))
+    repeat_guard_s: float = setting(60.0, min=0.0, max=3600.0, doc="ignore the same person again within")
+    open_door: bool = setting(True)
+    verify_modes: list = setting(["face", "fingerprint", "pin"])
+
+
+@dataclass(frozen=True)
+class ActivationSettings:
+    code_length: int = setting(6, min=4, max=8)
+    code_attempts: int = setting(3, min=1, max=10)
+    step_timeout_s: float = setting(60.0, min=5.0, max=600.0)
+    fingers: int = setting(2, min=1, max=10)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    server_url: str = setting("http://127.0.0.1:8443", kind="url")
+    ca_file: str = setting("", kind="path", doc="PEM CA to pin for https; empty = system store")
+    batch_size: int = setting(500, min=1, max=10000)
+    interval_s: float = setting(30.0, min=0.1, max=86400.0)
+    request_timeout_s: float = setting(15.0, min=0.1, max=600.0)
+    max_backoff_s: float = setting(300.0, min=1.0, max=86400.0)
+    retention_days: float = setting(30.0, min=0.0, max=3650.0, doc="keep acknowledged records this long")
+    device_id: str = setting("")
+    adms_url: str = setting("", kind="url", doc="ZKTeco PUSH/ADMS server; empty = off")
+    adms_serial: str = setting("")
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    language: str = setting("ar", choices=("ar", "en"))
+    rotation: int = setting(0, choices=(0, 90, 180, 270))
+    fullscreen: bool = setting(True)
+    inactivity_timeout_s: float = setting(30.0, min=3.0, max=3600.0)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    data_dir: str = setting("/var/lib/kiosk", kind="path")
+    min_free_mb_enrol: int = setting(512, min=0, max=1_000_000, doc="below this, enrolment stops")
+    min_free_mb_attendance: int = setting(64, min=0, max=1_000_000, doc="below this, attendance stops")
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    data_key_file: str = setting("/etc/kiosk/data.key", kind="path", doc="AES-256 key sealing templates (0600)")
+    device_key_file: str = setting("/etc/kiosk/device.key", kind="path", doc="Ed25519 device key (0600)")
+    server_public_key: str = setting("", kind="hex", doc="X25519 key activation packets are sealed to")
+    admin_pin_hash: str = setting("", secret=True)
+
+
+@dataclass(frozen=True)
+class Settings:
+    hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    fingerprint: FingerprintSettings = field(default_factory=FingerprintSettings)
+    gpio: GpioSettings = field(default_factory=GpioSettings)
+    face: FaceSettings = field(default_factory=FaceSettings)
+    attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
+    activation: ActivationSettings = field(default_factory=ActivationSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+
+    @property
+    def db_path(self):
+        return Path(self.storage.data_dir) / "kiosk.db"
+
+    def replace(self, **sections):
+        """Return a copy with whole sections or ``section={key: value}`` overrides applied."""
+        updates = {}
+        for name, value in sections.items():
+            if isinstance(value, dict):
+                value = _build_section(name, {**dataclasses.asdict(getattr(self, name)), **value}, "override")
+            updates[name] = value
+        return dataclasses.replace(self, **updates)
+
+
+SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Settings)}
+
+
+def load(path=None, *, environ=None):
+    """Load settings from defaults, a TOML file and the environment.
+
+    ``path`` None means $KIOSK_CONFIG or /etc/kiosk/kiosk.toml if it exists; an explicit path
+    (or $KIOSK_CONFIG) that does not exist is an error.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = path is not None or bool(environ.get("KIOSK_CONFIG"))
+    path = Path(path or environ.get("KIOSK_CONFIG") or DEFAULT_CONFIG_PATH)
+    layers = []
+    if explicit or path.exists():
+        layers.append((str(path), read_file(path)))
+    layers.append(("environment", _from_environ(environ)))
+    return build(layers)
+
+
+def read_file(path):
+    """Parse one TOML file into a dict, with errors that name the file and line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: file not readable (permission denied)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a file") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
+def check_file(path):
+    """Validate one file on its own (defaults fill what it omits); return the settings."""
+    return build([(str(path), read_file(path))])
+
+
+def build(layers):
+    """Merge ``[(source, {section: {key: value}})]`` over the defaults and validate."""
+    merged = {name: {} for name in SECTIONS}
+    origin = {}
+    for source, data in layers:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a table of sections")
+        for section, values in data.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: {section}: expected a [{section}] table, got {type(values).__name__}")
+            for key, value in values.items():
+                merged[section][key] = value
+                origin[section, key] = source
+    sections = {}
+    for name, values in merged.items():
+        sections[name] = _build_section(name, values, origin)
+    return Settings(**sections)
+
+
+def _build_section(name, values, origin):
+    cls = SECTIONS[name]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        source = origin if isinstance(origin, str) else origin.get((name, key), "defaults")
+        where = f"{source}: {name}.{key}"
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key (known in [{name}]: {', '.join(fields)})")
+        _check_value(where, fields[key], value)
+    return cls(**values)
+
+
+def _check_value(where, f, value):
+    meta = f.metadata
+    expected = f.type
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if expected is not bool and isinstance(value, bool) or not isinstance(value, expected):
+        raise ConfigError(f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, meta['choices']))}")
+    if meta["min"] is not None and value < meta["min"]:
+        raise ConfigError(f"{where}: {value!r} is below the minimum {meta['min']}")
+    if meta["max"] is not None and value > meta["max"]:
+        raise ConfigError(f"{where}: {value!r} is above the maximum {meta['max']}")
+    kind = meta["kind"]
+    if kind == "url" and value:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(f"{where}: {value!r} is not an http(s) URL with a host")
+    if kind == "pin" and value not in BCM_PINS:
+        raise ConfigError(f"{where}: {value!r} is not a BCM GPIO number (0-27)")
+    if kind == "path" and "\0" in value:
+        raise ConfigError(f"{where}: path contains a NUL byte")
+    if kind == "hex" and value:
+        try:
+            bytes.fromhex(value)
+        except ValueError:
+            raise ConfigError(f"{where}: not a hex string") from None
+
+
+def _from_environ(environ):
+    """KIOSK_SYNC__SERVER_URL=... -> {"sync": {"server_url": ...}}; values parse as TOML when they can."""
+    data = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section not in SECTIONS:
+            raise ConfigError(f"environment: {name}: unknown section {section!r}")
+        data.setdefault(section, {})[key] = _parse_env_value(raw)
+    return data
+
+
+def _parse_env_value(raw):
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def as_dict(settings, *, mask_secrets=True):
+    """The effective settings as nested dicts, secrets replaced by '***'."""
+    out = {}
+    for sf in dataclasses.fields(settings):
+        section = getattr(settings, sf.name)
+        values = {}
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if mask_secrets and f.metadata.get(SECRET_MARK) and value not in ("", 0):
+                value = "***"
+            values[f.name] = value
+        out[sf.name] = values
+    return out
+
+
+def to_toml(data):
+    """Render nested dicts as TOML (for `kiosk config show` and provisioning)."""
+    import tomli_w
+
+    return tomli_w.dumps(data)
+
+
+SECTION_DOCS = {
+    "hardware": "Which hardware the kiosk drives. Production never falls back to the simulator.",
+    "camera": "Camera: a large display stream and a small inference (lores) stream.",
+    "fingerprint": "Optical fingerprint module (R30x / ZFM / AS608) on a UART.",
+    "gpio": "GPIO parts, BCM numbering (see docs/hardware.md for the wiring table).",
+    "face": "On-device face pipeline and the attendance decision rule (see docs/benchmarks.md).",
+    "attendance": "Clocking in and out.",
+    "activation": "Digital identity activation.",
+    "sync": "Central server and optional ZKTeco PUSH/ADMS server.",
+    "ui": "Touchscreen.",
+    "storage": "Where data lives and the free-space floors.",
+    "security": "Keys. Files named here must be mode 0600, owned by the kiosk user.",
+}
+
+
+def example_toml():
+    """A fully commented settings file showing every key at its default (docs/kiosk.example.toml)."""
+    import tomli_w
+
+    lines = ["# Kiosk settings: /etc/kiosk/kiosk.toml",
+             "# Every key is shown at its default. Precedence: defaults < this file < environment",
+             "# variables KIOSK_<SECTION>__<KEY> (e.g. KIOSK_SYNC__BATCH_SIZE=200).",
+             "# Validate with: kiosk config check FILE   Show the effective settings: kiosk config show", ""]
+    for sf in dataclasses.fields(Settings):
+        lines.append(f"# {SECTION_DOCS.get(sf.name, '')}")
+        lines.append(f"[{sf.name}]")
+        for f in dataclasses.fields(sf.default_factory):
+            meta = f.metadata
+            notes = [meta["doc"]] if meta["doc"] else []
+            if meta["choices"]:
+                notes.append("one of: " + ", ".join(map(str, meta["choices"][:12])))
+            if meta["min"] is not None or meta["max"] is not None:
+                notes.append(f"range {meta['min']} .. {meta['max']}")
+            if meta["kind"] == "pin":
+                notes.append("BCM GPIO 0-27")
+            if meta[SECRET_MARK]:
+                notes.append("secret: masked by `kiosk config show`")
+            if notes:
+                lines.append("# " + "; ".join(notes))
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            lines.append(tomli_w.dumps({f.name: default}).strip())
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Load TFLite models with whichever runtime is installed: tflite_runtime or ai_edge_litert.
+
+A ``Model`` wraps one interpreter. Build it once per model per worker thread and reuse it for
+every frame: an interpreter is not thread-safe, and building one costs milliseconds of setup.
+"""
+
+import importlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from kiosk.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+# module names in order of preference; each exposes ``Interpreter`` with the same API
+RUNTIMES = ("tflite_runtime.interpreter", "ai_edge_litert.interpreter")
+
+
+def interpreter_class(*, runtime=None):
+    """Return ``(Interpreter class, module name)`` of the requested or first installed runtime."""
+    names = RUNTIMES if runtime is None else (runtime,)
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ModelError(f"unknown TFLite runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    problems = []
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            problems.append(f"{name}: {e}")
+            continue
+        return module.Interpreter, name
+    raise ModelError("no TFLite runtime installed (pip install tflite-runtime or ai-edge-litert): "
+                     + "; ".join(problems))
+
+
+def load_model(path, *, threads=1, runtime=None):
+    """Load one .tflite file into a ready-to-run ``Model`` using ``threads`` CPU threads."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file missing: {path}")
+    interpreter_type, runtime_name = interpreter_class(runtime=runtime)
+    try:
+        interpreter = interpreter_type(model_path=str(path), num_threads=int(threads))
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise ModelError(f"cannot load {path.name} with {runtime_name}: {e}") from e
+    log.debug("loaded %s with %s, %d thread(s)", path.name, runtime_name, threads)
+    return Model(interpreter, name=path.name, runtime=runtime_name, threads=int(threads))
+
+
+class Model:
+    """One loaded interpreter with its input and output tensor details; not thread-safe."""
+
+    def __init__(self, interpreter, *, name, runtime, threads):
+        self.interpreter = interpreter
+        self.name = name
+        self.runtime = runtime
+        self.threads = threads
+        self.inputs = interpreter.get_input_details()
+        self.outputs = interpreter.get_output_details()
+
+    def input_shape(self, index=0):
+        """Shape of input ``index`` as a tuple, e.g. ``(1, 128, 128, 3)``."""
+        return tuple(int(n) for n in self.inputs[index]["shape"])
+
+    def run(self, *arrays):
+        """Feed one array per input, run, and return copies of all outputs in model order."""
+        if len(arrays) != len(self.inputs):
+            raise ModelError(f"{self.name} takes {len(self.inputs)} input(s), got {len(arrays)}")
+        for detail, array in zip(self.inputs, arrays):
+            self.interpreter.set_tensor(detail["index"], np.asarray(array, dtype=detail["dtype"]))
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(detail["index"]).copy() for detail in self.outputs]
+
+    def output_by_name(self, outputs, name):
+        """Pick the output array whose tensor name is ``name`` from a ``run`` result."""
+        for detail, array in zip(self.outputs, outputs):
+            if detail["name"] == name:
+                return array
+        raise ModelError(f"{self.name} has no output named {name!r}")
+
+    def __repr__(self):
+        return f"Model({self.name!r}, runtime={self.runtime!r}, threads={self.threads})"

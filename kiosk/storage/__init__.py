@@ -1,0 +1,1 @@
+"""Durable storage: SQLite (WAL, synchronous=FULL) through sqlite-utils; knows no hardware."""

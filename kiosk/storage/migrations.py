@@ -1,0 +1,67 @@
+"""Schema migrations: each a version, a name and the statements applied in one transaction.
+
+Append new migrations; never edit one that has shipped.
+"""
+
+MIGRATIONS = []
+
+
+def migration(version, name, *statements):
+    """Register one migration."""
+    if any(v == version for v, _, _ in MIGRATIONS):
+        raise ValueError(f"migration {version} registered twice")
+    MIGRATIONS.append((version, name, statements))
+
+
+migration(
+    1, "initial schema",
+    """CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE people (
+        person_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        role TEXT NOT NULL DEFAULT 'employee',
+        active INTEGER NOT NULL DEFAULT 1,
+        pin_hash TEXT,
+        updated_at REAL NOT NULL)""",
+    """CREATE TABLE face_templates (
+        id INTEGER PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(person_id) ON DELETE CASCADE,
+        model_id TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created_at REAL NOT NULL)""",
+    """CREATE INDEX face_templates_model ON face_templates(model_id)""",
+    """CREATE TABLE finger_templates (
+        id INTEGER PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(person_id) ON DELETE CASCADE,
+        sensor_model TEXT NOT NULL,
+        slot INTEGER,
+        sealed BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (sensor_model, slot))""",
+    """CREATE TABLE attendance_events (
+        seq INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        person_id TEXT NOT NULL,
+        status_code INTEGER NOT NULL CHECK (status_code BETWEEN 0 AND 5),
+        verify_mode TEXT NOT NULL,
+        score REAL,
+        wall_time TEXT NOT NULL,
+        clock_synced INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL)""",
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        record_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        acked_at REAL)""",
+    """CREATE INDEX outbox_pending ON outbox(acked_at, id)""",
+    """CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}')""",
+)

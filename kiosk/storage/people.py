@@ -1,0 +1,119 @@
+"""People and their biometric templates; template blobs are always sealed with the data key."""
+
+import logging
+
+import numpy as np
+
+from kiosk.errors import SealError, StorageError
+from kiosk.storage.db import get_meta, set_meta, transaction
+
+log = logging.getLogger(__name__)
+
+PERSON_FIELDS = ("person_id", "name", "role", "active", "pin_hash")
+
+
+def upsert_people(database, rows, *, now=0.0):
+    """Insert or update people (dicts with person_id and any of name, role, active, pin_hash)."""
+    with transaction(database):
+        for row in rows:
+            unknown = set(row) - set(PERSON_FIELDS)
+            if unknown:
+                raise StorageError(f"unknown person fields: {sorted(unknown)}")
+            values = {"name": "", "role": "employee", "active": 1, "pin_hash": None, **row, "updated_at": now}
+            database.execute(
+                "INSERT INTO people (person_id, name, role, active, pin_hash, updated_at) "
+                "VALUES (:person_id, :name, :role, :active, :pin_hash, :updated_at) "
+                "ON CONFLICT(person_id) DO UPDATE SET name=excluded.name, role=excluded.role, "
+                "active=excluded.active, pin_hash=excluded.pin_hash, updated_at=excluded.updated_at",
+                values)
+
+
+def upsert_person(database, row, *, now=0.0):
+    upsert_people(database, [row], now=now)
+
+
+def get_person(database, person_id):
+    rows = list(database.query("SELECT * FROM people WHERE person_id = ?", [person_id]))
+    return rows[0] if rows else None
+
+
+def delete_person(database, person_id):
+    """Remove a person and (by cascade) all their templates; returns True if they existed."""
+    with transaction(database):
+        return database.execute("DELETE FROM people WHERE person_id = ?", [person_id]).rowcount > 0
+
+
+def count_people(database):
+    return database.execute("SELECT count(*) FROM people").fetchone()[0]
+
+
+def bind_key(database, key):
+    """Check ``key`` is the one this database's templates are sealed with (recording it the first time)."""
+    known = get_meta(database, "data_key_id")
+    if known is None:
+        with transaction(database):
+            set_meta(database, "data_key_id", key.key_id)
+    elif known != key.key_id:
+        raise SealError(f"data key {key.key_id} is not the key this database was sealed with ({known}): "
+                        "restore the original key file")
+
+
+def add_face_template(database, key, person_id, model_id, vector, *, now=0.0):
+    """Seal and store one face embedding; returns its row id."""
+    bind_key(database, key)
+    vector = np.ascontiguousarray(vector, dtype="<f4")
+    sealed = key.seal(vector.tobytes(), context=f"face:{person_id}:{model_id}")
+    with transaction(database):
+        cursor = database.execute(
+            "INSERT INTO face_templates (person_id, model_id, sealed, created_at) VALUES (?, ?, ?, ?)",
+            [person_id, model_id, sealed, now])
+        return cursor.lastrowid
+
+
+def face_templates(database, key, model_id):
+    """[(person_id, float32 vector)] of every active person's templates for ``model_id``."""
+    bind_key(database, key)
+    rows = database.query(
+        "SELECT t.person_id, t.sealed FROM face_templates t JOIN people p USING (person_id) "
+        "WHERE t.model_id = ? AND p.active = 1 ORDER BY t.id", [model_id])
+    out = []
+    for row in rows:
+        raw = key.unseal(row["sealed"], context=f"face:{row['person_id']}:{model_id}")
+        out.append((row["person_id"], np.frombuffer(raw, dtype="<f4").copy()))
+    return out
+
+
+def delete_face_templates(database, person_id, *, model_id=None):
+    with transaction(database):
+        if model_id is None:
+            return database.execute("DELETE FROM face_templates WHERE person_id = ?", [person_id]).rowcount
+        return database.execute("DELETE FROM face_templates WHERE person_id = ? AND model_id = ?",
+                                [person_id, model_id]).rowcount
+
+
+def add_finger_template(database, key, person_id, sensor_model, slot, template_bytes, *, now=0.0):
+    """Seal and store one fingerprint template (sensor-native bytes) at a sensor slot."""
+    bind_key(database, key)
+    sealed = key.seal(bytes(template_bytes), context=f"finger:{person_id}:{sensor_model}")
+    with transaction(database):
+        cursor = database.execute(
+            "INSERT INTO finger_templates (person_id, sensor_model, slot, sealed, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sensor_model, slot) DO UPDATE SET "
+            "person_id=excluded.person_id, sealed=excluded.sealed, created_at=excluded.created_at",
+            [person_id, sensor_model, slot, sealed, now])
+        return cursor.lastrowid
+
+
+def finger_templates(database, key, sensor_model):
+    """[(person_id, slot, template bytes)] for one sensor model, by slot."""
+    bind_key(database, key)
+    rows = database.query("SELECT person_id, slot, sealed FROM finger_templates WHERE sensor_model = ? "
+                          "ORDER BY slot", [sensor_model])
+    return [(row["person_id"], row["slot"],
+             key.unseal(row["sealed"], context=f"finger:{row['person_id']}:{sensor_model}")) for row in rows]
+
+
+def person_for_slot(database, sensor_model, slot):
+    rows = list(database.query("SELECT person_id FROM finger_templates WHERE sensor_model = ? AND slot = ?",
+                               [sensor_model, slot]))
+    return rows[0]["person_id"] if rows else None

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Debian 12 / Raspberry Pi OS packages that `make demo` and `make test` need.
+# As root it installs what is missing; otherwise it prints the apt-get line to run.
+set -eu
+PACKAGES="python3-venv python3-dev gcc systemd dosfstools mtools e2fsprogs fdisk fonts-dejavu-core"
+
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages:$missing" >&2
+    echo "run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "installing Debian packages:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends $missing >/dev/null

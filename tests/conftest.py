@@ -1,0 +1,28 @@
+"""Shared test setup: offscreen Qt, opt-in hardware tests, paths to the shared datasets."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # unconditionally: tests never open a real window
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = (ROOT.parent / "shared" / "datasets").resolve()
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("KIOSK_HARDWARE_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="real hardware: set KIOSK_HARDWARE_TESTS=1 to run")
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def datasets():
+    """The shared real-data folder; tests that need it skip with a clear message when absent."""
+    if not DATASETS.is_dir():
+        pytest.skip(f"shared datasets not found at {DATASETS}")
+    return DATASETS
