@@ -26,8 +26,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "not hardware"
 
+# make image BASE=2024-11-19-raspios-bookworm-arm64-lite.img [OUT=out/kiosk.img]  (docs/provisioning.md)
+OUT ?= out/kiosk.img
 image: $(STAMP)
-	image-build/build.sh $(BASE)
+	@test -n "$(BASE)" || { echo "usage: make image BASE=path/to/raspios-lite.img [OUT=$(OUT)]" >&2; exit 2; }
+	mkdir -p $(dir $(OUT))
+	image-build/build.sh $(BASE) $(OUT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

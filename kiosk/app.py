@@ -6,6 +6,7 @@ settings (never silently) and hand each part what it needs.
 
 import json
 import logging
+import os
 import sys
 import time
 
@@ -46,3 +47,136 @@ def configure_logging(*, level="INFO", json_lines=False, stream=None):
 def load_settings(args=None):
     """Settings from --config / $KIOSK_CONFIG / /etc/kiosk/kiosk.toml and the environment."""
     return config.load(getattr(args, "config", None))
+
+
+# --- hardware: camera, GPIO board, simulators -------------------------------------------------
+
+CAMERA_BACKENDS = {"pi": "picamera2", "usb": "v4l2", "sim": "player"}
+
+
+def build_scenario_player(settings):
+    """The simulator's camera: plays ``camera.scenario`` (a scenario name, video file or image folder)."""
+    from kiosk_sim.camera import ScenarioPlayer
+
+    return ScenarioPlayer(settings.camera.scenario, fps=settings.camera.fps)
+
+
+def build_camera(settings, *, player=None, clock=None):
+    """The camera for ``hardware.backend``: Pi camera, USB camera, or the scenario player (sim)."""
+    from kiosk.drivers import camera
+
+    backend = CAMERA_BACKENDS[settings.hardware.backend]
+    if backend == "player" and player is None:
+        player = build_scenario_player(settings)
+    return camera.from_settings(backend, settings.camera, player=player, clock=clock)
+
+
+def build_pin_factory(settings):
+    """RPi.GPIO on a Pi 4, lgpio on a Pi 5, the simulator's recording MockFactory for 'sim'."""
+    from kiosk.drivers import gpio
+
+    name = gpio.pin_factory_name(settings.hardware.backend, settings.hardware.pi_model)
+    if name == "mock":
+        from kiosk_sim.gpio import SimFactory
+
+        return SimFactory()
+    return gpio.make_pin_factory(name)
+
+
+def build_board(settings, *, pin_factory=None):
+    """The GPIO board (door relay, lights, buzzer, inputs); it closes a factory it made itself."""
+    from kiosk.drivers.gpio import Board
+
+    own = pin_factory is None
+    factory = build_pin_factory(settings) if own else pin_factory
+    try:
+        return Board(settings.gpio, pin_factory=factory, close_factory=own)
+    except Exception:
+        if own:
+            factory.close()
+        raise
+
+
+def build_fingerprint_sensor(settings):
+    """The fingerprint driver on ``fingerprint.port`` (not opened yet)."""
+    from kiosk.drivers.fingerprint import FingerprintSensor
+
+    return FingerprintSensor.from_settings(settings.fingerprint)
+
+
+def external_sensor_port(settings):
+    """The pty of an external `kiosk-sim sensor` if ``fingerprint.port`` points at one, else None."""
+    port = settings.fingerprint.port
+    real = os.path.realpath(port)
+    if real.startswith("/dev/pts/") and os.path.exists(real):
+        return port
+    return None
+
+
+class Simulators:
+    """The simulators started in-process for ``hardware.backend = 'sim'``; ``close()`` stops them."""
+
+    def __init__(self, *, sensor=None, player=None, pin_factory=None, panel=None, sensor_port=None):
+        self.sensor = sensor            # kiosk_sim.r30x.SensorSimulator, or None if external
+        self.sensor_port = sensor_port  # the pty the fingerprint driver should open
+        self.player = player            # kiosk_sim.camera.ScenarioPlayer
+        self.pin_factory = pin_factory  # kiosk_sim.gpio.SimFactory
+        self.panel = panel              # kiosk_sim.gpio.Panel
+
+    def settings_for(self, settings):
+        """``settings`` with ``fingerprint.port`` pointing at the simulated sensor."""
+        return settings.replace(fingerprint={"port": self.sensor_port})
+
+    def close(self):
+        sensor, self.sensor = self.sensor, None
+        if sensor is not None:
+            sensor.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def start_simulators(settings, *, faults=(), sensor_speed=1.0):
+    """Start the sensor simulator (unless an external one is configured), camera player and mock GPIO.
+
+    ``faults`` are (part, kind) pairs applied at start: ('sensor', 'silence'|'busy'|...),
+    ('camera', 'stall'|'freeze'|'unplug').
+    """
+    from kiosk.errors import ConfigError
+    from kiosk_sim.gpio import Panel, SimFactory
+
+    faults = list(faults)
+    player = build_scenario_player(settings)
+    factory = SimFactory()
+    panel = Panel(factory, settings.gpio)
+    sensor = None
+    port = external_sensor_port(settings)
+    if port is None:
+        from kiosk_sim.r30x import start_simulator
+
+        sensor = start_simulator(model=settings.fingerprint.sensor_model, speed=sensor_speed,
+                                 password=settings.fingerprint.password)
+        port = sensor.port
+        log.info("fingerprint simulator on %s", port)
+    else:
+        log.info("using the external fingerprint simulator at %s", port)
+    sims = Simulators(sensor=sensor, player=player, pin_factory=factory, panel=panel, sensor_port=port)
+    try:
+        for part, kind in faults:
+            if part == "sensor":
+                if sensor is None:
+                    raise ConfigError("sensor faults need the in-process simulator (fingerprint.port points "
+                                      "at an external one: start that with --fault instead)")
+                sensor.set_fault(kind)
+            elif part == "camera" and kind in ("stall", "freeze", "unplug"):
+                getattr(player, kind)()
+            else:
+                raise ConfigError(f"unknown simulator fault {part}:{kind} (known: sensor:<fault>, "
+                                  "camera:stall|freeze|unplug)")
+    except Exception:
+        sims.close()
+        raise
+    return sims

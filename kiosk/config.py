@@ -82,7 +82,9 @@ class GpioSettings:
 @dataclass(frozen=True)
 class FaceSettings:
     detector: str = setting("blazeface_short", choices=("blazeface_short", "blazeface_full"))
-    embedder: str = setting("sface_int8", doc="model id of the embedder (see kiosk/models/assets/MODELS.md)")
+    embedder: str = setting("sface-fp16-v1", choices=("sface-fp16-v1", "mobilefacenet-v1"),
+                            doc="model id of the embedder (see kiosk/models/assets/MODELS.md); "
+                                "mobilefacenet-v1 has research-only training data")
     threads: int = setting(2, min=1, max=8)
     match_threshold: float = setting(0.40, min=-1.0, max=1.0, doc="cosine score to accept")
     match_margin: float = setting(0.05, min=0.0, max=2.0, doc="lead over the second-best identity")
@@ -93,6 +95,19 @@ class FaceSettings:
     max_yaw_deg: float = setting(25.0, min=1.0, max=90.0)
     max_pitch_deg: float = setting(25.0, min=1.0, max=90.0)
     max_roll_deg: float = setting(20.0, min=1.0, max=90.0)
+    guide_width_fraction: float = setting(0.6, min=0.1, max=1.0, doc="on-screen guide: centred, this share of the frame width")
+    guide_height_fraction: float = setting(0.85, min=0.1, max=1.0, doc="... and of the frame height")
+    min_sharpness: float = setting(12.0, min=0.0, max=10000.0,
+                                   doc="variance of Laplacian of the face at 112 px wide (LFW: 5th pct 12.5)")
+    min_brightness: float = setting(50.0, min=0.0, max=255.0, doc="mean grey of the face")
+    max_brightness: float = setting(215.0, min=0.0, max=255.0)
+    min_contrast: float = setting(18.0, min=0.0, max=128.0, doc="grey standard deviation of the face")
+    min_eye_ratio: float = setting(0.16, min=0.0, max=1.0, doc="eye aspect ratio below this = eyes closed")
+    challenge: str = setting("turn_or_blink", choices=("turn_or_blink", "turn", "blink"),
+                             doc="active liveness: what the screen may ask (chosen at random per attempt)")
+    challenge_timeout_s: float = setting(6.0, min=1.0, max=60.0, doc="time to perform the liveness challenge")
+    challenge_yaw_deg: float = setting(18.0, min=5.0, max=60.0, doc="head turn needed to pass the challenge")
+    passive_threshold: float = setting(0.2, min=0.0, max=1.0, doc="FaceAntiSpoofing score at or above = attack")
 
 
 @dataclass(frozen=True)
@@ -120,9 +135,17 @@ class SyncSettings:
     request_timeout_s: float = setting(15.0, min=0.1, max=600.0)
     max_backoff_s: float = setting(300.0, min=1.0, max=86400.0)
     retention_days: float = setting(30.0, min=0.0, max=3650.0, doc="keep acknowledged records this long")
+    min_backoff_s: float = setting(1.0, min=0.001, max=3600.0, doc="first retry delay; doubles per failure")
+    max_batch_size: int = setting(5000, min=1, max=50000, doc="batch size may grow to this while answers are fast")
+    target_request_s: float = setting(2.0, min=0.01, max=600.0, doc="batches shrink when an answer takes longer")
+    max_batches_per_cycle: int = setting(50, min=1, max=100000, doc="then download and commands get a turn")
+    delta_page_size: int = setting(500, min=1, max=5000, doc="changes per download page")
+    clock_skew_warn_s: float = setting(10.0, min=0.1, max=86400.0, doc="flag the clock when off the server's by more")
     device_id: str = setting("")
     adms_url: str = setting("", kind="url", doc="ZKTeco PUSH/ADMS server; empty = off")
-    adms_serial: str = setting("")
+    adms_serial: str = setting("", doc="SN the ADMS server knows this kiosk by; empty = device_id")
+    adms_timezone: str = setting("", doc="ADMS row time zone: '+03:00' or 'Asia/Riyadh'; "
+                                         "empty = the server's TimeZone option (hours; minutes if > 14)")
 
 
 @dataclass(frozen=True)

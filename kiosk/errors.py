@@ -58,6 +58,10 @@ class CameraError(HardwareError):
     """The camera delivers no frames, or only frozen ones."""
 
 
+class CameraAbsentError(CameraError, DeviceAbsentError):
+    """No camera answers at the configured device."""
+
+
 class SensorError(HardwareError):
     """Base of fingerprint-sensor errors."""
 
@@ -110,6 +114,10 @@ class ProvisioningError(KioskError, RuntimeError):
 
 class ModelError(KioskError, RuntimeError):
     """A model file is missing, corrupt, or the runtime cannot load it."""
+
+
+class ModelMismatchError(KioskError, ValueError):
+    """A face vector comes from another embedder model (or has another size) than the gallery's."""
 
 
 class CancelledError(KioskError):

@@ -48,12 +48,12 @@ def test_database_from_newer_firmware_is_refused(tmp_path):
 def test_failed_migration_leaves_nothing_applied(tmp_path, monkeypatch):
     from kiosk.storage import migrations
 
-    broken = list(migrations.MIGRATIONS) + [(2, "broken", ("CREATE TABLE x (a)", "CREATE TABLE x (a)"))]
+    broken = list(migrations.MIGRATIONS) + [(99, "broken", ("CREATE TABLE x (a)", "CREATE TABLE x (a)"))]
     monkeypatch.setattr(db, "MIGRATIONS", broken)
     database = db.open_db(tmp_path / "k.db", migrate=False)
     with pytest.raises(sqlite3.OperationalError):
         db.apply_migrations(database)
-    assert [v for v, _, when in db.migration_status(database) if when] == [1]
+    assert [v for v, _, when in db.migration_status(database) if when] == [1, 2]
     assert not list(database.query("SELECT name FROM sqlite_master WHERE name = 'x'"))
 
 

@@ -10,7 +10,13 @@ import logging
 import sys
 
 # name -> module that registers it
-SIMULATORS = {}
+SIMULATORS = {
+    "camera": "kiosk_sim.camera",
+    "sensor": "kiosk_sim.r30x",
+    "sensor-ctl": "kiosk_sim.r30x_control",
+    "adms": "kiosk_sim.adms",
+    "server": "kiosk_sim.server",
+}
 
 
 def build_parser():

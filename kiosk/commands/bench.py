@@ -3,7 +3,7 @@
 import importlib
 
 # each module in kiosk/bench/ exports register(subparsers)
-BENCHES = ()
+BENCHES = ("adms", "gallery", "fingerprint", "sync", "camera", "face")
 
 
 def register(sub):

@@ -65,3 +65,16 @@ migration(
         action TEXT NOT NULL,
         detail TEXT NOT NULL DEFAULT '{}')""",
 )
+
+migration(
+    2, "sync bookkeeping",
+    # a record the server refused on its own merits: kept (never lost), no longer re-sent
+    """CREATE TABLE sync_rejected (
+        record_id TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        at REAL NOT NULL)""",
+    """CREATE TABLE sync_revocations (
+        person_id TEXT PRIMARY KEY,
+        reason TEXT NOT NULL DEFAULT '',
+        at REAL NOT NULL)""",
+)

@@ -12,7 +12,7 @@ is rejected (``None``) rather than guessed, because a wrong unit shifts every pu
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -328,12 +328,12 @@ def parse_results(body):
         elif results and "=" in line:
             key, _, value = line.partition("=")
             last = results[-1]
-            results[-1] = Result(last.id, last.code, last.cmd, last.data + ((key, value),))
+            results[-1] = Result(last.id, last.code, last.cmd, last.data + ((key.strip(), value.strip()),))
     return results
 
 
 def _clean(value):
-    return str(value).replace("\n", " ").replace("\r", " ")
+    return str(value).replace("\n", " ").replace("\r", " ").strip()
 
 
 @dataclass(frozen=True)

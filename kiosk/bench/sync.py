@@ -1,0 +1,73 @@
+"""`kiosk bench sync`: drain a backlog of attendance events to the central server simulator on loopback."""
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("sync", help="sync upload: events per second to the server simulator",
+                                   description=__doc__)
+    parser.add_argument("--events", type=int, default=10_000, help="backlog size (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=500, help="first batch size (default %(default)s)")
+    parser.add_argument("--max-batch-size", type=int, default=5000,
+                        help="adaptive batch size cap (default %(default)s)")
+    parser.add_argument("--tls", action="store_true", help="https with a pinned test CA instead of http")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Register, record the backlog (timed apart), then time the worker until the outbox is drained."""
+    from kiosk_sim.server import ServerSimulator
+
+    from kiosk import config
+    from kiosk.clock import SystemClock
+    from kiosk.storage import db, events, sync_state
+    from kiosk.sync import keys, registration
+    from kiosk.sync.client import SyncClient
+    from kiosk.sync.uploader import Uploader
+
+    clock = SystemClock()
+    settings = config.build([]).sync
+    with tempfile.TemporaryDirectory() as tmp, \
+            ServerSimulator(db_path=Path(tmp) / "server.db", tls=args.tls) as server:
+        key = keys.load_or_create_device_key(Path(tmp) / "device.key")
+        reg = registration.register(server_url=server.url, token=server.issue_enrolment_token(), device_key=key,
+                                    ca_file=server.ca_file)
+        database = db.open_db(Path(tmp) / "kiosk.db")
+        modes = ("face", "fingerprint", "pin", "card")
+        items = [dict(person_id=str(100000 + i % 3000), status_code=i % 6, verify_mode=modes[i % 4], score=0.8)
+                 for i in range(args.events)]
+        began = time.perf_counter()
+        for start in range(0, len(items), 1000):
+            events.record_events(database, items[start:start + 1000], clock=clock)
+        create_s = time.perf_counter() - began
+        with SyncClient(server_url=server.url, device_id=reg.device_id, device_key=key, ca_file=server.ca_file or "",
+                        timeout_s=settings.request_timeout_s, clock=clock) as client:
+            uploader = Uploader(database, client, clock=clock, batch_size=args.batch_size,
+                                max_batch_size=args.max_batch_size, target_request_s=settings.target_request_s)
+            began = time.perf_counter()
+            report = uploader.drain()
+            seconds = time.perf_counter() - began
+        pending = sync_state.pending_stats(database)["pending"]
+        stored = server.record_count()
+        database.conn.close()
+    if pending or stored != args.events:
+        raise SystemExit(f"sync bench: {pending} still pending, the server stored {stored} of {args.events}")
+    figures = {"events": args.events, "seconds": round(seconds, 3),
+               "events_per_s": round(args.events / seconds, 1) if seconds else None,
+               "batches": report.batches, "final_batch_size": uploader.batch_size,
+               "create_seconds": round(create_s, 3), "tls": bool(args.tls)}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(f"{args.events} events drained in {seconds:.2f} s: {figures['events_per_s']} events/s "
+              f"({report.batches} batches, final batch size {uploader.batch_size}; "
+              f"creating the backlog took {create_s:.2f} s)")
+    return 0

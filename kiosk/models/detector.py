@@ -1,0 +1,201 @@
+"""BlazeFace face detection: anchors, box and keypoint decoding, weighted non-maximum suppression.
+
+Two variants of the same model family (Apache-2.0, from MediaPipe): ``blazeface_short`` for a
+face within about 1 m of the camera (128x128 input, 896 anchors) and ``blazeface_full`` for an
+entrance at 1-2 m (192x192 input, 2,304 anchors). Images are RGB uint8 arrays ``(H, W, 3)``;
+all coordinates returned are pixels of that image.
+
+Keypoint order (the person's right/left): right eye, left eye, nose tip, mouth centre,
+right ear tragion, left ear tragion. On an unmirrored camera image the person's right eye is
+the one on the image's left.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from kiosk.errors import ModelError
+from kiosk.models import assets
+from kiosk.models.runtime import load_model
+
+log = logging.getLogger(__name__)
+
+RIGHT_EYE, LEFT_EYE, NOSE_TIP, MOUTH_CENTRE, RIGHT_EAR, LEFT_EAR = range(6)
+NUM_KEYPOINTS = 6
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """What differs between the BlazeFace variants (values from MediaPipe's graph options)."""
+
+    model_file: str
+    input_size: int
+    strides: tuple
+    interpolated_anchor: bool  # a second anchor per layer at the interpolated scale
+    min_score: float
+
+
+SPECS = {
+    "blazeface_short": DetectorSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), True, 0.5),
+    "blazeface_full": DetectorSpec("face_detection_full_range.tflite", 192, (4,), False, 0.6),
+}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: box ``(x0, y0, x1, y1)``, six keypoints ``(6, 2)``, score in [0, 1]; pixels."""
+
+    box: tuple
+    keypoints: np.ndarray
+    score: float
+
+    @property
+    def width(self):
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self):
+        return self.box[3] - self.box[1]
+
+    @property
+    def centre(self):
+        return ((self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0)
+
+
+def generate_anchors(input_size, strides, *, interpolated_anchor):
+    """Anchor centres ``(N, 2)`` in [0, 1], in the order the model emits its rows.
+
+    Consecutive layers with the same stride share one feature map; each layer adds one anchor
+    per cell (two with ``interpolated_anchor``). BlazeFace uses fixed-size anchors, so only
+    the centres matter.
+    """
+    per_layer = 2 if interpolated_anchor else 1
+    centres = []
+    layer = 0
+    while layer < len(strides):
+        stride = strides[layer]
+        group = 0
+        while layer < len(strides) and strides[layer] == stride:
+            group += 1
+            layer += 1
+        cells = int(np.ceil(input_size / stride))
+        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+        grid = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], axis=-1).reshape(-1, 2)
+        centres.append(np.repeat(grid, group * per_layer, axis=0))
+    return np.concatenate(centres).astype(np.float32)
+
+
+def decode(raw_boxes, raw_scores, anchors, input_size):
+    """Turn raw model rows into ``(boxes (N,4) x0y0x1y1, keypoints (N,6,2), scores (N,))`` in [0, 1]."""
+    raw_boxes = np.asarray(raw_boxes, dtype=np.float32).reshape(len(anchors), -1)
+    raw_scores = np.asarray(raw_scores, dtype=np.float32).reshape(len(anchors))
+    scale = float(input_size)
+    cx = raw_boxes[:, 0] / scale + anchors[:, 0]
+    cy = raw_boxes[:, 1] / scale + anchors[:, 1]
+    w = raw_boxes[:, 2] / scale
+    h = raw_boxes[:, 3] / scale
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    points = raw_boxes[:, 4:4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) / scale
+    points = points + anchors[:, None, :]
+    scores = (1.0 / (1.0 + np.exp(-np.clip(raw_scores.astype(np.float64), -100.0, 100.0)))).astype(np.float32)
+    return boxes, points, scores
+
+
+def iou(box, boxes):
+    """Intersection over union of one box ``(4,)`` with each of ``boxes (N, 4)``."""
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = max(box[2] - box[0], 0) * max(box[3] - box[1], 0)
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def weighted_nms(boxes, points, scores, *, iou_threshold=0.3):
+    """Merge overlapping detections: each cluster becomes the score-weighted mean of its members.
+
+    Returns a list of ``(box (4,), points (K, 2), score)`` with the cluster's best score, best first.
+    """
+    remaining = np.argsort(-scores, kind="stable")
+    merged = []
+    while remaining.size:
+        overlap = iou(boxes[remaining[0]], boxes[remaining])
+        overlap[0] = 1.0  # the leader always belongs to its own cluster, even a degenerate box
+        members = remaining[overlap > iou_threshold]
+        weights = scores[members]
+        total = float(weights.sum())
+        box = (boxes[members] * weights[:, None]).sum(axis=0) / total
+        pts = (points[members] * weights[:, None, None]).sum(axis=0) / total
+        merged.append((box, pts, float(scores[remaining[0]])))
+        remaining = remaining[overlap <= iou_threshold]
+    return merged
+
+
+def letterbox(image, size):
+    """Resize keeping aspect ratio and pad to ``size`` x ``size``; returns ``(square, scale, pad_x, pad_y)``."""
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+    square = np.zeros((size, size, 3), dtype=np.uint8)
+    square[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized
+    return square, scale, pad_x, pad_y
+
+
+def nearest_centre(detections, width, height):
+    """The detection whose box centre is nearest the image centre (where the on-screen guide is), or None."""
+    if not detections:
+        return None
+    cx, cy = width / 2.0, height / 2.0
+    return min(detections, key=lambda d: (d.centre[0] - cx) ** 2 + (d.centre[1] - cy) ** 2)
+
+
+class FaceDetector:
+    """A BlazeFace variant loaded once; ``detect(image_rgb)`` returns faces best first."""
+
+    def __init__(self, model_id="blazeface_short", *, threads=1, runtime=None, min_score=None,
+                 iou_threshold=0.3):
+        if model_id not in SPECS:
+            raise ModelError(f"unknown detector {model_id!r}; known: {', '.join(SPECS)}")
+        self.model_id = model_id
+        self.spec = SPECS[model_id]
+        self.min_score = self.spec.min_score if min_score is None else float(min_score)
+        self.iou_threshold = float(iou_threshold)
+        self.model = load_model(assets.path(self.spec.model_file), threads=threads, runtime=runtime)
+        self.anchors = generate_anchors(self.spec.input_size, self.spec.strides,
+                                        interpolated_anchor=self.spec.interpolated_anchor)
+        expected = (1, self.spec.input_size, self.spec.input_size, 3)
+        if self.model.input_shape() != expected:
+            raise ModelError(f"{self.spec.model_file}: input {self.model.input_shape()}, expected {expected}")
+
+    def detect(self, image):
+        """All faces in an RGB uint8 image, best score first (pixels of ``image``)."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+        size = self.spec.input_size
+        square, scale, pad_x, pad_y = letterbox(image, size)
+        tensor = (square.astype(np.float32) / 127.5 - 1.0)[None]
+        outputs = self.model.run(tensor)
+        raw_boxes, raw_scores = (outputs[0], outputs[1]) if outputs[0].shape[-1] == 16 else (outputs[1], outputs[0])
+        boxes, points, scores = decode(raw_boxes, raw_scores, self.anchors, size)
+        keep = scores >= self.min_score
+        if not keep.any():
+            return []
+        faces = []
+        for box, pts, score in weighted_nms(boxes[keep], points[keep], scores[keep],
+                                            iou_threshold=self.iou_threshold):
+            box_px = (box * size - [pad_x, pad_y, pad_x, pad_y]) / scale
+            pts_px = (pts * size - [pad_x, pad_y]) / scale
+            faces.append(Detection(tuple(float(v) for v in box_px), pts_px.astype(np.float32), score))
+        return faces
+
+    def detect_centre(self, image):
+        """The face the kiosk would take: nearest the image centre, or None when there is none."""
+        return nearest_centre(self.detect(image), image.shape[1], image.shape[0])

@@ -1,0 +1,207 @@
+"""Sync bookkeeping beside the outbox: refused records, and applying downloaded changes to people.
+
+Its tables (sync_rejected, sync_revocations) come from migration 2 in kiosk/storage/migrations.py.
+"""
+
+import base64
+import binascii
+import json
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kiosk.errors import StorageError
+from kiosk.storage import people
+from kiosk.storage.db import get_meta, set_meta, transaction
+
+log = logging.getLogger(__name__)
+
+SERVER_SETTINGS_KEY = "sync.server_settings"
+
+@dataclass(frozen=True)
+class PendingRecord:
+    """An outbox row waiting for upload."""
+
+    id: int
+    record_id: str
+    kind: str
+    payload: dict
+    created_at: float
+
+
+def pending_for_upload(database, *, limit):
+    """Unacknowledged outbox records not refused by the server, oldest first."""
+    rows = database.execute(
+        "SELECT o.id, o.record_id, o.kind, o.payload, o.created_at FROM outbox o "
+        "WHERE o.acked_at IS NULL AND NOT EXISTS (SELECT 1 FROM sync_rejected r WHERE r.record_id = o.record_id) "
+        "ORDER BY o.id LIMIT ?", [limit]).fetchall()
+    return [PendingRecord(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in rows]
+
+
+def pending_stats(database):
+    """{pending, oldest_pending, rejected, acknowledged_kept} over the outbox."""
+    row = database.execute("SELECT count(*), min(created_at) FROM outbox WHERE acked_at IS NULL").fetchone()
+    rejected = database.execute("SELECT count(*) FROM sync_rejected r JOIN outbox o USING (record_id) "
+                                "WHERE o.acked_at IS NULL").fetchone()[0]
+    acked = database.execute("SELECT count(*) FROM outbox WHERE acked_at IS NOT NULL").fetchone()[0]
+    return {"pending": row[0], "oldest_pending": row[1], "rejected": rejected, "acknowledged_kept": acked}
+
+
+def mark_rejected(database, items, *, now):
+    """Remember records the server refused ([(record_id, reason)]); they stay in the outbox."""
+    with transaction(database):
+        database.conn.executemany(
+            "INSERT INTO sync_rejected (record_id, reason, at) VALUES (?, ?, ?) "
+            "ON CONFLICT(record_id) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+            [(rid, reason, now) for rid, reason in items])
+
+
+def rejected_records(database, *, limit=100):
+    rows = database.execute("SELECT record_id, reason, at FROM sync_rejected ORDER BY at LIMIT ?", [limit])
+    return [{"record_id": r[0], "reason": r[1], "at": r[2]} for r in rows.fetchall()]
+
+
+def retry_rejected(database):
+    """Make refused records eligible for upload again (after the server side was fixed)."""
+    with transaction(database):
+        return database.execute("DELETE FROM sync_rejected").rowcount
+
+
+@dataclass
+class ChangeSummary:
+    """What one delta download changed (hooks get this after the commit)."""
+
+    people: set = field(default_factory=set)
+    faces: set = field(default_factory=set)
+    fingers: set = field(default_factory=set)
+    revoked: set = field(default_factory=set)
+    settings: dict = field(default_factory=dict)
+    skipped: int = 0
+
+    @property
+    def empty(self):
+        return not (self.people or self.faces or self.fingers or self.revoked or self.settings)
+
+    def merge(self, other):
+        for name in ("people", "faces", "fingers", "revoked"):
+            getattr(self, name).update(getattr(other, name))
+        self.settings.update(other.settings)
+        self.skipped += other.skipped
+
+
+def apply_changes(database, data_key, changes, *, now):
+    """Apply downloaded changes in the caller's transaction (or one of its own); return a ChangeSummary."""
+    summary = ChangeSummary()
+    with transaction(database):
+        for change in changes:
+            kind = change.get("type")
+            handler = _HANDLERS.get(kind)
+            if handler is None:
+                log.warning("skipping a change of unknown type %r", kind)
+                summary.skipped += 1
+                continue
+            handler(database, data_key, change, summary, now)
+    return summary
+
+
+def _person(database, key, change, summary, now):
+    if change.get("op") == "delete":
+        person_id = str(change["person_id"])
+        database.execute("DELETE FROM people WHERE person_id = ?", [person_id])
+        summary.people.add(person_id)
+        summary.faces.add(person_id)
+        summary.fingers.add(person_id)
+        return
+    row = {k: v for k, v in change["person"].items() if k in people.PERSON_FIELDS}
+    if "active" in row:
+        row["active"] = int(bool(row["active"]))
+    people.upsert_people(database, [row], now=now)
+    summary.people.add(str(row["person_id"]))
+
+
+def _known(database, person_id, summary, what):
+    if people.get_person(database, person_id) is None:
+        log.warning("skipping %s for unknown person %s", what, person_id)
+        summary.skipped += 1
+        return False
+    return True
+
+
+def _need_key(key):
+    if key is None:
+        raise StorageError("templates arrived but no data key was given to seal them with")
+
+
+def _face_templates(database, key, change, summary, now):
+    person_id, model_id = str(change["person_id"]), str(change["model_id"])
+    if not _known(database, person_id, summary, "face templates"):
+        return
+    vectors = change.get("vectors") or []
+    if vectors:
+        _need_key(key)
+    people.delete_face_templates(database, person_id, model_id=model_id)
+    for text in vectors:
+        vector = np.frombuffer(_unb64(text), dtype="<f4")
+        people.add_face_template(database, key, person_id, model_id, vector, now=now)
+    summary.faces.add(person_id)
+
+
+def _finger_templates(database, key, change, summary, now):
+    person_id, sensor = str(change["person_id"]), str(change["sensor_model"])
+    if not _known(database, person_id, summary, "finger templates"):
+        return
+    templates = change.get("templates") or []
+    if templates:
+        _need_key(key)
+    database.execute("DELETE FROM finger_templates WHERE person_id = ? AND sensor_model = ?", [person_id, sensor])
+    for item in templates:
+        people.add_finger_template(database, key, person_id, sensor, int(item["slot"]),
+                                   _unb64(item["template"]), now=now)
+    summary.fingers.add(person_id)
+
+
+def _settings(database, key, change, summary, now):
+    values = dict(change.get("values") or {})
+    stored = get_meta(database, SERVER_SETTINGS_KEY, {}) or {}
+    stored.update(values)
+    set_meta(database, SERVER_SETTINGS_KEY, stored)
+    summary.settings.update(values)
+
+
+def _revocation(database, key, change, summary, now):
+    person_id = str(change["person_id"])
+    database.execute("INSERT INTO sync_revocations (person_id, reason, at) VALUES (?, ?, ?) "
+                     "ON CONFLICT(person_id) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+                     [person_id, str(change.get("reason", "")), now])
+    purge_person(database, person_id, keep_person=True)
+    summary.revoked.add(person_id)
+    summary.faces.add(person_id)
+    summary.fingers.add(person_id)
+
+
+def purge_person(database, person_id, *, keep_person=False):
+    """Remove a person's templates (and the person unless ``keep_person``, then marked inactive)."""
+    with transaction(database):
+        faces = database.execute("DELETE FROM face_templates WHERE person_id = ?", [person_id]).rowcount
+        fingers = database.execute("DELETE FROM finger_templates WHERE person_id = ?", [person_id]).rowcount
+        if keep_person:
+            database.execute("UPDATE people SET active = 0 WHERE person_id = ?", [person_id])
+        else:
+            database.execute("DELETE FROM people WHERE person_id = ?", [person_id])
+    return {"face_templates": faces, "finger_templates": fingers}
+
+
+def is_revoked(database, person_id):
+    return database.execute("SELECT 1 FROM sync_revocations WHERE person_id = ?", [person_id]).fetchone() is not None
+
+
+def _unb64(text):
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise StorageError("a downloaded template is not valid base64") from None
+
+
+_HANDLERS = {"person": _person, "face_templates": _face_templates, "finger_templates": _finger_templates,
+             "settings": _settings, "revocation": _revocation}

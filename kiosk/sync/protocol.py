@@ -1,0 +1,273 @@
+"""The kiosk sync protocol's wire format: bodies, request signatures, batches (client and server share it).
+
+Every request a registered device makes is signed with its Ed25519 key over
+``KIOSK-SIG-1 \\n METHOD \\n PATH?QUERY \\n TIMESTAMP \\n NONCE \\n sha256(body as sent)``.
+Bodies are JSON, gzip-compressed on the wire. See docs/sync-protocol.md.
+"""
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/v1"
+SIGNATURE_SCHEME = "KIOSK-SIG-1"
+REGISTRATION_SCHEME = "KIOSK-REGISTER-1"
+ROTATION_SCHEME = "KIOSK-ROTATE-1"
+MAX_SKEW_S = 300.0
+MAX_BODY_BYTES = 32 * 1024 * 1024
+GZIP_LEVEL = 5
+
+HEADER_DEVICE = "X-Device-Id"
+HEADER_TIMESTAMP = "X-Timestamp"
+HEADER_NONCE = "X-Nonce"
+HEADER_SIGNATURE = "X-Signature"
+HEADER_SERVER_TIME = "X-Server-Time"
+
+# per-record answers to an uploaded batch
+STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
+ACKED = (STORED, DUPLICATE)
+
+# batch- or request-level refusals (the "error" field of a 4xx answer)
+BAD_SIGNATURE = "bad_signature"
+UNKNOWN_DEVICE = "unknown_device"
+STALE_TIMESTAMP = "stale_timestamp"
+REPLAYED_NONCE = "replayed_nonce"
+BATCH_ID_REUSED = "batch_id_reused"
+BROKEN_CHAIN = "broken_chain"
+MALFORMED = "malformed"
+
+COMMAND_KINDS = ("open_door", "sync_now", "purge_person", "reboot", "rotate_key")
+COMMAND_RESULTS = ("done", "failed", "unsupported", "expired")
+CHANGE_TYPES = ("person", "face_templates", "finger_templates", "settings", "revocation")
+
+_NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
+
+
+def dumps(obj):
+    """Compact JSON bytes (UTF-8)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def encode_body(obj, *, level=GZIP_LEVEL):
+    """JSON then gzip: the bytes sent with ``Content-Encoding: gzip``."""
+    return gzip.compress(dumps(obj), compresslevel=level, mtime=0)
+
+
+def decode_body(raw, *, content_encoding=""):
+    """Parse a request or response body (gzip or identity); raises ValueError if it is not JSON."""
+    if not raw:
+        return None
+    if content_encoding.strip().lower() == "gzip":
+        try:
+            raw = _gunzip_limited(raw)
+        except (OSError, EOFError) as e:
+            raise ValueError(f"body is not valid gzip: {e}") from None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"body is not JSON: {e}") from None
+
+
+def _gunzip_limited(raw):
+    # a small gzip body must not expand into gigabytes (zip bomb)
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+        out = stream.read(MAX_BODY_BYTES + 1)
+    if len(out) > MAX_BODY_BYTES:
+        raise OSError(f"decompressed body larger than {MAX_BODY_BYTES} bytes")
+    return out
+
+
+def body_digest(raw):
+    """sha256 hex of the body bytes exactly as sent (compressed); empty body hashes b''."""
+    return hashlib.sha256(raw or b"").hexdigest()
+
+
+def canonical_request(method, path, timestamp, nonce, digest):
+    """The string a request signature covers."""
+    return "\n".join((SIGNATURE_SCHEME, method.upper(), path, timestamp, nonce, digest)).encode()
+
+
+def new_nonce():
+    return os.urandom(16).hex()
+
+
+def format_timestamp(seconds):
+    return f"{seconds:.3f}"
+
+
+def sign_request(private_key, device_id, method, path, body, *, now, nonce=None):
+    """The signature headers for one request (``path`` includes the query string)."""
+    timestamp = format_timestamp(now)
+    nonce = nonce or new_nonce()
+    signature = private_key.sign(canonical_request(method, path, timestamp, nonce, body_digest(body)))
+    return {HEADER_DEVICE: device_id, HEADER_TIMESTAMP: timestamp, HEADER_NONCE: nonce,
+            HEADER_SIGNATURE: b64(signature)}
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """The signature fields of a request, parsed (not yet verified)."""
+
+    device_id: str
+    timestamp: float
+    nonce: str
+    signature: bytes
+
+
+def parse_signature_headers(headers):
+    """SignedRequest from request headers; ValueError naming what is missing or malformed."""
+    missing = [h for h in (HEADER_DEVICE, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE) if not headers.get(h)]
+    if missing:
+        raise ValueError(f"missing headers: {', '.join(missing)}")
+    try:
+        timestamp = float(headers[HEADER_TIMESTAMP])
+    except ValueError:
+        raise ValueError(f"{HEADER_TIMESTAMP} is not a number") from None
+    nonce = headers[HEADER_NONCE]
+    if not _NONCE_RE.match(nonce):
+        raise ValueError(f"{HEADER_NONCE} must be 16-64 lowercase hex characters")
+    try:
+        signature = unb64(headers[HEADER_SIGNATURE])
+    except ValueError:
+        raise ValueError(f"{HEADER_SIGNATURE} is not base64") from None
+    return SignedRequest(headers[HEADER_DEVICE], timestamp, nonce, signature)
+
+
+def verify_request(public_key, headers, method, path, body):
+    """True if the request's signature headers are valid for ``public_key`` (timestamp freshness aside)."""
+    try:
+        signed = parse_signature_headers(headers)
+    except ValueError:
+        return False
+    message = canonical_request(method, path, headers[HEADER_TIMESTAMP], signed.nonce, body_digest(body))
+    return verify(public_key, signed.signature, message)
+
+
+def verify(public_key, signature, message):
+    """Ed25519 verification that answers True/False."""
+    if isinstance(public_key, str):
+        public_key = public_key_from_hex(public_key)
+    try:
+        public_key.verify(signature, message)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text):
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError) as e:
+        raise ValueError(str(e)) from None
+
+
+def public_key_hex(key):
+    """Raw 32-byte Ed25519 (or X25519) public key as hex; accepts a private or public key."""
+    if hasattr(key, "public_key"):
+        key = key.public_key()
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def public_key_from_hex(text):
+    try:
+        raw = bytes.fromhex(text)
+    except (ValueError, TypeError):
+        raise ValueError("public key is not hex") from None
+    if len(raw) != 32:
+        raise ValueError("public key must be 32 bytes")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def registration_message(token, public_key_text):
+    """What a registering device signs to prove it holds the private key it enrols."""
+    return "\n".join((REGISTRATION_SCHEME, hashlib.sha256(token.encode()).hexdigest(), public_key_text)).encode()
+
+
+def rotation_message(device_id, new_public_key_text):
+    """What the new key signs when a device rotates its key."""
+    return "\n".join((ROTATION_SCHEME, device_id, new_public_key_text)).encode()
+
+
+def registration_body(token, private_key, *, info=None):
+    """Body of POST /v1/devices/register."""
+    key_text = public_key_hex(private_key)
+    return {"token": token, "public_key": key_text,
+            "proof": b64(private_key.sign(registration_message(token, key_text))), "info": info or {}}
+
+
+def outbox_to_wire(record):
+    """One outbox record as it travels in a batch."""
+    data = record.payload
+    return {"id": record.record_id, "kind": record.kind,
+            "seq": data.get("seq") if record.kind == "event" else None, "data": data}
+
+
+def chain_head(wire_records):
+    """{seq, hash} of the last event in a batch, or None if it has no events."""
+    for item in reversed(wire_records):
+        if item["kind"] == "event":
+            return {"seq": item["data"]["seq"], "hash": item["data"]["hash"]}
+    return None
+
+
+def batch_body(batch_id, device_id, wire_records, *, created_at):
+    """Body of POST /v1/batches."""
+    return {"batch_id": batch_id, "device_id": device_id, "created_at": created_at,
+            "records": wire_records, "chain_head": chain_head(wire_records)}
+
+
+def batch_digest(body):
+    """sha256 over a batch's records: the same batch id must always carry the same records."""
+    return hashlib.sha256(dumps(body.get("records", []))).hexdigest()
+
+
+def luhn_ok(digits):
+    total = 0
+    for index, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if index % 2 == 1:
+            n *= 2
+            if n > 9:
+                n -= 9
+        total += n
+    return total % 10 == 0
+
+
+EASTERN_ARABIC = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+
+
+def normalise_national_id(text):
+    """A national id / iqama number with Eastern Arabic digits folded to Western; ValueError if invalid."""
+    digits = str(text).strip().translate(EASTERN_ARABIC)
+    if len(digits) != 10 or not digits.isdigit():
+        raise ValueError("a national id has exactly 10 digits")
+    if digits[0] not in "12":
+        raise ValueError("a national id starts with 1 (citizen) or 2 (resident)")
+    if not luhn_ok(digits):
+        raise ValueError("the national id's check digit is wrong")
+    return digits
+
+
+def mask_national_id(digits):
+    """For logs: the id with all but the last two digits hidden."""
+    return "*" * max(0, len(digits) - 2) + digits[-2:]
+
+
+def new_private_key():
+    return Ed25519PrivateKey.generate()

@@ -1,0 +1,53 @@
+"""Device registration: trade a one-time enrolment token and our public key for a device id."""
+
+import logging
+from dataclasses import dataclass, field
+
+from kiosk.clock import SystemClock
+from kiosk.errors import ProvisioningError, RejectedError, SyncError
+from kiosk.sync import protocol
+from kiosk.sync.client import SyncClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the server answers a successful registration with."""
+
+    device_id: str
+    server_public_key: str  # X25519, hex: activation packets are sealed to it
+    settings: dict = field(default_factory=dict)
+    server_time: float = 0.0
+
+
+def register(*, server_url, token, device_key, ca_file=None, timeout_s=15.0, info=None, clock=None,
+             session=None):
+    """Register this device once; returns a Registration or raises ProvisioningError / SyncError.
+
+    ``device_key`` is the device's Ed25519 private key; only its public half and a proof of
+    possession are sent. Repeating the call with the same token and key (an answer was lost)
+    returns the same device id; the token is otherwise single-use.
+    """
+    if not token:
+        raise ProvisioningError("no enrolment token: put one in the provisioning file")
+    clock = clock or SystemClock()
+    client = SyncClient(server_url=server_url, ca_file=ca_file or "", timeout_s=timeout_s, clock=clock,
+                        session=session)
+    try:
+        answer = client.register(protocol.registration_body(token, device_key, info=info))
+    except RejectedError as e:
+        # never log or echo the token itself
+        raise ProvisioningError(f"the server refused registration: {getattr(e, 'reason', '')}: "
+                                f"{getattr(e, 'detail', e)}") from None
+    finally:
+        client.close()
+    try:
+        registration = Registration(device_id=str(answer["device_id"]),
+                                    server_public_key=str(answer["server_public_key"]),
+                                    settings=dict(answer.get("settings") or {}),
+                                    server_time=float(answer.get("server_time") or 0.0))
+    except (KeyError, TypeError, ValueError) as e:
+        raise SyncError(f"registration answer is missing {e}") from None
+    log.info("registered with %s as device %s", server_url, registration.device_id)
+    return registration

@@ -1,0 +1,145 @@
+"""Upload the outbox in signed batches; acknowledge only what the server says it holds.
+
+A record leaves the "pending" state only when the server answers ``stored`` or ``duplicate`` for
+its id in the batch that carried it; it is deleted later, by the retention purge, and only if it
+was acknowledged. The batch size adapts to how long the server takes to answer.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from kiosk.errors import RejectedError, SyncError
+from kiosk.storage import outbox, sync_state
+from kiosk.storage.db import transaction
+from kiosk.sync import protocol
+from kiosk.sync.client import ServerUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UploadReport:
+    """What one drain did."""
+
+    batches: int = 0
+    sent: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    drained: bool = False
+
+    @property
+    def acknowledged(self):
+        return self.stored + self.duplicate
+
+
+class Uploader:
+    """Moves outbox records to the server, one batch at a time."""
+
+    def __init__(self, database, client, *, clock, batch_size=500, min_batch_size=10, max_batch_size=5000,
+                 target_request_s=2.0, on_acknowledged=None, batch_id_factory=None):
+        self._db = database
+        self._client = client
+        self._clock = clock
+        self.batch_size = int(batch_size)
+        self.min_batch_size = max(1, min(int(min_batch_size), self.batch_size))
+        self.max_batch_size = max(int(max_batch_size), self.batch_size)
+        self.target_request_s = float(target_request_s)
+        self._on_acknowledged = on_acknowledged
+        self._new_batch_id = batch_id_factory or (lambda: str(uuid.uuid4()))
+        self.last_latency_s = None
+
+    def upload_batch(self, report=None):
+        """Send one batch of pending records; returns the number sent (0 = nothing pending)."""
+        report = report if report is not None else UploadReport()
+        records = sync_state.pending_for_upload(self._db, limit=self.batch_size)
+        if not records:
+            report.drained = True
+            return 0
+        wire = [protocol.outbox_to_wire(record) for record in records]
+        body = protocol.batch_body(self._new_batch_id(), self._client.device_id, wire,
+                                   created_at=self._client.server_now())
+        try:
+            answer = self._client.upload_batch(body)
+        except ServerUnavailableError as e:
+            if e.http_status is None:
+                # no answer at all (timeout, reset): a smaller batch is likelier to get through
+                self._shrink()
+            outbox.mark_attempted(self._db, [r.record_id for r in records])
+            raise
+        except RejectedError:
+            outbox.mark_attempted(self._db, [r.record_id for r in records])
+            raise
+        self.last_latency_s = self._client.last_latency_s
+        acked, refused, stored = self._read_answer(body, answer, {r.record_id for r in records})
+        with transaction(self._db):
+            if acked:
+                outbox.acknowledge(self._db, acked, now=self._clock.time())
+            if refused:
+                sync_state.mark_rejected(self._db, refused, now=self._clock.time())
+        if acked and self._on_acknowledged is not None:
+            self._on_acknowledged(acked)
+        for record_id, reason in refused[:5]:
+            log.error("server refused record %s: %s (kept on the device, not re-sent)", record_id, reason)
+        report.batches += 1
+        report.sent += len(records)
+        report.stored += stored
+        report.duplicate += len(acked) - stored
+        report.rejected += len(refused)
+        self._adapt(len(records))
+        return len(records)
+
+    def drain(self, *, max_batches=None):
+        """Upload batches until nothing is pending (or ``max_batches``); errors propagate after progress is kept."""
+        report = UploadReport()
+        while max_batches is None or report.batches < max_batches:
+            if self.upload_batch(report) == 0:
+                break
+        return report
+
+    def _read_answer(self, body, answer, sent_ids):
+        if answer.get("batch_id") not in (None, body["batch_id"]):
+            raise SyncError(f"answer names batch {answer.get('batch_id')}, we sent {body['batch_id']}")
+        acked, refused, seen = [], [], set()
+        foreign = stored = 0
+        for result in answer.get("results") or []:
+            record_id = result.get("id")
+            if record_id not in sent_ids:
+                # only what this batch carried can be acknowledged by its answer
+                foreign += 1
+                continue
+            if record_id in seen:
+                continue
+            seen.add(record_id)
+            status = result.get("status")
+            if status in protocol.ACKED:
+                acked.append(record_id)
+                stored += status == protocol.STORED
+            elif status == protocol.REJECTED:
+                refused.append((record_id, str(result.get("reason") or "no reason given")))
+        if foreign:
+            log.warning("ignored %d acknowledgement(s) for records not in batch %s", foreign, body["batch_id"])
+        missing = len(sent_ids) - len(seen)
+        if missing:
+            log.warning("server answered for %d of %d records of batch %s; the rest stay pending",
+                        len(seen), len(sent_ids), body["batch_id"])
+        return acked, refused, stored
+
+    def _adapt(self, sent):
+        latency = self.last_latency_s
+        if latency is None:
+            return
+        if latency > self.target_request_s:
+            self._shrink()
+        elif latency < self.target_request_s / 2 and sent >= self.batch_size:
+            grown = min(self.max_batch_size, int(self.batch_size * 1.5) + 1)
+            if grown != self.batch_size:
+                log.debug("batch size %d -> %d (answer took %.3f s)", self.batch_size, grown, latency)
+            self.batch_size = grown
+
+    def _shrink(self):
+        smaller = max(self.min_batch_size, self.batch_size // 2)
+        if smaller != self.batch_size:
+            log.info("batch size %d -> %d", self.batch_size, smaller)
+        self.batch_size = smaller

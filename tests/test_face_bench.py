@@ -1,0 +1,113 @@
+"""The face benchmark protocol (pairs, TAR/FAR, EER, rank-1) and `kiosk bench face` end to end."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from kiosk import cli
+from kiosk.bench import face_protocol as protocol
+
+LABELS = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])
+
+
+def test_genuine_pairs_are_all_same_person_pairs():
+    pairs = protocol.genuine_pairs(LABELS)
+    assert len(pairs) == 3 + 1 + 0 + 6
+    assert all(LABELS[i] == LABELS[j] and i < j for i, j in pairs)
+
+
+def test_impostor_sample_is_deterministic_distinct_and_cross_person():
+    total = protocol.count_impostor_pairs(LABELS)
+    assert total == 45 - 10
+    every = protocol.impostor_pairs(LABELS, 0)
+    assert len(every) == total
+    sample = protocol.impostor_pairs(LABELS, 20, seed=7)
+    again = protocol.impostor_pairs(LABELS, 20, seed=7)
+    np.testing.assert_array_equal(sample, again)
+    assert len({tuple(p) for p in sample}) == 20
+    assert all(LABELS[i] != LABELS[j] and i < j for i, j in sample)
+    assert len(protocol.impostor_pairs(LABELS, 1000)) == total
+
+
+def test_failed_detections_score_minus_infinity():
+    embeddings = np.eye(4, dtype=np.float32)
+    found = np.array([True, True, False, True])
+    scores = protocol.pair_scores(embeddings, found, np.array([[0, 1], [0, 2], [3, 3]]))
+    assert scores[0] == 0.0 and scores[1] == -math.inf and scores[2] == 1.0
+
+
+def test_tar_at_far_uses_the_score_that_at_most_far_impostors_exceed():
+    impostor = np.linspace(0.0, 0.999, 1000)       # highest: 0.999, 0.998, ...
+    genuine = np.array([0.5, 0.9975, 0.9985, 2.0])
+    tar, threshold = protocol.tar_at_far(genuine, impostor, 1e-3)
+    assert threshold == pytest.approx(0.998)       # only one impostor (0.999) passes
+    assert tar == 0.5
+    tar, threshold = protocol.tar_at_far(genuine, impostor, 1e-4)   # no impostor may pass
+    assert threshold == pytest.approx(0.999) and tar == 0.25
+    # failures (-inf) among genuine pairs are rejected at any threshold
+    assert protocol.tar_at_far(np.array([-math.inf]), impostor, 1e-2)[0] == 0.0
+
+
+def test_equal_error_rate():
+    assert protocol.equal_error_rate(np.array([0.8, 0.9]), np.array([0.1, 0.2])) == 0.0
+    rng = np.random.default_rng(0)
+    genuine, impostor = rng.normal(1, 1, 20000), rng.normal(-1, 1, 20000)
+    assert protocol.equal_error_rate(genuine, impostor) == pytest.approx(0.1587, abs=0.01)
+
+
+def test_rank1_counts_missing_faces_as_misses():
+    labels = np.array([0, 0, 1, 1, 2])
+    embeddings = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.7, 0.7]], dtype=np.float32)
+    found = np.ones(5, dtype=bool)
+    assert protocol.rank1(embeddings, found, labels) == 1.0
+    found[3] = False                       # a probe without a face
+    assert protocol.rank1(embeddings, found, labels) == 0.5
+    found[:] = True
+    found[2] = False                       # person 1's enrolment image without a face
+    assert protocol.rank1(embeddings, found, labels) == 0.5
+
+
+def test_list_dataset(tmp_path):
+    for person, count in (("b_person", 2), ("a_person", 1), ("empty", 0)):
+        (tmp_path / person).mkdir()
+        for i in range(count):
+            (tmp_path / person / f"{person}_{i:04d}.jpg").write_bytes(b"")
+    (tmp_path / "b_person" / "notes.txt").write_text("not an image")
+    names, files, labels = protocol.list_dataset(tmp_path)
+    assert names == ["a_person", "b_person"]
+    assert [f.name for f in files] == ["a_person_0000.jpg", "b_person_0000.jpg", "b_person_0001.jpg"]
+    assert labels.tolist() == [0, 1, 1]
+    assert protocol.list_dataset(tmp_path, people=1)[0] == ["a_person"]
+
+
+def test_bench_face_runs_end_to_end_and_prints_json(datasets, tmp_path, capsys):
+    source = datasets / "faces" / "lfw150"
+    for person in sorted(p for p in source.iterdir() if p.is_dir())[:5]:
+        (tmp_path / person.name).symlink_to(person)
+    scores = tmp_path / "scores.npz"
+    code = cli.main(["bench", "face", "--dataset", str(tmp_path), "--json", "--threads", "1,2",
+                     "--latency-images", "3", "--impostors", "0", "--scores", str(scores)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    for key in ("images", "detect_fail_rate", "tar_at_far", "eer", "rank1", "latency_ms", "model"):
+        assert key in result
+    assert set(result["tar_at_far"]) == {"1e-2", "1e-3", "1e-4"}
+    assert set(result["latency_ms"]) == {"detect", "landmarks", "embed", "total"}
+    assert all(v > 0 for v in result["latency_ms"].values())
+    assert set(result["latency"]) == {"1", "2"}
+    assert result["images"] == sum(len(list(p.iterdir())) for p in tmp_path.iterdir() if p.is_dir())
+    assert result["model"] == "sface-fp16-v1"
+    assert 0.0 <= result["detect_fail_rate"] <= 1.0 and 0.0 <= result["rank1"] <= 1.0
+    assert "images" in captured.err      # progress goes to stderr
+    saved = np.load(scores)
+    assert len(saved["genuine"]) == result["genuine_pairs"]
+    assert len(saved["impostor"]) == result["impostor_pairs"]
+    np.testing.assert_allclose(np.sort(saved["impostor_all"]), np.sort(saved["impostor"]))  # --impostors 0
+
+
+def test_bench_face_reports_a_missing_folder(tmp_path, capsys):
+    assert cli.main(["bench", "face", "--dataset", str(tmp_path / "nope")]) == 2
+    assert "not found" in capsys.readouterr().err
