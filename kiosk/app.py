@@ -180,3 +180,106 @@ def start_simulators(settings, *, faults=(), sensor_speed=1.0):
         sims.close()
         raise
     return sims
+
+
+# --- the appliance ----------------------------------------------------------------------------
+
+def open_storage(settings):
+    """The database and the data key; a key that does not match the database is an error."""
+    from kiosk.storage import db, people
+    from kiosk.storage.seal import DataKey
+
+    database = db.open_db(settings.db_path)
+    key = DataKey.load_or_create(settings.security.data_key_file)
+    people.bind_key(database, key)
+    return database, key
+
+
+def build_sync_worker(settings, *, clock, data_key, board):
+    """The central-server sync worker on its own connection, or None before provisioning."""
+    from kiosk.storage import db
+    from kiosk.sync.service import build_worker
+    from kiosk.sync.worker import SyncHooks
+
+    if not settings.sync.device_id:
+        log.warning("not provisioned (sync.device_id is empty): records stay on this device until "
+                    "`kiosk provision` registers it")
+        return None
+
+    def open_door(args):
+        seconds = float((args or {}).get("seconds", settings.gpio.door_pulse_s))
+        board.open_door(seconds)
+        return {"opened_s": seconds}
+
+    hooks = SyncHooks(commands={"open_door": open_door})
+    return build_worker(settings, db.open_db(settings.db_path), clock=clock, hooks=hooks, data_key=data_key)
+
+
+def build_adms_adapter(settings, *, clock, board):
+    """The optional ZKTeco PUSH/ADMS adapter, or None when ``sync.adms_url`` is empty."""
+    from kiosk.storage import db
+    from kiosk.sync.adms import AdmsAdapter
+
+    if not settings.sync.adms_url:
+        return None
+
+    def open_door(*, door=1, seconds=None):
+        board.open_door(seconds or settings.gpio.door_pulse_s)
+
+    return AdmsAdapter.from_settings(settings, db.open_db(settings.db_path), open_door=open_door, clock=clock)
+
+
+def run_appliance(settings, *, backend=None, stop_event=None):
+    """`kiosk run`: storage, hardware, sync and the systemd watchdog until SIGTERM.
+
+    The touchscreen flows arrive with the UI; until then the appliance keeps the door, sync and
+    the ADMS push running headless. READY=1 is sent once everything is up; WATCHDOG=1 only
+    while the workers are alive, so a hung kiosk is restarted by systemd.
+    """
+    import contextlib
+    import signal
+    import threading
+
+    from kiosk.clock import SystemClock
+    from kiosk.notify import Notifier, watchdog_interval_s
+
+    if backend:
+        settings = settings.replace(hardware={"backend": backend})
+    stop = stop_event or threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    notifier = Notifier()
+    clock = SystemClock()
+    with contextlib.ExitStack() as stack:
+        notifier.status("starting")
+        factory = None
+        if settings.hardware.backend == "sim":
+            sims = stack.enter_context(start_simulators(settings))
+            settings, factory = sims.settings_for(settings), sims.pin_factory
+        database, key = open_storage(settings)
+        stack.callback(database.close)
+        board = stack.enter_context(build_board(settings, pin_factory=factory))
+        workers = [w for w in (build_sync_worker(settings, clock=clock, data_key=key, board=board),
+                               build_adms_adapter(settings, clock=clock, board=board)) if w is not None]
+        for worker in workers:
+            worker.start()
+            stack.callback(worker.stop if hasattr(worker, "stop") else worker.close)
+        status = f"running ({settings.hardware.backend} hardware, {len(workers)} sync worker(s))"
+        notifier.ready(status)
+        log.info("kiosk %s", status)
+        interval = watchdog_interval_s() or 5.0
+        while not stop.wait(interval):
+            dead = [type(w).__name__ for w in workers if not _alive(w)]
+            if dead:
+                log.error("worker(s) stopped: %s; withholding the watchdog so systemd restarts us", dead)
+                continue
+            notifier.watchdog()
+        notifier.stopping()
+        log.info("kiosk stopping")
+    notifier.close()
+    return 0
+
+
+def _alive(worker):
+    thread = getattr(worker, "_thread", None)
+    return thread is None or thread.is_alive()
