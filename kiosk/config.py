@@ -32,6 +32,13 @@ def setting(default, *, min=None, max=None, choices=None, kind=None, secret=Fals
 
 
 @dataclass(frozen=True)
+class DeviceSettings:
+    site: str = setting("", doc="site name shown on screen and sent to the server (set by provisioning)")
+    door: str = setting("", doc="door or entrance name (set by provisioning)")
+    timezone: str = setting("UTC", doc="IANA time zone for local times on screen and in ADMS rows")
+
+
+@dataclass(frozen=True)
 class HardwareSettings:
     backend: str = setting("pi", choices=("pi", "usb", "sim"),
                            doc="pi: Pi camera + GPIO; usb: USB camera + GPIO; sim: the simulators (never chosen implicitly)")
@@ -43,7 +50,7 @@ class CameraSettings:
     width: int = setting(1280, min=160, max=4056)
     height: int = setting(720, min=120, max=3040)
     lores_width: int = setting(640, min=96, max=1920, doc="inference stream")
-    lores_height: int = setting(480, min=96, max=1080)
+    lores_height: int = setting(360, min=96, max=1080, doc="keep the aspect of width x height (no stretching)")
     fps: float = setting(15.0, min=1.0, max=120.0)
     rotation: int = setting(0, choices=(0, 90, 180, 270))
     device: str = setting("/dev/video0", kind="path", doc="USB camera node (usb backend)")
@@ -86,7 +93,11 @@ class FaceSettings:
                             doc="model id of the embedder (see kiosk/models/assets/MODELS.md); "
                                 "mobilefacenet-v1 has research-only training data")
     threads: int = setting(2, min=1, max=8)
-    match_threshold: float = setting(0.40, min=-1.0, max=1.0, doc="cosine score to accept")
+    # 0.56: per-comparison FAR ~1e-7, i.e. FAR 1e-4 at 1:N with 1,000 enrolled, extrapolated from
+    # the impostor tail of sface-fp16-v1 on LFW (TAR 0.85 per single comparison there); figures and
+    # method in docs/benchmarks.md "Threshold calibration" (tools/face_threshold.py)
+    match_threshold: float = setting(0.56, min=-1.0, max=1.0,
+                                     doc="cosine score to accept (calibrated for sface-fp16-v1)")
     match_margin: float = setting(0.05, min=0.0, max=2.0, doc="lead over the second-best identity")
     agree_frames: int = setting(2, min=1, max=30, doc="K: frames that must agree ...")
     window_frames: int = setting(3, min=1, max=30, doc="... out of the last N")
@@ -173,6 +184,7 @@ class SecuritySettings:
 
 @dataclass(frozen=True)
 class Settings:
+    device: DeviceSettings = field(default_factory=DeviceSettings)
     hardware: HardwareSettings = field(default_factory=HardwareSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
     fingerprint: FingerprintSettings = field(default_factory=FingerprintSettings)
@@ -347,6 +359,7 @@ def to_toml(data):
 
 
 SECTION_DOCS = {
+    "device": "Where this kiosk stands (written by `kiosk provision`).",
     "hardware": "Which hardware the kiosk drives. Production never falls back to the simulator.",
     "camera": "Camera: a large display stream and a small inference (lores) stream.",
     "fingerprint": "Optical fingerprint module (R30x / ZFM / AS608) on a UART.",

@@ -249,6 +249,7 @@ def write_settings(pf, record, paths):
     sections.setdefault("sync", {}).update({"server_url": pf.server_url, "device_id": record["device_id"],
                                             "ca_file": str(paths.ca_file) if pf.ca_pem else ""})
     sections.setdefault("ui", {}).update({"rotation": pf.display_rotation, "language": pf.language})
+    sections.setdefault("device", {}).update({"site": pf.site, "door": pf.door, "timezone": pf.timezone})
     sections.setdefault("storage", {})["data_dir"] = str(paths.state_dir)
     sections.setdefault("security", {}).update({
         "device_key_file": str(paths.device_key), "data_key_file": str(paths.data_key),

@@ -15,7 +15,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-S_IFMT = {"regular": stat.S_IFREG, "directory": stat.S_IFDIR, "symlink": stat.S_IFLNK}
 _STAT_RE = re.compile(r"Type:\s+(\S+)\s+Mode:\s+(\d+).*?User:\s+(\d+)\s+Group:\s+(\d+)", re.S)
 # debugfs reports these on stderr for things we expect (a first try that finds nothing).
 _HARMLESS = ("debugfs 1.",)
