@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiosk.files import fsync_dir
 from kiosk import config, provision_file
 from kiosk.errors import ConfigError, ProvisioningError, SyncError
 
@@ -356,7 +357,7 @@ def _retire_file(pf, suffix, *, note):
     sig = provision_file.signature_path(pf.path)
     if sig.exists():
         os.replace(sig, sig.with_name(sig.name + suffix))
-    _fsync_dir(pf.path.parent)
+    fsync_dir(pf.path.parent)
 
 
 def _read_registration(paths):
@@ -375,7 +376,7 @@ def _write_json(path, data):
     tmp = path.with_name(path.name + ".tmp")
     _write_private(tmp, json.dumps(data, indent=2, sort_keys=True).encode(), mode=0o640)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     _give_to_kiosk(path, mode=0o640, group_only=True)
 
 
@@ -408,16 +409,3 @@ def _give_to_kiosk(path, *, mode=None, group_only=False):
         os.chown(path, uid, gid)
     except PermissionError as e:
         log.warning("cannot hand %s to the kiosk user: %s", path, e)
-
-
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

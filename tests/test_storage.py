@@ -199,3 +199,10 @@ def test_meta_round_trip(database):
     assert db.get_meta(database, "cursor", 0) == 0
     db.set_meta(database, "cursor", {"people": 42})
     assert db.get_meta(database, "cursor") == {"people": 42}
+
+
+def test_key_in_unwritable_place_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(SealError, match="cannot create the key folder"):
+        DataKey.create(blocker / "data.key")

@@ -18,18 +18,9 @@ import time
 import numpy as np
 
 from kiosk.bench import face_protocol as protocol
+from kiosk.bench import positive_ints
 
 ALL_PAIRS_LIMIT = 5_000_000  # --scores also saves every impostor pair up to this many
-
-
-def _thread_counts(text):
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--threads wants comma-separated integers, got {text!r}") from None
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError("--threads wants positive integers")
-    return counts
 
 
 def register(sub):
@@ -37,7 +28,7 @@ def register(sub):
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, metavar="DIR", help="folder of per-person image folders")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
-    parser.add_argument("--threads", type=_thread_counts, default=[1, 2], metavar="N,N",
+    parser.add_argument("--threads", type=positive_ints("--threads"), default=[1, 2], metavar="N,N",
                         help="interpreter thread counts to time (default 1,2; the first one runs every image)")
     parser.add_argument("--impostors", type=int, default=protocol.DEFAULT_IMPOSTORS, metavar="N",
                         help="impostor pairs sampled with a fixed seed (default 20000; 0 = all pairs)")

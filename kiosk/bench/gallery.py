@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from kiosk.bench import positive_ints
+
 CHUNK = 10_000
 
 
@@ -72,20 +74,10 @@ def _measure_in_subprocess(size, *, dim, queries):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _sizes(text):
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--sizes wants comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("--sizes wants positive integers")
-    return sizes
-
-
 def register(sub):
     parser = sub.add_parser("gallery", help="1:N face search time and memory per gallery size",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=_sizes, default=[1000, 10000, 100000], metavar="N,N,...",
+    parser.add_argument("--sizes", type=positive_ints("--sizes"), default=[1000, 10000, 100000], metavar="N,N,...",
                         help="gallery sizes (people, one template each); default 1000,10000,100000")
     parser.add_argument("--dim", type=int, default=128,
                         help="embedding size: 128 SFace (default), 192 MobileFaceNet, 512 large models")

@@ -38,12 +38,18 @@ class DataKey:
     def create(cls, path):
         """Make a new random key in a new 0600 file; refuse to overwrite an existing one."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SealError(f"{path.parent}: cannot create the key folder ({e.strerror})") from None
         key_bytes = os.urandom(KEY_BYTES)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise SealError(f"{path}: a data key already exists; refusing to replace it") from None
+        except OSError as e:
+            raise SealError(f"{path}: cannot create the data key ({e.strerror}); `kiosk provision` "
+                            "creates it on first boot") from None
         with os.fdopen(fd, "wb") as f:
             f.write(key_bytes)
             f.flush()

@@ -7,6 +7,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.files import fsync_dir
 from kiosk.errors import ProvisioningError
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def save_device_key(path, key):
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load_or_create_device_key(path):
@@ -65,16 +66,3 @@ def next_key_path(path):
     """Where a key being rotated in waits until the server has accepted it."""
     path = Path(path)
     return path.with_name(path.name + NEXT_SUFFIX)
-
-
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
