@@ -195,7 +195,42 @@ def open_storage(settings):
     return database, key
 
 
-def build_sync_worker(settings, *, clock, data_key, board):
+def build_sensor_keeper(settings, *, data_key):
+    """The fingerprint sensor behind its worker thread, with its library reconciled to the database.
+
+    Returns (worker, reconcile) where ``reconcile()`` queues a reconcile on the sensor's thread;
+    (None, None) when the sensor does not answer: the kiosk keeps running (face and PIN still
+    work) and `kiosk doctor` names the sensor.
+    """
+    from kiosk.drivers.fingerprint_worker import SensorWorker
+    from kiosk.errors import HardwareError
+    from kiosk.flows.sensor_library import reconcile
+    from kiosk.storage import db
+
+    sensor = build_fingerprint_sensor(settings)
+    try:
+        sensor.open()
+    except HardwareError as e:
+        log.error("fingerprint sensor unavailable (%s); continuing without it", e)
+        sensor.close()
+        return None, None
+    worker = SensorWorker(sensor)
+    database = db.open_db(settings.db_path)  # used only on the sensor's thread
+
+    def queue_reconcile(_changed=None):
+        worker.run(_run_reconcile)
+
+    def _run_reconcile(sensor):
+        try:
+            reconcile(sensor, database, data_key, sensor_model=settings.fingerprint.sensor_model)
+        except Exception:  # the next sync or restart tries again; the database keeps the truth
+            log.exception("fingerprint library reconcile failed")
+
+    queue_reconcile()
+    return worker, queue_reconcile
+
+
+def build_sync_worker(settings, *, clock, data_key, board, on_fingers_changed=None):
     """The central-server sync worker on its own connection, or None before provisioning."""
     from kiosk.storage import db
     from kiosk.sync.service import build_worker
@@ -211,7 +246,7 @@ def build_sync_worker(settings, *, clock, data_key, board):
         board.open_door(seconds)
         return {"opened_s": seconds}
 
-    hooks = SyncHooks(commands={"open_door": open_door})
+    hooks = SyncHooks(commands={"open_door": open_door}, on_fingers_changed=on_fingers_changed)
     return build_worker(settings, db.open_db(settings.db_path), clock=clock, hooks=hooks, data_key=data_key)
 
 
@@ -259,7 +294,11 @@ def run_appliance(settings, *, backend=None, stop_event=None):
         database, key = open_storage(settings)
         stack.callback(database.close)
         board = stack.enter_context(build_board(settings, pin_factory=factory))
-        workers = [w for w in (build_sync_worker(settings, clock=clock, data_key=key, board=board),
+        sensor_worker, reconcile_sensor = build_sensor_keeper(settings, data_key=key)
+        if sensor_worker is not None:
+            stack.callback(sensor_worker.close)
+        workers = [w for w in (build_sync_worker(settings, clock=clock, data_key=key, board=board,
+                                                 on_fingers_changed=reconcile_sensor),
                                build_adms_adapter(settings, clock=clock, board=board)) if w is not None]
         for worker in workers:
             worker.start()

@@ -77,3 +77,43 @@ def test_run_uploads_recorded_events_to_the_server(tmp_path):
         finally:
             child.kill()
             listener.close()
+
+
+def test_run_puts_downloaded_fingerprint_templates_on_the_sensor(tmp_path):
+    from kiosk.drivers.fingerprint import FingerprintSensor
+    from kiosk.sync.keys import load_or_create_device_key
+    from kiosk.sync.registration import register
+    from kiosk_sim.r30x import start_simulator
+    from kiosk_sim.server import ServerSimulator
+
+    # a template made the real way, on another (simulated) module: the central enrolment station
+    with start_simulator(speed=0) as station:
+        with FingerprintSensor(port=station.port, timeout_s=1.0) as sensor:
+            def place(step, number):
+                if step == "place_finger":
+                    station.place_finger("FVC2002_DB1_B/105", number)
+                elif step == "lift_finger":
+                    station.lift_finger()
+            template = sensor.enroll(on_step=place).template
+
+    with ServerSimulator(workdir=tmp_path / "server") as server, start_simulator(speed=0) as kiosk_sensor:
+        reg = register(server_url=server.url, token=server.issue_enrolment_token(),
+                       device_key=load_or_create_device_key(tmp_path / "device.key"))
+        server.add_person("emp-7")
+        server.set_finger_templates("emp-7", "R307", [(5, template)])
+        child, listener = start_kiosk(tmp_path, {"KIOSK_SYNC__SERVER_URL": server.url,
+                                                 "KIOSK_SYNC__DEVICE_ID": reg.device_id,
+                                                 "KIOSK_SYNC__INTERVAL_S": "0.2",
+                                                 "KIOSK_FINGERPRINT__PORT": kiosk_sensor.port})
+        try:
+            messages_until(listener, "READY=1")
+            for _ in range(100):
+                messages_until(listener, "WATCHDOG=1")
+                if kiosk_sensor.status()["slots"] == [5]:
+                    break
+            assert kiosk_sensor.status()["slots"] == [5]
+            child.send_signal(signal.SIGTERM)
+            assert child.wait(timeout=20) == 0
+        finally:
+            child.kill()
+            listener.close()

@@ -49,6 +49,12 @@ class SensorWorker:
         future.add_done_callback(self._forget)
         return future
 
+    def run(self, function):
+        """Run ``function(sensor)`` on the worker thread (for multi-step jobs); returns a Future."""
+        if self._closed:
+            raise RuntimeError("the sensor worker is closed")
+        return self._executor.submit(function, self.sensor)
+
     def _forget(self, future):
         with self._lock:
             self._events.pop(future, None)
