@@ -282,3 +282,15 @@ def test_real_camera_delivers_frames():
     assert first.lores.shape[:2] in ((settings.camera.lores_height, settings.camera.lores_width),
                                      (settings.camera.lores_width, settings.camera.lores_height))
     assert last.image.mean() > 1.0
+
+
+def test_lores_rgb_is_the_inference_image_in_model_channel_order():
+    import numpy as np
+
+    from kiosk.drivers.camera import Frame
+
+    lores = np.zeros((4, 4, 3), np.uint8)
+    lores[..., 0] = 10  # blue in BGR
+    lores[..., 2] = 200  # red in BGR
+    rgb = Frame(image=lores, lores=lores, timestamp_s=0.0, index=0).lores_rgb()
+    assert rgb[0, 0].tolist() == [200, 0, 10] and rgb.flags["C_CONTIGUOUS"]

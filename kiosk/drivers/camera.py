@@ -45,6 +45,10 @@ class Frame:
     timestamp_s: float
     index: int
 
+    def lores_rgb(self):
+        """The inference image in RGB, the channel order the face models take (frames are BGR)."""
+        return np.ascontiguousarray(self.lores[:, :, ::-1])
+
 
 class _MonotonicClock:
     def monotonic(self):
