@@ -93,6 +93,8 @@ def cmd_stage_files(args):
     repo, stage = Path(env("KIOSK_IMG_REPO")), Path(args.stage)
     img_stage.stage_systemd(repo, stage)
     img_stage.stage_overlay(repo, stage)
+    for extra in os.environ.get("KIOSK_IMG_EXTRA_OVERLAY", "").split():
+        img_stage.copy_overlay(Path(extra), stage)
     img_stage.stage_docs(repo, stage, env("KIOSK_IMG_PREFIX"), env("KIOSK_IMG_APT_PACKAGES"), env("KIOSK_IMG_FONTS"))
 
 

@@ -54,7 +54,13 @@ def stage_systemd(repo, stage):
 
 def stage_overlay(repo, stage):
     """Copy image-build/overlay/ keeping its permission bits."""
-    overlay = Path(repo) / "image-build" / "overlay"
+    copy_overlay(Path(repo) / "image-build" / "overlay", stage)
+
+
+def copy_overlay(overlay, stage):
+    """Copy the files under ``overlay`` into the stage at the same paths, keeping permission bits."""
+    if not overlay.is_dir():
+        raise FileNotFoundError(f"overlay directory {overlay} does not exist")
     for path in sorted(overlay.rglob("*")):
         if path.is_file():
             _copy(path, stage / path.relative_to(overlay), path.stat().st_mode & 0o777)
