@@ -302,13 +302,13 @@ def run_appliance(settings, *, backend=None, stop_event=None):
                                build_adms_adapter(settings, clock=clock, board=board)) if w is not None]
         for worker in workers:
             worker.start()
-            stack.callback(worker.stop if hasattr(worker, "stop") else worker.close)
+            stack.callback(worker.close)
         status = f"running ({settings.hardware.backend} hardware, {len(workers)} sync worker(s))"
         notifier.ready(status)
         log.info("kiosk %s", status)
         interval = watchdog_interval_s() or 5.0
         while not stop.wait(interval):
-            dead = [type(w).__name__ for w in workers if not _alive(w)]
+            dead = [type(w).__name__ for w in workers if not w.is_alive]
             if dead:
                 log.error("worker(s) stopped: %s; withholding the watchdog so systemd restarts us", dead)
                 continue
@@ -318,7 +318,3 @@ def run_appliance(settings, *, backend=None, stop_event=None):
     notifier.close()
     return 0
 
-
-def _alive(worker):
-    thread = getattr(worker, "_thread", None)
-    return thread is None or thread.is_alive()

@@ -278,16 +278,18 @@ def build(layers):
 def _build_section(name, values, origin):
     cls = SECTIONS[name]
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    checked = {}
     for key, value in values.items():
         source = origin if isinstance(origin, str) else origin.get((name, key), "defaults")
         where = f"{source}: {name}.{key}"
         if key not in fields:
             raise ConfigError(f"{where}: unknown key (known in [{name}]: {', '.join(fields)})")
-        _check_value(where, fields[key], value)
-    return cls(**values)
+        checked[key] = _check_value(where, fields[key], value)
+    return cls(**checked)
 
 
 def _check_value(where, f, value):
+    """Validate one value against its field; return it (an int given for a float becomes a float)."""
     meta = f.metadata
     expected = f.type
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -314,6 +316,7 @@ def _check_value(where, f, value):
             bytes.fromhex(value)
         except ValueError:
             raise ConfigError(f"{where}: not a hex string") from None
+    return value
 
 
 def _from_environ(environ):

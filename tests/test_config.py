@@ -35,7 +35,8 @@ def test_kiosk_config_variable_names_the_file(tmp_path):
 
 def test_int_accepted_where_float_expected(tmp_path):
     path = write(tmp_path, "[gpio]\ndoor_pulse_s = 5\n")
-    assert config.load(path, environ={}).gpio.door_pulse_s == 5.0
+    pulse = config.load(path, environ={}).gpio.door_pulse_s
+    assert pulse == 5.0 and isinstance(pulse, float)
 
 
 MALFORMED = [

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kiosk_sim.datasets import datasets_dir
+
 log = logging.getLogger(__name__)
 
 IMAGE_WIDTH = 256
@@ -42,11 +44,11 @@ CONDITIONS = ("clean", "wet", "oily", "dirty", "moved")
 
 
 def default_fingers_dir():
-    """$KIOSK_SIM_FINGERS, else ../shared/datasets/fingers next to the repository."""
+    """$KIOSK_SIM_FINGERS, else fingers/ in the shared datasets folder ($KIOSK_DATASETS or ../shared/datasets)."""
     env = os.environ.get("KIOSK_SIM_FINGERS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "fingers"
+    return datasets_dir() / "fingers"
 
 
 def _seed(*parts):

@@ -25,12 +25,13 @@ are approximate (about +-10 %), good for checking a detector, not for scoring la
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from kiosk_sim.datasets import datasets_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,6 @@ def register(name):
         return builder
 
     return add
-
-
-def datasets_dir():
-    """The shared datasets folder: $KIOSK_DATASETS, else ../shared/datasets next to the repo."""
-    env = os.environ.get("KIOSK_DATASETS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
 @dataclass(frozen=True)

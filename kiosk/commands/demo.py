@@ -7,6 +7,7 @@ sync -> hardware self-test -> attendance by face (1:N + liveness challenge) and 
 server (hash chain verified there) -> push to a ZKTeco ADMS server.
 """
 
+import argparse
 import logging
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ UNKNOWN_FINGER = "FVC2002_DB1_B/109"
 
 def register(sub):
     parser = sub.add_parser("demo", help="run the product end to end on the simulators", description=__doc__,
-                            formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", metavar="DIR", help="keep the demo's database and logs here (default: temp)")
     parser.add_argument("--people", type=int, default=12, help="people enrolled from the face dataset (default 12)")
     parser.add_argument("--datasets", metavar="DIR", help="shared datasets folder (default: ../shared/datasets)")
@@ -142,15 +143,14 @@ class Demo:
         import cv2
 
         from kiosk.models.decision import DecisionRule, Liveness
-        from kiosk.models.liveness import ActiveChallenge, ChallengeRunner
+        from kiosk.models.liveness import ActiveChallenge
         from kiosk.storage import events
         from kiosk_sim.camera import ScenarioPlayer
 
         player = ScenarioPlayer(scenario, loop=False)
         player.open()
         rule = DecisionRule.from_settings(settings.face)
-        runner = ChallengeRunner(pipeline.detector, pipeline.landmarker,
-                                 ActiveChallenge.from_settings(settings.face, challenge, started_s=0.0))
+        attempt = ActiveChallenge.from_settings(settings.face, challenge, started_s=0.0)
         fps = player.fps
         decision, status, frames, started = None, None, 0, time.perf_counter()
         while True:
@@ -160,10 +160,11 @@ class Demo:
             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # cameras give BGR, the models take RGB
             timestamp_s = frames / fps
             frames += 1
-            status = runner.feed(frame, timestamp_s)
+            faces = pipeline.process(frame)  # the face mesh it runs also feeds the liveness challenge
+            status = attempt.status if attempt.status.finished else attempt.update(
+                faces[0].landmarks if faces else None, timestamp_s)
             liveness = Liveness.PASSED if status.passed else (
                 Liveness.FAILED if status.finished else Liveness.PENDING)
-            faces = pipeline.process(frame)
             matches = gallery.search(faces[0].embedding, k=2) if faces else []
             decision = rule.add_frame(matches, liveness=liveness)
             if decision.accepted or liveness is Liveness.FAILED:
@@ -262,9 +263,15 @@ class Demo:
 
 
 def _datasets(arg):
-    from kiosk.errors import ConfigError
+    """The shared datasets folder; --datasets also points the in-process simulators at it."""
+    import os
 
-    path = Path(arg) if arg else Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+    from kiosk.errors import ConfigError
+    from kiosk_sim.datasets import datasets_dir
+
+    if arg:
+        os.environ["KIOSK_DATASETS"] = str(Path(arg).resolve())
+    path = datasets_dir()
     if not (path / "faces" / "lfw").is_dir():
         raise ConfigError(f"datasets not found at {path} (expected faces/lfw inside); pass --datasets DIR")
     return path

@@ -365,6 +365,11 @@ class AdmsAdapter:
         self._thread.start()
         return self
 
+    @property
+    def is_alive(self):
+        """True while the worker thread runs (False before start and after close)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def _loop(self):
         while not self._stop.is_set():
             try:

@@ -157,6 +157,11 @@ class SyncWorker:
         self._thread.start()
         return self
 
+    @property
+    def is_alive(self):
+        """True while the worker thread runs (False before start and after stop)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def sync_now(self):
         """Wake the worker now (network came up, operator asked, server command)."""
         self._wake.set()
