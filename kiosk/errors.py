@@ -34,6 +34,10 @@ class ChainError(StorageError):
     """The attendance hash chain is broken: a record was altered, removed or inserted."""
 
 
+class UnknownPersonError(StorageError, LookupError):
+    """A record names a person id that is not in the people table."""
+
+
 class DiskFullError(StorageError, OSError):
     """Free space is below the floor for this kind of write."""
 

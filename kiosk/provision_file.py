@@ -13,10 +13,8 @@ by a key the kiosk learnt at first provisioning (``[admin] signing_public_key``)
 
 import base64
 import hashlib
-import hmac
 import logging
 import re
-import secrets
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -25,6 +23,9 @@ from urllib.parse import urlparse
 
 from kiosk import config
 from kiosk.errors import ConfigError, ProvisioningError
+# the admin PIN hash: hash_pin and check_pin stay importable from here for the CLI and old callers
+from kiosk.pinhash import PIN_HASH_RE, hash_pin  # noqa: F401
+from kiosk.pinhash import verify_pin as check_pin  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ TABLES = {
     "settings": None,       # any kiosk.toml sections, checked by kiosk.config
     "reprovision": {"device_id", "sequence"},
 }
-PIN_HASH_RE = re.compile(r"^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 
@@ -274,27 +274,3 @@ def without_secrets(raw, *, note):
     if any(key in table for table in parsed.values() if isinstance(table, dict) for key in SECRET_KEYS):
         raise ProvisioningError("could not erase the secrets from the provisioning file (unusual layout)")
     return wiped
-
-
-# --- admin PIN hash ------------------------------------------------------------------------------
-
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
-
-
-def hash_pin(pin, *, salt=None):
-    """``scrypt$N$r$p$salt$hash`` for an admin PIN (what admin.pin_hash holds)."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
-    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
-                     base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
-
-
-def check_pin(pin, pin_hash):
-    """True if ``pin`` matches a hash made by ``hash_pin`` (constant-time compare)."""
-    m = PIN_HASH_RE.match(pin_hash or "")
-    if not m:
-        return False
-    n, r, p = (int(x) for x in m.groups()[:3])
-    salt, expected = base64.b64decode(m.group(4)), base64.b64decode(m.group(5))
-    digest = hashlib.scrypt(pin.encode(), salt=salt, n=n, r=r, p=p, dklen=len(expected))
-    return hmac.compare_digest(digest, expected)

@@ -78,3 +78,32 @@ migration(
         reason TEXT NOT NULL DEFAULT '',
         at REAL NOT NULL)""",
 )
+
+migration(
+    3, "pin lockouts",
+    # survives a restart, so pulling the plug does not buy an attacker fresh PIN attempts;
+    # subject is 'pin:<person_id>' or 'admin'
+    """CREATE TABLE pin_lockouts (
+        subject TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL DEFAULT 0,
+        locked_at REAL,
+        locked_until REAL,
+        updated_at REAL NOT NULL)""",
+)
+
+migration(
+    4, "sensor slots written",
+    # the slots of the fingerprint sensor this database wrote, with a digest of what it wrote:
+    # only these may ever be emptied by reconciliation (a new or lost database must not wipe a sensor)
+    """CREATE TABLE sensor_slots (
+        slot INTEGER PRIMARY KEY,
+        sensor_model TEXT NOT NULL DEFAULT '',
+        person_id TEXT,
+        digest TEXT NOT NULL,
+        written_at REAL NOT NULL)""",
+    # carry over what the previous firmware kept in the meta table
+    """INSERT INTO sensor_slots (slot, digest, written_at)
+        SELECT CAST(j.key AS INTEGER), j.value, 0 FROM meta m, json_each(m.value) j
+        WHERE m.name = 'sensor.library' AND json_valid(m.value)""",
+    """DELETE FROM meta WHERE name = 'sensor.library'""",
+)
