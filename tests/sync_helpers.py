@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kiosk import config
 from kiosk.clock import FakeClock
-from kiosk.storage import db, events
+from kiosk.storage import db, events, people
 from kiosk.sync import keys, registration
 from kiosk.sync.client import SyncClient
 from kiosk.sync.worker import SyncWorker
@@ -27,6 +27,7 @@ class Device:
     worker: SyncWorker
 
     def record(self, count, *, start=0):
+        people.upsert_people(self.database, [{"person_id": f"emp{n}"} for n in range(97)])
         items = [dict(person_id=f"emp{(start + n) % 97}", status_code=(start + n) % 6, verify_mode="face",
                       score=0.9) for n in range(count)]
         return events.record_events(self.database, items, clock=self.clock)

@@ -5,7 +5,7 @@ import pytest
 from kiosk import config
 from kiosk.clock import FakeClock
 from kiosk.errors import ConfigError
-from kiosk.storage import db, events
+from kiosk.storage import db, events, people
 from kiosk.sync import adms
 from kiosk.sync.adms_codec import Command
 from kiosk.sync.adms_commands import CommandRunner
@@ -61,6 +61,7 @@ def make_adapter(db_path, server, clock, **options):
 def record(database, clock, items):
     """Record events a minute apart: items are (person_id, status, verify_mode)."""
     out = []
+    people.upsert_people(database, [{"person_id": person_id} for person_id, _, _ in items])
     for person_id, status, mode in items:
         out += events.record_events(database, [dict(person_id=person_id, status_code=status, verify_mode=mode)],
                                     clock=clock)
@@ -208,7 +209,7 @@ def test_commands_info_door_unknown_and_shell(database, db_path, server, clock, 
     results = server.results
     assert results[ids["info"]]["code"] == 0
     info = results[ids["info"]]["data"]
-    assert info["TransactionCount"] == "2" and info["UserCount"] == "0"
+    assert info["TransactionCount"] == "2" and info["UserCount"] == "2"  # events only for people who exist
     assert info["~SerialNumber"] == SN and info["FWVersion"].startswith("kiosk")
     assert (results[ids["unlock"]]["code"], results[ids["unlock"]]["cmd"]) == (0, "AC_UNLOCK")
     assert results[ids["control"]]["code"] == 0
@@ -229,7 +230,7 @@ def test_heartbeat_carries_info_once_per_handshake(database, db_path, server, cl
     (sn, first), (_, second) = server.heartbeats
     assert sn == SN and second is None
     firmware, users, fingers, records, ip = first.split(",")
-    assert firmware.startswith("kiosk") and (users, fingers, records, ip) == ("0", "0", "1", "127.0.0.1")
+    assert firmware.startswith("kiosk") and (users, fingers, records, ip) == ("1", "0", "1", "127.0.0.1")
 
 
 def test_door_failures_and_missing_door(database, db_path, server, clock):
@@ -336,6 +337,7 @@ def test_from_settings_and_bad_settings(database, clock):
 
 
 def test_long_backlog_is_drained_step_after_step(database, db_path, server, clock):
+    people.upsert_people(database, [{"person_id": str(i)} for i in range(1, 121)])
     events.record_events(database, [dict(person_id=str(i), status_code=0, verify_mode="face")
                                     for i in range(1, 121)], clock=clock)
     with make_adapter(db_path, server, clock, batch_rows=2) as adapter:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from kiosk.clock import FakeClock
-from kiosk.storage import db, events
+from kiosk.storage import db, events, people
 
 
 def start_kiosk(tmp_path, extra_env=None):
@@ -57,6 +57,7 @@ def test_run_uploads_recorded_events_to_the_server(tmp_path):
         reg = register(server_url=server.url, token=server.issue_enrolment_token(),
                        device_key=load_or_create_device_key(tmp_path / "device.key"))
         database = db.open_db(tmp_path / "data" / "kiosk.db")
+        people.upsert_person(database, {"person_id": "e1"})
         made = events.record_events(database, [dict(person_id="e1", status_code=0, verify_mode="pin")] * 5,
                                     clock=FakeClock())
         database.close()

@@ -57,8 +57,14 @@ def test_failed_migration_leaves_nothing_applied(tmp_path, monkeypatch):
     assert not list(database.query("SELECT name FROM sqlite_master WHERE name = 'x'"))
 
 
+def add_people(database, *person_ids):
+    """Events are only recorded for people who exist."""
+    people.upsert_people(database, [{"person_id": p} for p in person_ids])
+
+
 def test_events_chain_and_outbox(database):
     clock = FakeClock(synchronized=False)
+    add_people(database, "e1")
     made = [events.record_event(database, person_id="e1", status_code=n % 2, verify_mode="fingerprint",
                                 score=None, clock=clock) for n in range(5)]
     assert [e.seq for e in made] == [1, 2, 3, 4, 5]
@@ -71,6 +77,7 @@ def test_events_chain_and_outbox(database):
 
 
 def test_bad_event_fields_rejected(database):
+    add_people(database, "e")
     with pytest.raises(StorageError, match="status code"):
         events.record_event(database, person_id="e", status_code=9, verify_mode="face", clock=FakeClock())
     with pytest.raises(StorageError, match="verify mode"):
@@ -82,6 +89,7 @@ def test_bad_event_fields_rejected(database):
                                           ("wall_time", "'2020-01-01T00:00:00.000Z'"), ("score", "0.99")])
 def test_altered_event_detected_naming_row(database, column, value):
     clock = FakeClock()
+    add_people(database, *(f"e{n}" for n in range(10)))
     made = events.record_events(database, [dict(person_id=f"e{n}", status_code=0, verify_mode="face", score=0.5)
                                            for n in range(10)], clock=clock)
     database.execute(f"UPDATE attendance_events SET {column} = {value} WHERE seq = 7")
@@ -90,6 +98,7 @@ def test_altered_event_detected_naming_row(database, column, value):
 
 
 def test_deleted_event_detected(database):
+    add_people(database, "e")
     events.record_events(database, [dict(person_id="e", status_code=0, verify_mode="face")] * 5, clock=FakeClock())
     database.execute("DELETE FROM attendance_events WHERE seq = 3")
     with pytest.raises(ChainError, match="seq 3 is missing"):
@@ -98,6 +107,7 @@ def test_deleted_event_detected(database):
 
 def test_outbox_never_purges_unacknowledged(database):
     clock = FakeClock()
+    add_people(database, "e")
     made = events.record_events(database, [dict(person_id="e", status_code=0, verify_mode="pin")] * 6, clock=clock)
     acked = [e.id for e in made[:3]]
     assert outbox.acknowledge(database, acked, now=clock.time()) == 3
@@ -189,6 +199,7 @@ def test_audit_refuses_secrets(database):
                           st.one_of(st.none(), st.floats(-1, 1, allow_nan=False))), min_size=1, max_size=20))
 def test_chain_round_trip_property(items):
     database = db.open_db(":memory:")
+    add_people(database, *{p for p, _, _, _ in items})
     made = events.record_events(database, [dict(person_id=p, status_code=s, verify_mode=v, score=c)
                                            for p, s, v, c in items], clock=FakeClock())
     assert events.verify_chain(database) == len(items)

@@ -8,7 +8,7 @@ import time
 
 from conftest import ROOT
 
-from kiosk.storage import db, events
+from kiosk.storage import db, events, people
 
 WRITER = ROOT / "tests" / "helpers" / "write_events.py"
 
@@ -52,6 +52,7 @@ def test_verify_chain_command_names_altered_row(tmp_path):
     database = db.open_db(path)
     from kiosk.clock import FakeClock
 
+    people.upsert_person(database, {"person_id": "e"})
     made = events.record_events(database, [dict(person_id="e", status_code=0, verify_mode="face")] * 30,
                                 clock=FakeClock())
     kiosk = [sys.executable, "-m", "kiosk.cli", "db", "--db", str(path), "verify-chain"]

@@ -7,7 +7,7 @@ from kiosk_sim.server import ServerSimulator
 from kiosk_sim.server_faults import FAULTS
 from sync_helpers import make_device, sync_settings
 
-from kiosk.storage import db, events, outbox
+from kiosk.storage import db, events, outbox, people
 from kiosk.storage.chain import verify_records
 
 EVENTS = 20_000
@@ -35,6 +35,7 @@ def produce(path, clock, quota, produced, failures):
     try:
         database = db.open_db(path)
         modes = ("face", "fingerprint", "pin", "card")
+        people.upsert_people(database, [{"person_id": f"emp{n}"} for n in range(500)])
         for start in range(0, EVENTS, CHUNK):
             quota.acquire()
             items = [dict(person_id=f"emp{n % 500}", status_code=n % 6, verify_mode=modes[n % 4], score=0.75)

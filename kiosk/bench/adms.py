@@ -22,7 +22,7 @@ def register(subparsers):
 def run(args):
     """Record the backlog, then time the adapter until the server acknowledged every row."""
     from kiosk.clock import SystemClock
-    from kiosk.storage import db, events
+    from kiosk.storage import db, events, people
     from kiosk.sync.adms import AdmsAdapter
     from kiosk_sim.adms import AdmsServer
 
@@ -31,6 +31,7 @@ def run(args):
         path = Path(tmp) / "kiosk.db"
         database = db.open_db(path)
         modes = ("face", "fingerprint", "pin", "card")
+        people.upsert_people(database, [{"person_id": str(100000 + i)} for i in range(args.events)])
         items = [dict(person_id=str(100000 + i), status_code=i % 6, verify_mode=modes[i % 4])
                  for i in range(args.events)]
         for start in range(0, len(items), 5000):

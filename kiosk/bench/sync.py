@@ -28,7 +28,7 @@ def run(args):
 
     from kiosk import config
     from kiosk.clock import SystemClock
-    from kiosk.storage import db, events, sync_state
+    from kiosk.storage import db, events, people, sync_state
     from kiosk.sync import keys, registration
     from kiosk.sync.client import SyncClient
     from kiosk.sync.uploader import Uploader
@@ -42,6 +42,7 @@ def run(args):
                                     ca_file=server.ca_file)
         database = db.open_db(Path(tmp) / "kiosk.db")
         modes = ("face", "fingerprint", "pin", "card")
+        people.upsert_people(database, [{"person_id": str(100000 + i)} for i in range(min(args.events, 3000))])
         items = [dict(person_id=str(100000 + i % 3000), status_code=i % 6, verify_mode=modes[i % 4], score=0.8)
                  for i in range(args.events)]
         began = time.perf_counter()

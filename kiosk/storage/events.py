@@ -9,7 +9,7 @@ import uuid as uuidlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from kiosk.errors import ChainError, StorageError
+from kiosk.errors import ChainError, StorageError, UnknownPersonError
 from kiosk.storage import outbox
 from kiosk.storage.chain import GENESIS, event_hash, verify_records
 from kiosk.storage.db import transaction
@@ -59,6 +59,7 @@ def record_events(database, items, *, clock):
     synced = bool(clock.is_synchronized())
     created = []
     with transaction(database):
+        _check_people_exist(database, {str(item["person_id"]) for item in items})
         last = _last_event(database)
         seq, prev_hash = (last["seq"], last["hash"]) if last else (0, GENESIS)
         for item in items:
@@ -85,12 +86,22 @@ def _canonical_score(score):
 
 
 def _check(item):
+    person_id = item.get("person_id")
+    if person_id is None or isinstance(person_id, bool) or not isinstance(person_id, (str, int)):
+        # None once became the text 'None' and opened the door for nobody
+        raise UnknownPersonError(f"an attendance event needs a person id, got {person_id!r}")
     if item["status_code"] not in STATUS_NAMES:
         raise StorageError(f"status code {item['status_code']!r} is not one of {sorted(STATUS_NAMES)}")
     if item["verify_mode"] not in VERIFY_MODES:
         raise StorageError(f"verify mode {item['verify_mode']!r} is not one of {VERIFY_MODES}")
     if not str(item["person_id"]):
         raise StorageError("an attendance event needs a person id")
+
+
+def _check_people_exist(database, person_ids):
+    for person_id in sorted(person_ids):
+        if database.execute("SELECT 1 FROM people WHERE person_id = ?", [person_id]).fetchone() is None:
+            raise UnknownPersonError(f"no person {person_id!r} in the database: no event recorded")
 
 
 def _last_event(database):
@@ -109,6 +120,38 @@ def events_after(database, seq, *, limit=1000):
     """Event records with sequence number greater than ``seq``, oldest first."""
     rows = database.query("SELECT * FROM attendance_events WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit])
     return [row_to_record(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Punch:
+    """One of a person's past events, as the duplicate guard and the punch-state rules need it."""
+
+    id: str
+    seq: int
+    status: int
+    verify_mode: str
+    wall_time: str
+    wall_s: float
+
+
+def _punch(row):
+    wall_s = datetime.fromisoformat(row["wall_time"].replace("Z", "+00:00")).timestamp()
+    return Punch(row["uuid"], row["seq"], row["status_code"], row["verify_mode"], row["wall_time"], wall_s)
+
+
+def last_event_for(database, person_id):
+    """The person's most recent event (by sequence number) as a Punch, or None."""
+    rows = list(database.query("SELECT uuid, seq, status_code, verify_mode, wall_time FROM attendance_events "
+                               "WHERE person_id = ? ORDER BY seq DESC LIMIT 1", [str(person_id)]))
+    return _punch(rows[0]) if rows else None
+
+
+def events_of_person_since(database, person_id, since_wall_s, *, limit=1000):
+    """The person's events made at or after wall time ``since_wall_s``, oldest first, as Punches."""
+    rows = database.query("SELECT uuid, seq, status_code, verify_mode, wall_time FROM attendance_events "
+                          "WHERE person_id = ? AND wall_time >= ? ORDER BY seq LIMIT ?",
+                          [str(person_id), iso_utc(since_wall_s), limit])
+    return [_punch(row) for row in rows]
 
 
 def count(database):

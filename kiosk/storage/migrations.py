@@ -107,3 +107,9 @@ migration(
         WHERE m.name = 'sensor.library' AND json_valid(m.value)""",
     """DELETE FROM meta WHERE name = 'sensor.library'""",
 )
+
+migration(
+    5, "events by person",
+    # the duplicate-punch guard and the punch-state rules look up one person's latest events
+    """CREATE INDEX attendance_events_person ON attendance_events(person_id, seq)""",
+)

@@ -3,12 +3,13 @@
 import sys
 
 from kiosk.clock import SystemClock
-from kiosk.storage import db, events
+from kiosk.storage import db, events, people
 
 
 def main(path, count):
     database = db.open_db(path)
     clock = SystemClock()
+    people.upsert_people(database, [{"person_id": f"emp{n}"} for n in range(50)])
     for n in range(count):
         event = events.record_event(database, person_id=f"emp{n % 50}", status_code=n % 6,
                                     verify_mode="face", score=0.9, clock=clock)
