@@ -85,17 +85,33 @@ def check_camera(open_camera, *, frames=10, timeout_s=5.0, expected_fps=None):
     return CheckResult("camera", PASS, detail, figures=figures)
 
 
-def check_fingerprint(open_sensor, *, port=""):
-    """The sensor answers the handshake; its capacity and stored template count."""
+def check_fingerprint(open_sensor, *, port="", written_slots=None):
+    """The sensor answers the handshake; its capacity and stored template count.
+
+    With ``written_slots`` (a function giving the slots the kiosk database wrote), a sensor
+    holding templates the database does not know is a warning: reconciliation leaves them
+    alone until an admin clears them.
+    """
     sensor = open_sensor()
     try:
         info = sensor.probe()
+        occupied = sensor.slots() if written_slots is not None else []
     finally:
         sensor.close()
     info = dict(info)
     model = info.get("model") or info.get("sensor_model") or "sensor"
     detail = f"{model} on {port}: {info.get('template_count', '?')} of {info.get('capacity', '?')} templates"
     figures = {k: v for k, v in info.items() if isinstance(v, (int, float, str, bool))}
+    if written_slots is not None:
+        ours = set(written_slots())
+        unknown = [slot for slot in occupied if slot not in ours]
+        figures["unknown_templates"] = len(unknown)
+        if unknown:
+            shown = ", ".join(str(s) for s in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            return CheckResult("fingerprint", WARN,
+                               detail + f"; {len(unknown)} not written by this kiosk's database (slots {shown})",
+                               "left alone on purpose; if they are stale, clear them from the admin page "
+                               "(clear unknown templates)", figures=figures)
     return CheckResult("fingerprint", PASS, detail, figures=figures)
 
 
@@ -248,10 +264,12 @@ def render_table(report):
 
 
 def run_checks(settings, *, open_camera=None, open_sensor=None, open_board=None, clock=None,
-               verify_models=None, require_server=False, pulse_door=True, only=None, skipped=None):
+               verify_models=None, require_server=False, pulse_door=True, only=None, skipped=None,
+               written_slots=None):
     """Run every check (or those named in ``only``) and return a Report.
 
     A part whose opener is None is reported as skipped, with the reason from ``skipped[name]``.
+    ``written_slots`` gives the sensor slots the kiosk database wrote (see check_fingerprint).
     """
     skipped = dict(skipped or {})
     results = []
@@ -272,7 +290,7 @@ def run_checks(settings, *, open_camera=None, open_sensor=None, open_board=None,
             skip("fingerprint", "no fingerprint driver available")
         else:
             results.append(run_check("fingerprint", check_fingerprint, open_sensor,
-                                     port=settings.fingerprint.port))
+                                     port=settings.fingerprint.port, written_slots=written_slots))
     if want("gpio"):
         if open_board is None:
             skip("gpio", "no GPIO board configured")

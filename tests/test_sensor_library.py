@@ -1,12 +1,21 @@
-"""Reconciling the simulated sensor's library with the database, through the real driver."""
+"""Reconciling the simulated sensor's library with the database, through the real driver.
+
+The safety rule under test: only slots the database wrote are ever emptied, so a new, empty or
+lost database never wipes a sensor full of templates.
+"""
+
+import logging
 
 import pytest
 
+from kiosk.clock import FakeClock
 from kiosk.drivers.fingerprint import FingerprintSensor
-from kiosk.flows.sensor_library import reconcile
-from kiosk.storage import db, people
+from kiosk.flows.sensor_library import clear_unknown_slots, reconcile, unknown_slots
+from kiosk.storage import db, migrations, people, sensor_slots
 from kiosk.storage.seal import DataKey
 from kiosk_sim.r30x import start_simulator
+
+CLOCK = FakeClock()
 
 
 @pytest.fixture
@@ -32,26 +41,93 @@ def enrol_template(sim, sensor, identity):
     return template
 
 
+def run(sensor, database, key):
+    return reconcile(sensor, database, key, sensor_model="R307", clock=CLOCK)
+
+
 def test_reconcile_writes_deletes_and_then_finds(rig):
     sim, sensor, database, key = rig
     template = enrol_template(sim, sensor, "FVC2002_DB1_B/103")
     people.upsert_people(database, [{"person_id": "a"}, {"person_id": "b"}])
     people.add_finger_template(database, key, "a", "R307", 7, template)
-    sensor.upload_template(3, template)  # a stale slot the database does not know
 
-    report = reconcile(sensor, database, key, sensor_model="R307")
-    assert report.written == (7,) and report.deleted == (3,)
+    report = run(sensor, database, key)
+    assert report.written == (7,) and report.deleted == () and report.unknown == ()
     assert sensor.slots() == [7]
+    assert set(sensor_slots.written_slots(database)) == {7}
     sim.place_finger("FVC2002_DB1_B/103", 6)
     assert sensor.identify(timeout_s=2)[0] == 7
     sim.lift_finger()
 
-    again = reconcile(sensor, database, key, sensor_model="R307")
+    again = run(sensor, database, key)
     assert again.written == () and again.deleted == () and again.unchanged == 1
 
     people.delete_person(database, "a")
-    assert reconcile(sensor, database, key, sensor_model="R307").deleted == (7,)
-    assert sensor.slots() == []
+    assert run(sensor, database, key).deleted == (7,)  # ours: emptied
+    assert sensor.slots() == [] and sensor_slots.written_slots(database) == {}
+
+
+def test_a_fresh_empty_database_does_not_wipe_a_full_sensor(rig, caplog):
+    sim, sensor, database, key = rig
+    templates = [enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (3, 4, 5)]
+    for slot in range(20):  # a full library written by someone else (or by a database since lost)
+        sensor.upload_template(slot, templates[slot % 3])
+    assert len(sensor.slots()) == 20
+
+    with caplog.at_level(logging.WARNING, logger="kiosk.flows.sensor_library"):
+        report = run(sensor, database, key)
+    assert report.deleted == () and report.written == ()
+    assert report.unknown == tuple(range(20))
+    assert sensor.slots() == list(range(20))
+    assert any("did not write" in r.message and r.levelno == logging.WARNING for r in caplog.records)
+    assert run(sensor, database, key).deleted == ()  # and not on the next pass either
+    assert unknown_slots(sensor, database) == list(range(20))
+
+
+def test_unknown_slots_stay_until_an_admin_clears_them(rig):
+    sim, sensor, database, key = rig
+    ours, theirs = (enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (3, 4))
+    people.upsert_person(database, {"person_id": "a"})
+    people.add_finger_template(database, key, "a", "R307", 2, ours)
+    sensor.upload_template(9, theirs)
+
+    report = run(sensor, database, key)
+    assert report.written == (2,) and report.unknown == (9,)
+    assert sensor.slots() == [2, 9]
+
+    assert clear_unknown_slots(sensor, database) == (9,)
+    assert sensor.slots() == [2]  # ours untouched
+    assert clear_unknown_slots(sensor, database) == ()
+    assert run(sensor, database, key).unknown == ()
+
+
+def test_a_wanted_slot_holding_a_foreign_template_is_not_overwritten(rig):
+    sim, sensor, database, key = rig
+    ours, theirs = (enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (3, 4))
+    people.upsert_person(database, {"person_id": "a"})
+    people.add_finger_template(database, key, "a", "R307", 4, ours)
+    sensor.upload_template(4, theirs)
+
+    report = run(sensor, database, key)
+    assert report.blocked == (4,) and report.written == ()
+    assert sensor.download_template(4) == theirs
+
+    clear_unknown_slots(sensor, database)
+    assert run(sensor, database, key).written == (4,)
+    assert sensor.download_template(4) == ours
+
+
+def test_a_lost_database_restored_from_the_server_adopts_identical_slots(rig):
+    sim, sensor, database, key = rig
+    template = enrol_template(sim, sensor, "FVC2002_DB1_B/105")
+    sensor.upload_template(5, template)  # written by the database that was lost
+    people.upsert_person(database, {"person_id": "a"})
+    people.add_finger_template(database, key, "a", "R307", 5, template)  # the same, from the server
+
+    report = run(sensor, database, key)
+    assert report.adopted == (5,) and report.written == () and report.unknown == ()
+    people.delete_person(database, "a")
+    assert run(sensor, database, key).deleted == (5,)  # adopted means ours from now on
 
 
 def test_reconcile_rewrites_a_slot_emptied_behind_our_back(rig):
@@ -59,7 +135,51 @@ def test_reconcile_rewrites_a_slot_emptied_behind_our_back(rig):
     template = enrol_template(sim, sensor, "FVC2002_DB1_B/104")
     people.upsert_person(database, {"person_id": "a"})
     people.add_finger_template(database, key, "a", "R307", 2, template)
-    reconcile(sensor, database, key, sensor_model="R307")
+    run(sensor, database, key)
     sensor.clear()  # someone emptied the module (or it was swapped)
-    assert reconcile(sensor, database, key, sensor_model="R307").written == (2,)
+    assert run(sensor, database, key).written == (2,)
     assert sensor.slots() == [2]
+
+
+def test_migration_carries_over_the_digests_kept_in_meta(tmp_path, monkeypatch):
+    path = tmp_path / "old.db"
+    monkeypatch.setattr(db, "MIGRATIONS", [m for m in migrations.MIGRATIONS if m[0] < 4])
+    old = db.open_db(path)
+    db.set_meta(old, "sensor.library", {"3": "ab" * 16, "11": "cd" * 16})
+    old.conn.close()
+    monkeypatch.setattr(db, "MIGRATIONS", migrations.MIGRATIONS)
+    new = db.open_db(path)
+    written = sensor_slots.written_slots(new)
+    assert {s: w.digest for s, w in written.items()} == {3: "ab" * 16, 11: "cd" * 16}
+    assert db.get_meta(new, "sensor.library") is None
+
+
+def test_doctor_warns_about_templates_the_database_did_not_write(rig, tmp_path):
+    from kiosk import doctor
+
+    sim, sensor, database, key = rig
+    template = enrol_template(sim, sensor, "FVC2002_DB1_B/103")
+    sensor.upload_template(1, template)
+    sensor.upload_template(6, template)
+    path = tmp_path / "kiosk.db"
+    on_disk = db.open_db(path)
+    sensor_slots.record_written(on_disk, 1, sensor_model="R307", person_id="a", digest="x", now=0.0)
+
+    def reopen():
+        again = FingerprintSensor(port=sim.port, timeout_s=1.0)
+        again.open()
+        return again
+
+    sensor.close()  # the doctor opens its own connection
+    result = doctor.check_fingerprint(reopen, port=sim.port,
+                                      written_slots=lambda: sensor_slots.written_slot_numbers_at(path))
+    assert result.status == doctor.WARN and "1 not written" in result.detail and "slots 6" in result.detail
+    assert result.figures["unknown_templates"] == 1 and "clear" in result.remedy
+    # no database yet: every template on the sensor is unknown, and the file is not created
+    fresh = tmp_path / "none" / "kiosk.db"
+    result = doctor.check_fingerprint(reopen, written_slots=lambda: sensor_slots.written_slot_numbers_at(fresh))
+    assert result.figures["unknown_templates"] == 2 and not fresh.exists()
+    sensor_slots.record_written(on_disk, 6, sensor_model="R307", person_id="b", digest="y", now=0.0)
+    assert doctor.check_fingerprint(reopen, written_slots=lambda: sensor_slots.written_slot_numbers_at(path)
+                                    ).status == doctor.PASS
+    sensor.open()

@@ -3,7 +3,8 @@
 Prints a table (or JSON with --json) and exits 0 when nothing failed, 1 when a check failed.
 With --backend sim the simulators start in-process (the fingerprint sensor simulator, the
 camera scenario player and mock GPIO), unless fingerprint.port points at the pty of an external
-`kiosk-sim sensor`, which is then used instead.
+`kiosk-sim sensor`, which is then used instead. The fingerprint check warns when the sensor holds
+templates the kiosk database did not write (they are left alone until an admin clears them).
 """
 
 import contextlib
@@ -11,6 +12,7 @@ import json
 import sys
 
 from kiosk import doctor
+from kiosk.storage import sensor_slots
 from kiosk.errors import ConfigError
 
 
@@ -71,6 +73,7 @@ def run(args):
             require_server=args.require_server,
             pulse_door=not args.no_door,
             only=args.only,
+            written_slots=lambda: sensor_slots.written_slot_numbers_at(settings.db_path),
         )
     if args.json:
         print(json.dumps({"backend": backend, **report.as_dict()}, indent=2))
