@@ -133,17 +133,24 @@ def test_check_person_pin_counts_and_refuses_even_the_right_pin_while_locked(dat
     pins.set_pin(database, "e1", "135790", now=0.0)
     clock = FakeClock()
     kw = dict(max_failures=3, cooldown_s=120, now=clock.time())
-    assert not pins.check_person_pin(database, "e1", "000000", **kw).accepted
-    assert not pins.check_person_pin(database, "e1", "000001", **kw).accepted
+    first = pins.check_person_pin(database, "e1", "000000", **kw)
+    assert (first.outcome, first.attempts_left, first.accepted) == ("wrong", 2, False)
+    assert pins.check_person_pin(database, "e1", "000001", **kw).attempts_left == 1
     third = pins.check_person_pin(database, "e1", "000002", **kw)
-    assert not third.accepted and third.locked
+    assert not third.accepted and third.locked and third.outcome == "locked"
     right_but_locked = pins.check_person_pin(database, "e1", "135790", **kw)
     assert not right_but_locked.accepted and right_but_locked.locked
     clock.advance(120)
     ok = pins.check_person_pin(database, "e1", "135790", max_failures=3, cooldown_s=120, now=clock.time())
     assert ok.accepted and ok.lockout.failures == 0
+    assert ok.outcome == "ok"
     # one person's lockout is not another's
     assert not pins.lockout_state(database, pins.person_subject("e2"), now=clock.time()).locked
+    # no PIN, and people who do not exist, are refused and counted like wrong PINs
+    assert pins.check_person_pin(database, "e2", "135790", max_failures=3, cooldown_s=120,
+                                 now=clock.time()).outcome == "no_pin"
+    ghost = pins.check_person_pin(database, "ghost", "135790", max_failures=3, cooldown_s=120, now=clock.time())
+    assert ghost.outcome == "unknown" and ghost.attempts_left == 2
 
 
 def test_check_admin_pin(database):
@@ -151,6 +158,6 @@ def test_check_admin_pin(database):
     kw = dict(max_failures=5, cooldown_s=300, now=0.0)
     assert pins.check_admin_pin(database, "8642", pin_hash, **kw).accepted
     assert not pins.check_admin_pin(database, "8641", pin_hash, **kw).accepted
-    assert not pins.check_admin_pin(database, "8642", "", **kw).accepted  # no admin PIN provisioned
+    assert pins.check_admin_pin(database, "8642", "", **kw).outcome == "no_pin"  # none provisioned
     assert not pins.check_admin_pin(database, "not digits", pin_hash, **kw).accepted
     assert pins.lockout_state(database, pins.ADMIN_SUBJECT, now=0.0).failures == 3

@@ -42,10 +42,15 @@ class LockoutState:
 
 @dataclass(frozen=True)
 class PinCheck:
-    """The outcome of one PIN attempt."""
+    """The outcome of one PIN attempt: ``ok``, ``wrong``, ``locked``, ``no_pin`` or ``unknown``."""
 
-    accepted: bool
+    outcome: str
     lockout: LockoutState
+    attempts_left: int | None = None  # before a lockout, when ``wrong``
+
+    @property
+    def accepted(self):
+        return self.outcome == "ok"
 
     @property
     def locked(self):
@@ -99,10 +104,20 @@ def verify_person_pin(database, person_id, pin):
 
 
 def check_person_pin(database, person_id, pin, *, max_failures, cooldown_s, now):
-    """One attendance PIN attempt with the lockout: not even tried while locked; counted when wrong."""
-    subject = person_subject(person_id)
-    return _attempt(database, subject, lambda: verify_person_pin(database, person_id, pin),
-                    max_failures=max_failures, cooldown_s=cooldown_s, now=now)
+    """One attendance PIN attempt with the lockout: not even tried while locked; counted when it fails.
+
+    An unknown or inactive person (``unknown``) or one without a PIN (``no_pin``) also counts as a
+    failure, so typing ids at random costs the same lockouts as guessing PINs.
+    """
+    row = database.execute("SELECT pin_hash, active FROM people WHERE person_id = ?", [str(person_id)]).fetchone()
+    if row is None or not row[1]:
+        refusal = "unknown"
+    elif not row[0]:
+        refusal = "no_pin"
+    else:
+        refusal = "wrong"
+    return _attempt(database, person_subject(person_id), lambda: verify_person_pin(database, person_id, pin),
+                    refusal, max_failures=max_failures, cooldown_s=cooldown_s, now=now)
 
 
 def check_admin_pin(database, pin, pin_hash, *, max_failures, cooldown_s, now):
@@ -112,18 +127,21 @@ def check_admin_pin(database, pin, pin_hash, *, max_failures, cooldown_s, now):
             return bool(pin_hash) and verify_pin(normalise_pin(pin), pin_hash)
         except ValueError:
             return False
-    return _attempt(database, ADMIN_SUBJECT, right, max_failures=max_failures, cooldown_s=cooldown_s, now=now)
+    return _attempt(database, ADMIN_SUBJECT, right, "wrong" if pin_hash else "no_pin",
+                    max_failures=max_failures, cooldown_s=cooldown_s, now=now)
 
 
-def _attempt(database, subject, is_right, *, max_failures, cooldown_s, now):
+def _attempt(database, subject, is_right, refusal, *, max_failures, cooldown_s, now):
     state = lockout_state(database, subject, now=now)
     if state.locked:
-        return PinCheck(False, state)
+        return PinCheck("locked", state)
     if is_right():
         record_success(database, subject)
-        return PinCheck(True, lockout_state(database, subject, now=now))
-    return PinCheck(False, record_failure(database, subject, max_failures=max_failures, cooldown_s=cooldown_s,
-                                          now=now))
+        return PinCheck("ok", lockout_state(database, subject, now=now))
+    state = record_failure(database, subject, max_failures=max_failures, cooldown_s=cooldown_s, now=now)
+    if state.locked:
+        return PinCheck("locked", state, 0)
+    return PinCheck(refusal, state, max_failures - state.failures)
 
 
 # --- the lockout ---------------------------------------------------------------------------------
