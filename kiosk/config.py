@@ -116,6 +116,7 @@ class FaceSettings:
     min_eye_ratio: float = setting(0.16, min=0.0, max=1.0, doc="eye aspect ratio below this = eyes closed")
     challenge: str = setting("turn_or_blink", choices=("turn_or_blink", "turn", "blink"),
                              doc="active liveness: what the screen may ask (chosen at random per attempt)")
+    enrol_captures: int = setting(3, min=3, max=5, doc="face captures passing the quality gate taken at enrolment")
     challenge_timeout_s: float = setting(6.0, min=1.0, max=60.0, doc="time to perform the liveness challenge")
     challenge_yaw_deg: float = setting(18.0, min=5.0, max=60.0, doc="head turn needed to pass the challenge")
     passive_threshold: float = setting(0.2, min=0.0, max=1.0, doc="FaceAntiSpoofing score at or above = attack")
@@ -123,10 +124,26 @@ class FaceSettings:
 
 @dataclass(frozen=True)
 class AttendanceSettings:
-    status_rule: str = setting("ask", choices=("ask", "first_in_last_out", "time_windows"))
-    repeat_guard_s: float = setting(60.0, min=0.0, max=3600.0, doc="ignore the same person again within")
-    open_door: bool = setting(True)
-    verify_modes: list = setting(["face", "fingerprint", "pin"])
+    status_rule: str = setting("toggle", choices=("time_windows", "toggle", "first_in_last_out", "ask", "fixed"),
+                               doc="how the punch state is chosen (see docs/flows/README.md)")
+    time_windows: list = setting(["00:00-11:00=0", "11:00-24:00=1"], kind="windows",
+                                 doc="for time_windows: 'HH:MM-HH:MM=code' local time, first match wins; "
+                                     "codes 0 check-in, 1 check-out, 2 break-out, 3 break-in, 4 overtime-in, "
+                                     "5 overtime-out; outside every window the toggle rule decides")
+    fixed_status: int = setting(0, min=0, max=5, doc="for fixed: the status code every punch gets")
+    ask_timeout_s: float = setting(5.0, min=1.0, max=120.0, doc="for ask: the toggle rule's answer is taken after this")
+    repeat_guard_s: float = setting(60.0, min=0.0, max=3600.0,
+                                    doc="the same person again within this is told 'already recorded', no new record")
+    open_door: bool = setting(True, doc="pulse the door relay after a punch")
+    verify_modes: list = setting(["face", "fingerprint", "pin"], doc="which proofs this door accepts")
+    face_wait_s: float = setting(5.0, min=0.5, max=600.0, doc="keep looking this long after the last face, then idle")
+    unrecognised_frames: int = setting(12, min=2, max=1000,
+                                       doc="good frames after liveness passed with no match = not recognised")
+    face_attempts_before_fallback: int = setting(2, min=1, max=20,
+                                                 doc="unrecognised attempts before fingerprint and PIN are offered")
+    result_s: float = setting(2.5, min=0.5, max=60.0, doc="how long the result stays on screen")
+    pin_max_failures: int = setting(5, min=1, max=100, doc="wrong PINs for one person before a lockout")
+    pin_cooldown_s: float = setting(300.0, min=1.0, max=86400.0, doc="how long a PIN lockout lasts")
 
 
 @dataclass(frozen=True)
@@ -161,10 +178,11 @@ class SyncSettings:
 
 @dataclass(frozen=True)
 class UiSettings:
-    language: str = setting("ar", choices=("ar", "en"))
+    language: str = setting("ar", choices=("ar", "en"), doc="the language each session starts in")
     rotation: int = setting(0, choices=(0, 90, 180, 270))
     fullscreen: bool = setting(True)
-    inactivity_timeout_s: float = setting(30.0, min=3.0, max=3600.0)
+    inactivity_timeout_s: float = setting(30.0, min=3.0, max=3600.0, doc="no input this long: wipe and go home")
+    dim_after_s: float = setting(60.0, min=1.0, max=86400.0, doc="idle this long: dim the screen")
 
 
 @dataclass(frozen=True)
@@ -179,7 +197,9 @@ class SecuritySettings:
     data_key_file: str = setting("/etc/kiosk/data.key", kind="path", doc="AES-256 key sealing templates (0600)")
     device_key_file: str = setting("/etc/kiosk/device.key", kind="path", doc="Ed25519 device key (0600)")
     server_public_key: str = setting("", kind="hex", doc="X25519 key activation packets are sealed to")
-    admin_pin_hash: str = setting("", secret=True)
+    admin_pin_hash: str = setting("", secret=True, doc="scrypt hash of the admin PIN (kiosk provision --hash-pin)")
+    admin_max_failures: int = setting(5, min=1, max=100, doc="wrong admin PINs before a lockout")
+    admin_cooldown_s: float = setting(600.0, min=1.0, max=86400.0, doc="how long an admin lockout lasts")
 
 
 @dataclass(frozen=True)
@@ -307,6 +327,14 @@ def _check_value(where, f, value):
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError(f"{where}: {value!r} is not an http(s) URL with a host")
+    if kind == "windows":
+        from kiosk.timewindows import parse_window
+
+        for item in value:
+            try:
+                parse_window(item)
+            except ValueError as e:
+                raise ConfigError(f"{where}: {e}") from None
     if kind == "pin" and value not in BCM_PINS:
         raise ConfigError(f"{where}: {value!r} is not a BCM GPIO number (0-27)")
     if kind == "path" and "\0" in value:

@@ -1,0 +1,184 @@
+"""One attempt to recognise the face in front of the kiosk, frame by frame, liveness bound to it.
+
+``FaceAttempt.update(frame)`` takes what the face engine saw in one frame (``FaceFrame``) and
+says what the screen should do now (``Outcome``): ask for a better position (quality
+guidance), show the liveness challenge, accept someone, or refuse.
+
+Binding liveness to one face (an attack found by outside probes: a live, unenrolled person
+performs the challenge, then raises a printed photo of an enrolled person):
+
+1. the face is tracked (``FaceTracker``: box overlap and embedding continuity); when the track
+   ends or changes, the whole attempt starts over: new challenge, no votes, no liveness;
+2. votes for an identity come only from frames of the current track that pass the quality gate;
+3. the accepted identity must also have won a frame of this track *before* the challenge
+   passed: the face that performed the challenge must be the face that is recognised.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from kiosk.models.decision import DecisionRule, Liveness
+from kiosk.models.liveness import ActiveChallenge, choose_challenge
+from kiosk.models.quality import FACE_THE_CAMERA, ONE_PERSON_ONLY
+from kiosk.flows.tracking import FaceTracker
+from kiosk.models.face_frame import FaceFrame  # noqa: F401  (what update() takes)
+
+log = logging.getLogger(__name__)
+
+# quality failures that a head turn causes on purpose: they must not stop the challenge
+TURN_FAILURES = (FACE_THE_CAMERA,)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one frame means for the screen."""
+
+    kind: str                      # no_face | spent | guidance | challenge | accepted | refused
+    track_id: int = None
+    guidance: str = None
+    challenge: str = None          # turn_left | turn_right | blink
+    stage: str = None              # the challenge's stage
+    person_id: str = None
+    score: float = None
+    reason: str = None             # why refused, or the decision's reason
+    details: dict = field(default_factory=dict)
+
+
+class FaceAttempt:
+    """Tracker + liveness + K-of-N decision for the face in front of the kiosk."""
+
+    def __init__(self, face_settings, *, rng=None, tracker=None, unrecognised_frames=12):
+        self.settings = face_settings
+        self.mode = face_settings.liveness        # off | passive | challenge | both
+        self.rng = rng
+        self.tracker = tracker or FaceTracker()
+        self.rule = DecisionRule.from_settings(face_settings)
+        self.unrecognised_frames = int(unrecognised_frames)
+        self.spent_track = None
+        self._new_attempt(None)
+
+    @property
+    def uses_challenge(self):
+        return self.mode in ("challenge", "both")
+
+    @property
+    def uses_passive(self):
+        return self.mode in ("passive", "both")
+
+    def _new_attempt(self, started_s):
+        self.rule.reset()
+        self.challenge = None
+        self.started_s = started_s
+        self.voted_before_pass = set()
+        self.good_frames_after_pass = 0
+        self.passive_votes = []
+        self.finished = None
+
+    def reset(self):
+        """Forget the face entirely (the person left, or the flow went home)."""
+        self.tracker.reset()
+        self.spent_track = None
+        self._new_attempt(None)
+
+    def restart(self, *, spend=False):
+        """Start a new attempt; with ``spend`` the face just served is ignored until it leaves."""
+        track = self.tracker.track
+        if spend and track is not None:
+            self.spent_track = track.track_id
+        self._new_attempt(None)
+
+    # --- liveness -------------------------------------------------------------------------------
+
+    def _challenge_status(self, frame):
+        if self.challenge is None:
+            kind = choose_challenge(self.rng, allowed=self.settings.challenge)
+            self.challenge = ActiveChallenge.from_settings(self.settings, kind, started_s=frame.timestamp_s)
+        if ONE_PERSON_ONLY in frame.failures:
+            return self.challenge.status  # a second face in view: nobody's challenge advances
+        return self.challenge.update(frame.landmarks, frame.timestamp_s)
+
+    def _passive_state(self, frame):
+        if frame.attack_score is not None and frame.guidance is None:
+            self.passive_votes.append(frame.attack_score >= self.settings.passive_threshold)
+        attacks = sum(self.passive_votes)
+        if attacks >= 2:
+            return Liveness.FAILED
+        return Liveness.PASSED if len(self.passive_votes) - attacks >= 3 else Liveness.PENDING
+
+    def _liveness(self, frame):
+        states = []
+        status = None
+        if self.uses_challenge:
+            status = self._challenge_status(frame)
+            states.append(Liveness.PASSED if status.passed else
+                          Liveness.FAILED if status.finished else Liveness.PENDING)
+        if self.uses_passive:
+            states.append(self._passive_state(frame))
+        if not states:
+            return Liveness.OFF, None
+        if Liveness.FAILED in states:
+            return Liveness.FAILED, status
+        if all(s is Liveness.PASSED for s in states):
+            return Liveness.PASSED, status
+        return Liveness.PENDING, status
+
+    def follow(self, frame):
+        """Keep the tracker up to date without deciding anything (while a result is on screen)."""
+        if frame.box is None:
+            self.tracker.missed(frame.timestamp_s)
+        else:
+            self.tracker.update(frame.box, frame.embedding, frame.timestamp_s)
+
+    # --- one frame ------------------------------------------------------------------------------
+
+    def update(self, frame):
+        """Advance with one ``FaceFrame``; return the ``Outcome`` for the screen."""
+        if self.finished is not None:
+            return self.finished
+        if frame.box is None:
+            if self.tracker.missed(frame.timestamp_s):
+                self._new_attempt(None)
+            return Outcome("no_face", guidance=frame.guidance)
+        track, is_new = self.tracker.update(frame.box, frame.embedding, frame.timestamp_s)
+        if track.track_id == self.spent_track:
+            return Outcome("spent", track.track_id)  # still the person just served: wait for them to go
+        if is_new:
+            self._new_attempt(frame.timestamp_s)
+        liveness, status = self._liveness(frame)
+        good = frame.guidance is None
+        matches = frame.matches if good else ()
+        decision = self.rule.add_frame(matches, liveness=liveness)
+        challenge = dict(challenge=status.kind.value, stage=status.stage.value) if status else {}
+        voted = decision.person_id if decision.reason.value in ("accepted", "not_agreed", "liveness_pending",
+                                                                "liveness_failed") else None
+        if liveness is Liveness.FAILED:
+            reason = "liveness_failed" if status is None else f"liveness_{status.reason or 'failed'}"
+            return self._finish(Outcome("refused", track.track_id, reason=reason, **challenge))
+        if liveness is Liveness.PENDING:
+            if voted:
+                self.voted_before_pass.add(voted)
+            if not good and frame.guidance not in TURN_FAILURES:
+                return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
+            return Outcome("challenge" if status else "guidance", track.track_id,
+                           guidance=frame.guidance, **challenge)
+        # liveness passed (or off): only the face that performed the challenge may be accepted
+        if not good:
+            return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
+        self.good_frames_after_pass += 1
+        bound = liveness is Liveness.OFF or decision.person_id in self.voted_before_pass
+        if decision.accepted and bound:
+            return self._finish(Outcome("accepted", track.track_id, person_id=decision.person_id,
+                                        score=decision.score, reason="accepted",
+                                        details={"margin": decision.margin,
+                                                 "agreeing_frames": decision.agreeing_frames}, **challenge))
+        if decision.accepted and not bound:
+            log.warning("face track %d: a match appeared only after the challenge passed; not accepted",
+                        track.track_id)
+        if self.good_frames_after_pass >= self.unrecognised_frames:
+            return self._finish(Outcome("refused", track.track_id, reason="not_recognised", **challenge))
+        return Outcome("challenge" if status else "guidance", track.track_id, reason=decision.reason.value,
+                       **challenge)
+
+    def _finish(self, outcome):
+        self.finished = outcome
+        return outcome

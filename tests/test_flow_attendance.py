@@ -1,0 +1,410 @@
+"""The attendance flow on the fake clock: every path, timeout and refusal, with no models and no sleeps."""
+
+import pytest
+
+from kiosk import config
+from kiosk.clock import FakeClock
+from kiosk.errors import DiskFullError
+from kiosk.flows.attendance import AttendanceFlow
+from kiosk.flows.base import declared_transitions
+from kiosk.flows.ports import Person
+
+from flow_fakes import Faces, FirstChoice, RecordingPorts
+
+TAKEN = set()
+ALICE = Person("alice", "Alice Adams", has_pin=True)
+BOB = Person("bob", "Bob Brown")
+ENROLLED = ("alice", "bob", "carol", "dave")
+
+
+def make(*, attendance=None, face=None, ui=None, clock=None, rng=None):
+    clock = clock or FakeClock(start=1_700_000_000.0)  # 2023-11-14 22:13 UTC
+    settings = config.build([("test", {
+        "device": {"timezone": "UTC"},
+        "face": {"liveness": "challenge", "challenge": "turn", **(face or {})},
+        "attendance": {"status_rule": "toggle", **(attendance or {})},
+        "ui": ui or {},
+    })])
+    ports = RecordingPorts(clock, [ALICE, BOB], pins={"alice": "135790"}, slots={3: "bob"})
+    flow = AttendanceFlow(ports=ports, clock=clock, settings=settings, rng=rng or FirstChoice())
+    return flow, ports, clock, Faces(ENROLLED)
+
+
+@pytest.fixture(autouse=True)
+def _collect():
+    flows = []
+    yield flows
+    for flow in flows:
+        TAKEN.update(flow.transitions_taken)
+
+
+@pytest.fixture
+def kiosk(_collect):
+    def build(**kw):
+        made = make(**kw)
+        _collect.append(made[0])
+        return made
+    return build
+
+
+def feed(flow, frames):
+    for frame in frames:
+        flow.handle("face_seen", frame=frame)
+
+
+def test_idle_starts_cameras_and_dims_then_wakes_on_presence(kiosk):
+    flow, ports, clock, _ = kiosk()
+    assert flow.state == "idle"
+    assert ports.count("start_capture", kind="face", mode="detect") == 1
+    assert ports.count("start_capture", kind="finger", mode="identify") == 1
+    assert ports.screen["screen"] == "attendance_idle" and ports.screen["language"] == "ar"
+    clock.advance(30)
+    flow.handle("presence_detected")  # someone passed: the dimming waits again
+    clock.advance(45)
+    flow.tick()
+    assert flow.state == "idle"
+    clock.advance(16)
+    flow.tick()
+    assert flow.state == "dimmed" and ports.calls[-1] == ("dim", {"dimmed": True})
+    flow.handle("presence_detected")
+    assert flow.state == "idle" and ("dim", {"dimmed": False}) in ports.calls[-4:]
+
+
+def test_face_with_challenge_is_recorded_before_the_door_opens(kiosk):
+    flow, ports, clock, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    assert flow.state == "watching" and ports.count("start_capture", kind="face", mode="identify") == 1
+    feed(flow, faces.turn_left("alice"))
+    assert flow.state == "showing_result"
+    assert [r.person_id for r in ports.records] == ["alice"]
+    assert ports.records[0].verify_mode == "face" and ports.records[0].status == 0
+    names = ports.names()
+    assert names.index("record") < names.index("open_door") < len(names)
+    assert ("signal", {"kind": "ok"}) in ports.calls
+    result = ports.screen
+    assert result["screen"] == "result" and result["name"] == "Alice Adams" and result["time"] == "22:13"
+    assert result["status_name"] == "check-in" and result["already"] is False
+
+
+def test_the_challenge_is_shown_while_it_is_pending(kiosk):
+    flow, ports, _, faces = kiosk()
+    feed(flow, [faces.frame("alice"), faces.frame("alice"), faces.frame("alice")])
+    assert ports.screen["screen"] == "face_challenge" and ports.screen["challenge"] == "turn_left"
+    feed(flow, [faces.frame("alice", guidance="move_closer")])
+    assert ports.screen["screen"] == "face_guidance" and ports.screen["guidance"] == "move_closer"
+    assert not ports.records
+
+
+def test_photo_swap_after_a_live_challenge_is_never_accepted(kiosk):
+    """An unenrolled live person performs the challenge, then raises a photo of an enrolled one."""
+    flow, ports, _, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("mallory"))
+    feed(flow, faces.turn_left("mallory"))            # live, but nobody we know
+    feed(flow, [faces.frame("alice", jitter=0.02) for _ in range(30)])  # the printed photo, held still
+    assert not ports.records and ports.count("open_door") == 0
+
+
+def test_photo_swap_is_refused_even_when_the_tracker_misses_the_swap(kiosk):
+    flow, ports, _, faces = kiosk()
+    flow.attempt.tracker.min_continuity = -2.0  # the worst case: the swap is not seen as a new face
+    flow.handle("face_seen", frame=faces.frame("mallory"))
+    feed(flow, faces.turn_left("mallory"))
+    feed(flow, [faces.frame("alice", jitter=0.02) for _ in range(30)])
+    assert not ports.records and ports.count("open_door") == 0
+
+
+def test_a_printed_photo_of_an_enrolled_person_fails_liveness(kiosk):
+    flow, ports, _, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    frames = [faces.frame("alice", jitter=0.02) for _ in range(2)]
+    frames += [faces.frame("alice", yaw=25.0, planar=True, failures=("face_the_camera",), jitter=0.02)
+               for _ in range(2)]
+    feed(flow, frames)
+    assert flow.state == "not_recognised"
+    assert ports.screen["reason"] == "liveness_planar_motion"
+    assert not ports.records and ports.count("open_door") == 0
+    assert ("signal", {"kind": "error"}) in ports.calls
+
+
+def test_unknown_face_is_not_recognised_and_fallbacks_follow(kiosk):
+    flow, ports, clock, faces = kiosk(attendance={"unrecognised_frames": 4, "face_attempts_before_fallback": 2})
+    flow.handle("face_seen", frame=faces.frame("mallory"))
+    feed(flow, faces.turn_left("mallory") + [faces.frame("mallory") for _ in range(4)])
+    assert flow.state == "not_recognised" and ports.screen["reason"] == "not_recognised"
+    assert ports.screen["fallbacks"] == []
+    flow.handle("retry_requested")
+    assert flow.state == "watching"
+    feed(flow, faces.turn_left("mallory") + [faces.frame("mallory") for _ in range(4)])
+    assert flow.state == "not_recognised" and ports.screen["fallbacks"] == ["fingerprint", "pin"]
+    clock.advance(31)
+    flow.tick()
+    assert flow.state == "idle" and not ports.records
+
+
+def test_not_recognised_can_be_left(kiosk):
+    flow, ports, _, faces = kiosk(attendance={"unrecognised_frames": 2})
+    flow.handle("face_seen", frame=faces.frame("mallory"))
+    feed(flow, faces.turn_left("mallory") + [faces.frame("mallory") for _ in range(3)])
+    flow.handle("cancelled")
+    assert flow.state == "idle"
+
+
+def test_watching_goes_idle_when_the_face_leaves(kiosk):
+    flow, ports, clock, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame(None) for _ in range(20)])
+    clock.advance(5.1)
+    flow.tick()
+    assert flow.state == "idle"
+
+
+def test_dimmed_kiosk_wakes_on_a_face(kiosk):
+    flow, ports, clock, faces = kiosk()
+    clock.advance(61)
+    flow.tick()
+    assert flow.state == "dimmed"
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    assert flow.state == "watching" and ports.calls[-3][0] == "dim"
+
+
+@pytest.mark.parametrize("start", ["idle", "dimmed", "watching", "not_recognised"])
+def test_fingerprint_works_from_every_waiting_state(kiosk, start):
+    flow, ports, clock, faces = kiosk(attendance={"unrecognised_frames": 2})
+    reach(flow, clock, faces, start)
+    flow.handle("finger_matched", slot=3, score=120)
+    assert flow.state == "showing_result"
+    assert ports.records[-1].person_id == "bob" and ports.records[-1].verify_mode == "fingerprint"
+    assert ports.count("open_door") == 1
+
+
+@pytest.mark.parametrize("start", ["idle", "dimmed", "watching", "not_recognised"])
+def test_fingerprint_guidance_reaches_the_screen(kiosk, start):
+    flow, ports, clock, faces = kiosk(attendance={"unrecognised_frames": 2})
+    reach(flow, clock, faces, start)
+    flow.handle("finger_not_matched", guidance="clean_and_dry_finger")
+    assert flow.state == "not_recognised" and ports.screen["guidance"] == "clean_and_dry_finger"
+    assert not ports.records
+
+
+def reach(flow, clock, faces, state):
+    if state == "dimmed":
+        clock.advance(61)
+        flow.tick()
+    elif state == "watching":
+        flow.handle("face_seen", frame=faces.frame("mallory"))
+    elif state == "not_recognised":
+        flow.handle("face_seen", frame=faces.frame("mallory"))
+        feed(flow, faces.turn_left("mallory") + [faces.frame("mallory") for _ in range(3)])
+    assert flow.state == state
+
+
+def test_an_unknown_finger_slot_records_nothing_and_keeps_the_door_shut(kiosk):
+    flow, ports, clock, _ = kiosk()
+    flow.handle("finger_matched", slot=77, score=90)
+    assert flow.state == "refused" and ports.screen["reason"] == "unknown_person"
+    assert not ports.records and ports.count("open_door") == 0
+    clock.advance(3)
+    flow.tick()
+    assert flow.state == "idle"
+
+
+@pytest.mark.parametrize("start", ["idle", "dimmed", "watching", "not_recognised"])
+def test_pin_fallback_records_with_verify_mode_pin(kiosk, start):
+    flow, ports, clock, faces = kiosk(attendance={"unrecognised_frames": 2})
+    reach(flow, clock, faces, start)
+    flow.handle("pin_requested")
+    assert flow.state == "entering_id" and ports.screen["screen"] == "id_keypad"
+    flow.handle("id_entered", typed="nobody")
+    assert flow.state == "entering_id" and ports.screen["error"] == "unknown_id"
+    flow.handle("id_entered", typed="bob")  # known, but has no PIN
+    assert flow.state == "entering_id"
+    flow.handle("id_entered", typed="alice")
+    assert flow.state == "entering_pin" and ports.screen["screen"] == "pin_keypad"
+    flow.handle("pin_entered", pin="000000")
+    assert flow.state == "entering_pin" and ports.screen["error"] == "wrong_pin"
+    assert ports.screen["attempts_left"] == 2
+    flow.handle("pin_entered", pin="135790")
+    assert flow.state == "showing_result" and ports.records[-1].verify_mode == "pin"
+
+
+def test_pin_lockout_refuses_and_goes_home(kiosk):
+    flow, ports, clock, _ = kiosk()
+    flow.handle("pin_requested")
+    flow.handle("id_entered", typed="alice")
+    for _ in range(3):
+        flow.handle("pin_entered", pin="999999")
+    assert flow.state == "refused" and ports.screen["reason"] == "pin_locked"
+    flow.handle("cancelled")
+    assert flow.state == "idle"
+    flow.handle("pin_requested")
+    flow.handle("id_entered", typed="alice")
+    flow.handle("pin_entered", pin="135790")  # right PIN, still locked
+    assert flow.state == "refused" and not ports.records
+
+
+@pytest.mark.parametrize("state", ["entering_id", "entering_pin"])
+def test_keypads_time_out_and_cancel_home_wiping_what_was_typed(kiosk, state):
+    for leave in ("timed_out", "cancelled"):
+        flow, ports, clock, _ = kiosk()
+        flow.handle("pin_requested")
+        if state == "entering_pin":
+            flow.handle("id_entered", typed="alice")
+        assert flow.state == state
+        if leave == "timed_out":
+            clock.advance(30.5)
+            flow.tick()
+        else:
+            flow.handle("cancelled")
+        assert flow.state == "idle" and flow.pending is None
+
+
+def test_the_same_person_again_is_told_already_recorded(kiosk):
+    flow, ports, clock, _ = kiosk()
+    flow.handle("finger_matched", slot=3, score=100)
+    clock.advance(40)
+    flow.handle("cancelled")
+    flow.handle("finger_matched", slot=3, score=100)
+    assert len(ports.records) == 1
+    assert ports.screen["already"] is True and ports.screen["time"] == "22:13"
+    assert ports.count("open_door") == 2 and ports.count("signal", kind="ok") == 2
+    clock.advance(61)
+    flow.handle("cancelled")
+    flow.handle("finger_matched", slot=3, score=100)
+    assert len(ports.records) == 2 and ports.records[1].status == 1  # toggle: check-out
+
+
+def test_asked_punch_state_is_chosen_on_screen(kiosk):
+    flow, ports, clock, _ = kiosk(attendance={"status_rule": "ask"})
+    flow.handle("finger_matched", slot=3, score=100)
+    assert flow.state == "choosing_punch" and ports.screen["suggested"] == 0
+    flow.handle("punch_chosen", status=9)  # not a status code: ignored
+    assert flow.state == "choosing_punch"
+    flow.handle("punch_chosen", status=2)
+    assert flow.state == "showing_result" and ports.records[-1].status == 2
+
+
+def test_asked_punch_state_times_out_to_the_suggestion(kiosk):
+    flow, ports, clock, _ = kiosk(attendance={"status_rule": "ask"})
+    flow.handle("finger_matched", slot=3, score=100)
+    clock.advance(5.1)
+    flow.tick()
+    assert flow.state == "showing_result" and ports.records[-1].status == 0
+
+
+def test_asked_punch_state_can_be_cancelled(kiosk):
+    flow, ports, clock, _ = kiosk(attendance={"status_rule": "ask"})
+    flow.handle("finger_matched", slot=3, score=100)
+    flow.handle("cancelled")
+    assert flow.state == "idle" and not ports.records
+
+
+def test_a_storage_failure_says_so_and_keeps_the_door_shut(kiosk):
+    flow, ports, clock, _ = kiosk()
+    ports.fail_record = DiskFullError("disk full", guidance="storage_full")
+    flow.handle("finger_matched", slot=3, score=100)
+    assert flow.state == "refused" and ports.screen["reason"] == "storage_full"
+    assert ports.count("open_door") == 0 and ("signal", {"kind": "error"}) in ports.calls
+    flow.handle("cancelled")
+    assert flow.state == "idle"
+
+
+def test_door_stays_shut_when_configured_so(kiosk):
+    flow, ports, _, _ = kiosk(attendance={"open_door": False})
+    flow.handle("finger_matched", slot=3, score=100)
+    assert ports.records and ports.count("open_door") == 0
+
+
+def test_after_the_result_the_person_served_is_not_served_again(kiosk):
+    flow, ports, clock, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, faces.turn_left("alice"))
+    feed(flow, [faces.frame("alice") for _ in range(10)])   # still standing there
+    clock.advance(2.6)
+    flow.tick()
+    assert flow.state == "watching"
+    feed(flow, [faces.frame("alice") for _ in range(40)])
+    assert len(ports.records) == 1 and flow.state == "watching"
+    feed(flow, [faces.frame(None) for _ in range(12)])     # they leave, the next one comes
+    flow.handle("face_seen", frame=faces.frame("carol"))
+    assert ports.screen["screen"] == "face_challenge"
+
+
+def test_result_goes_home_when_face_is_not_a_verify_mode(kiosk):
+    flow, ports, clock, faces = kiosk(attendance={"verify_modes": ["fingerprint"]})
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    assert flow.state == "idle"  # face disabled at this door
+    flow.handle("pin_requested")
+    assert flow.state == "idle"
+    flow.handle("finger_matched", slot=3, score=100)
+    clock.advance(2.6)
+    flow.tick()
+    assert flow.state == "idle"
+    flow.handle("finger_matched", slot=3, score=100)
+    flow.handle("cancelled")
+    assert flow.state == "idle"
+
+
+def test_language_switches_for_one_session(kiosk):
+    flow, ports, clock, faces = kiosk()
+    for state in ("idle", "dimmed", "watching", "not_recognised", "entering_id", "entering_pin"):
+        flow2, ports2, clock2, faces2 = kiosk(attendance={"unrecognised_frames": 2})
+        if state in ("entering_id", "entering_pin"):
+            flow2.handle("pin_requested")
+            if state == "entering_pin":
+                flow2.handle("id_entered", typed="alice")
+        else:
+            reach(flow2, clock2, faces2, state)
+        flow2.handle("language_chosen", language="en")
+        flow2.handle("language_chosen", language="xx")  # not a language: ignored
+        assert flow2.language == "en"
+    flow.handle("language_chosen", language="en")
+    flow.handle("finger_matched", slot=3, score=100)
+    assert ports.screen["language"] == "en"
+    flow.handle("cancelled")
+    assert flow.language == "ar"  # the next person starts in the default language
+
+
+def test_stray_events_are_ignored(kiosk):
+    flow, ports, _, faces = kiosk()
+    assert flow.handle("punch_chosen", status=1) is False
+    assert flow.handle("no_such_event") is False
+    flow.handle("pin_requested")
+    assert flow.handle("face_seen", frame=faces.frame("alice")) is False  # a late frame on the keypad
+    assert flow.handle("face_seen") is False
+    assert flow.state == "entering_id"
+
+
+def test_passive_liveness_alone(kiosk):
+    flow, ports, _, faces = kiosk(face={"liveness": "passive"})
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice", attack_score=0.05) for _ in range(5)])
+    assert ports.records and ports.records[0].person_id == "alice"
+
+
+def test_passive_liveness_refuses_an_attack_score(kiosk):
+    flow, ports, _, faces = kiosk(face={"liveness": "both"})
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice", attack_score=0.9) for _ in range(3)])
+    assert flow.state == "not_recognised" and ports.screen["reason"] == "liveness_failed"
+    assert not ports.records
+
+
+def test_liveness_off_accepts_on_agreement_alone(kiosk):
+    flow, ports, _, faces = kiosk(face={"liveness": "off"})
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice") for _ in range(2)])
+    assert ports.records and ports.records[0].person_id == "alice"
+
+
+def test_a_second_face_in_view_holds_the_challenge(kiosk):
+    flow, ports, _, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice", failures=("one_person_only",)) for _ in range(3)])
+    feed(flow, [faces.frame("alice", yaw=25.0, failures=("one_person_only", "face_the_camera"))
+                for _ in range(3)])
+    assert flow.attempt.challenge.stage.value == "baseline" and ports.screen["guidance"] == "one_person_only"
+
+
+def test_zz_every_declared_transition_was_taken():
+    missing = declared_transitions(AttendanceFlow) - TAKEN
+    assert not missing, f"transitions never exercised: {sorted(missing)}"
