@@ -1,8 +1,10 @@
 """Camera simulator: a scenario player that delivers frames the way a camera would.
 
-``ScenarioPlayer`` plays a registered scenario (see ``kiosk_sim.scenarios``), a video file or a
-folder of images as 640x480 BGR frames, looping by default, and can be made to misbehave like
-real hardware: ``unplug()`` (reads and opens fail), ``stall()`` (no frames arrive), ``freeze()``
+``ScenarioPlayer`` plays a registered scenario (a spec string such as ``walk_up`` or
+``walk_up:person=Aaron_Peirsol,photo=2``, see ``kiosk_sim.scenarios``), a scene object (a
+``Scenario`` or a ``ScriptedPerson``), a video file or a folder of images as 640x480 BGR frames,
+looping by default; ``play(source)`` changes what the camera sees while it runs. It can be made
+to misbehave like real hardware: ``unplug()`` (reads and opens fail), ``stall()`` (no frames arrive), ``freeze()``
 (the same frame again and again). Faults stay until cleared, as a broken cable would.
 
 The kiosk's camera driver reads it through its ``player`` backend; ``kiosk-sim camera`` writes
@@ -114,16 +116,23 @@ class _VideoFrames:
             self._capture = None
 
 
-class ScenarioPlayer:
-    """Plays a scenario, a video file or an image folder as camera frames, with fault injection.
+def is_scene(source):
+    """Whether ``source`` is a scene object (``render(index)``, ``frame_count``, ``fps``) rather than a name."""
+    return all(hasattr(source, attr) for attr in ("render", "frame_count", "fps"))
 
-    ``source`` is a scenario name from ``scenarios.SCENARIOS``, a video file path or an image
-    folder path. ``read()`` returns the next BGR frame, or None when a non-looping source ended
-    or the player is stalled; it raises ``OSError`` while unplugged or closed.
+
+class ScenarioPlayer:
+    """Plays a scenario, a scene object, a video file or an image folder as camera frames, with faults.
+
+    ``source`` is a scenario spec (``name`` or ``name:key=value,...``, see ``scenarios``), a
+    scene object such as a ``Scenario`` or a ``ScriptedPerson`` (frame_count 0: endless), a video
+    file path or an image folder path. A spec with parameters is checked and built here, so a bad
+    one fails at once with ``ScenarioSpecError`` (a ValueError). ``read()`` returns the next BGR
+    frame, or None when a non-looping source ended or the player is stalled; it raises
+    ``OSError`` while unplugged or closed.
     """
 
     def __init__(self, source="walk_up", *, seed=0, size=FRAME_SIZE, loop=True, fps=None, faces=None):
-        self.source = str(source)
         self.seed = seed
         self.size = tuple(size)
         self.loop = loop
@@ -131,6 +140,7 @@ class ScenarioPlayer:
         self._fps_override = fps
         self._frames = None
         self._index = 0
+        self.source, self._scene = self._resolve(source)
         self._last = None
         self._lock = threading.Lock()
         self._unplugged = False
@@ -147,18 +157,42 @@ class ScenarioPlayer:
             if self._unplugged:
                 raise OSError("simulated camera is unplugged")
             if self._frames is None:
-                self._frames = self._make_frames()
+                self._frames = self._make_frames(self.source, self._scene)
             self.opens += 1
 
-    def _make_frames(self):
-        if self.source in scenarios.SCENARIOS:
-            return _ScenarioFrames(scenarios.build(self.source, seed=self.seed, size=self.size, faces=self._faces))
-        path = Path(self.source)
+    def _resolve(self, source):
+        """(display name, scene object or None) for a source; specs with parameters are built now."""
+        if is_scene(source):
+            return str(getattr(source, "name", type(source).__name__)), source
+        source = str(source)
+        if ":" in source and not Path(source).exists():
+            # a spec with parameters: an unknown scenario, parameter, person or photo fails here
+            return source, scenarios.build(source, seed=self.seed, size=self.size, faces=self._faces)
+        return source, None
+
+    def play(self, source):
+        """Show ``source`` (anything the constructor takes) from the next frame on, from its frame 0."""
+        name, scene = self._resolve(source)
+        with self._lock:
+            if self._frames is not None:
+                frames = self._make_frames(name, scene)  # may raise: then nothing changed
+                self._frames.close()
+                self._frames = frames
+            self.source, self._scene = name, scene
+            self._index = 0
+            self._last = None
+
+    def _make_frames(self, source, scene):
+        if scene is not None:
+            return _ScenarioFrames(scene)
+        if source in scenarios.SCENARIOS:
+            return _ScenarioFrames(scenarios.build(source, seed=self.seed, size=self.size, faces=self._faces))
+        path = Path(source)
         if path.is_dir():
             return _FolderFrames(path, self.size, self._fps_override or scenarios.DEFAULT_FPS)
         if path.is_file():
             return _VideoFrames(path, self.size, self._fps_override or scenarios.DEFAULT_FPS)
-        raise OSError(f"{self.source!r} is neither a camera scenario ({', '.join(sorted(scenarios.SCENARIOS))}) "
+        raise OSError(f"{source!r} is neither a camera scenario ({', '.join(sorted(scenarios.SCENARIOS))}) "
                       "nor a video file or image folder")
 
     @property
@@ -287,9 +321,9 @@ def register(sub):
         "camera", help="play a camera scenario to a video file or an image folder",
         description="Render a camera scenario (or replay a video file / image folder) as 640x480 BGR "
                     "frames into a video file (.mp4, .avi, .mkv) or a folder of PNG images.")
-    parser.add_argument("--scenario", default="walk_up", metavar="NAME",
-                        help="scenario name (see --list), or a video file or image folder to replay "
-                             "(default: walk_up)")
+    parser.add_argument("--scenario", default="walk_up", metavar="SPEC",
+                        help="scenario name with optional parameters, e.g. walk_up:person=Aaron_Peirsol,photo=2 "
+                             "(see --list), or a video file or image folder to replay (default: walk_up)")
     parser.add_argument("--out", metavar="PATH",
                         help="output: a .mp4/.avi/.mkv file, or a folder (created) for PNG frames")
     parser.add_argument("--frames", type=int, metavar="N",
@@ -304,7 +338,8 @@ def run(args):
     if args.list:
         for name in sorted(scenarios.SCENARIOS):
             doc = (scenarios.SCENARIOS[name].__doc__ or "").strip().splitlines()
-            print(f"{name:16} {doc[0] if doc else ''}")
+            params = scenarios.PARAMS.get(name)
+            print(f"{name:16} {doc[0] if doc else ''}" + (f" [{', '.join(params)}]" if params else ""))
         return 0
     if not args.out:
         print("kiosk-sim camera: --out PATH is required (or --list)", file=sys.stderr)
@@ -312,8 +347,8 @@ def run(args):
     if args.frames is not None and args.frames < 1:
         print("kiosk-sim camera: --frames must be at least 1", file=sys.stderr)
         return 2
-    player = ScenarioPlayer(args.scenario, seed=args.seed, loop=True, fps=args.fps)
     try:
+        player = ScenarioPlayer(args.scenario, seed=args.seed, loop=True, fps=args.fps)
         written = write_frames(player, args.out, frames=args.frames)
     except (OSError, ValueError, KeyError) as e:
         print(f"kiosk-sim camera: {e}", file=sys.stderr)

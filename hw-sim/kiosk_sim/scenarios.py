@@ -18,6 +18,11 @@ Add a scenario from anywhere (a test, another module)::
             return canvas, [scenarios.FaceTruth(box, person.name)]
         return scenarios.Scenario("blink_challenge", 60, render, ctx=ctx)
 
+A scenario is chosen by a spec string: its name, optionally followed by parameters that the
+scenario declares, ``name:key=value,key=value`` (``walk_up:person=Aaron_Peirsol,photo=2``).
+Unknown names, parameters, people or photo numbers raise ``ScenarioSpecError`` (a ValueError;
+an unknown name is also a KeyError).
+
 Face photos are LFW deep-funneled (aligned) images: 250x250, the face near (69, 68, 113, 113).
 Ground-truth face boxes (``SceneFrame.faces``) follow that box through scaling and motion; they
 are approximate (about +-10 %), good for checking a detector, not for scoring landmarks.
@@ -42,18 +47,79 @@ LFW_FACE_BOX = (69, 68, 113, 113)
 SENSOR_NOISE = 2.5  # grey levels, standard deviation; a live sensor never repeats a frame exactly
 
 SCENARIOS = {}
+PARAMS = {}  # scenario name -> the parameter names its spec string may carry
 
 
-def register(name):
-    """Decorator: add a scenario builder ``builder(ctx) -> Scenario`` under ``name``."""
+class ScenarioSpecError(ValueError):
+    """A scenario spec names an unknown parameter, person or photo, or is malformed."""
+
+
+class UnknownScenarioError(ScenarioSpecError, KeyError):
+    """A scenario spec names no registered scenario."""
+
+    def __str__(self):  # KeyError would print the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+def register(name, *, params=()):
+    """Decorator: add a scenario builder ``builder(ctx) -> Scenario`` under ``name``.
+
+    ``params`` lists the parameters a spec string may give it; the builder reads them from
+    ``ctx.params`` (a dict of strings).
+    """
 
     def add(builder):
         if name in SCENARIOS and SCENARIOS[name] is not builder:
             raise ValueError(f"camera scenario {name!r} is already registered")
         SCENARIOS[name] = builder
+        PARAMS[name] = tuple(params)
         return builder
 
     return add
+
+
+def parse_spec(spec):
+    """Split ``name:key=value,...`` into (name, {key: value}); checks the syntax only."""
+    name, sep, rest = str(spec).strip().partition(":")
+    name = name.strip()
+    if not name:
+        raise ScenarioSpecError(f"camera scenario spec {spec!r} has no scenario name")
+    params = {}
+    if sep:
+        for item in rest.split(","):
+            key, eq, value = (part.strip() for part in item.partition("="))
+            if not key or not eq or not value:
+                raise ScenarioSpecError(
+                    f"camera scenario spec {spec!r}: {item.strip()!r} is not key=value "
+                    f"(write e.g. {name}:person=Aaron_Peirsol,photo=2)")
+            if key in params:
+                raise ScenarioSpecError(f"camera scenario spec {spec!r} gives {key!r} twice")
+            params[key] = value
+    return name, params
+
+
+def check_spec(spec):
+    """Parse ``spec`` and check its name and parameter names (no photos are read); return (name, params)."""
+    name, params = parse_spec(spec)
+    if name not in SCENARIOS:
+        raise UnknownScenarioError(f"unknown camera scenario {name!r} (known: {', '.join(sorted(SCENARIOS))})")
+    allowed = PARAMS.get(name, ())
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        takes = f"takes {', '.join(allowed)}" if allowed else "takes no parameters"
+        raise ScenarioSpecError(f"camera scenario {name!r} has no parameter {', '.join(unknown)} ({takes})")
+    return name, params
+
+
+def photo_number(value, *, key="photo"):
+    """A spec's photo number: a whole number >= 0."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0 or str(value).strip() != str(number):
+        raise ScenarioSpecError(f"{key}={value!r} is not a photo number (0, 1, 2 ...)")
+    return number
 
 
 @dataclass(frozen=True)
@@ -99,23 +165,43 @@ class FaceLibrary:
         """Paths of one person's photos, in name order."""
         return sorted((self.root / name).glob("*.jpg"))
 
-    def load(self, name, number=0):
-        """One person with their ``number``-th photo (0-based, wraps around)."""
+    def photo_path(self, name, number):
+        """Path of ``name``'s photo ``number`` (0-based, name order), or ``ScenarioSpecError`` if none."""
+        if name not in self.people:  # also keeps names like '../x' out of the path
+            raise ScenarioSpecError(f"no person {name!r} in the face photos at {self.root} "
+                                    f"(a person is a folder name there, e.g. {self.people[0]})")
         paths = self.photos(name)
-        path = paths[number % len(paths)]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise OSError(f"cannot read face photo {path}")
-        return Person(name, image, path)
+        if not 0 <= number < len(paths):
+            raise ScenarioSpecError(f"{name} has {len(paths)} photos: photo=0..{len(paths) - 1} "
+                                    f"({paths[0].name} .. {paths[-1].name}), not {number}")
+        return paths[number]
+
+    def load(self, name, number=0, *, wrap=True):
+        """One person with their ``number``-th photo (0-based; wraps around unless ``wrap=False``)."""
+        if wrap:
+            paths = self.photos(name)
+            path = paths[number % len(paths)]
+        else:
+            path = self.photo_path(name, number)
+        return Person(name, read_photo(path), path)
+
+
+def read_photo(path):
+    """A face photo as uint8 BGR; ``OSError`` if it cannot be read."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read face photo {path}")
+    return image
 
 
 class SceneContext:
     """What builders get: the photo set, a seeded generator, the frame size and a room background."""
 
-    def __init__(self, *, faces=None, seed=0, size=FRAME_SIZE):
+    def __init__(self, *, faces=None, seed=0, size=FRAME_SIZE, params=None):
         self._faces = faces
         self.seed = seed
         self.size = tuple(size)
+        self.params = dict(params or {})
         self.rng = np.random.default_rng(seed)
         self._room = None
 
@@ -130,6 +216,22 @@ class SceneContext:
         names = self.faces.people
         chosen = self.rng.choice(len(names), size=count, replace=False)
         return [self.faces.load(names[i], int(self.rng.integers(0, 8))) for i in chosen]
+
+    def chosen_person(self, *, person_key="person", photo_key="photo"):
+        """The person the ``person``/``photo`` parameters name; the seed chooses what they leave open.
+
+        With only ``photo`` given, the seed picks the same person it would pick without it.
+        With ``person`` but no ``photo``, their first photo (photo=0) is used.
+        """
+        photo = self.params.get(photo_key)
+        if self.params.get(person_key) is None and photo is None:
+            return self.pick_people(1)[0]
+        name = self.params.get(person_key)
+        if name is None:
+            names = self.faces.people
+            name = names[int(self.rng.choice(len(names), size=1, replace=False)[0])]
+        number = 0 if photo is None else photo_number(photo, key=photo_key)
+        return self.faces.load(name, number, wrap=False)
 
     def room(self):
         """The empty room (float32 BGR), the same for every frame of a scenario."""
@@ -148,7 +250,7 @@ class Scenario:
 
     def __init__(self, name, frame_count, draw, *, ctx, fps=DEFAULT_FPS, noise=SENSOR_NOISE, description=""):
         self.name = name
-        self.frame_count = int(frame_count)
+        self.frame_count = int(frame_count)  # 0: endless (indices are never wrapped)
         self.fps = float(fps)
         self.description = description
         self._draw = draw  # draw(index, rng) -> (float32 canvas, [FaceTruth])
@@ -172,21 +274,19 @@ class Scenario:
     def render(self, index):
         """Frame ``index`` (taken modulo the frame count) as uint8 BGR with its ground truth."""
         index = int(index)
-        rng = np.random.default_rng((self._ctx.seed, index % self.frame_count))
-        canvas, faces = self._draw(index % self.frame_count, rng)
+        local = index % self.frame_count if self.frame_count else index
+        rng = np.random.default_rng((self._ctx.seed, local))
+        canvas, faces = self._draw(local, rng)
         if self._noise:
             canvas += self._noise_field(canvas.shape, rng)
         image = np.clip(canvas, 0, 255).astype(np.uint8)
         return SceneFrame(image, index, list(faces))
 
 
-def build(name, *, seed=0, size=FRAME_SIZE, faces=None):
-    """Build the scenario registered as ``name``."""
-    try:
-        builder = SCENARIOS[name]
-    except KeyError:
-        raise KeyError(f"unknown camera scenario {name!r} (known: {', '.join(sorted(SCENARIOS))})") from None
-    return builder(SceneContext(faces=faces, seed=seed, size=size))
+def build(spec, *, seed=0, size=FRAME_SIZE, faces=None):
+    """Build the scenario a spec names (``walk_up`` or ``walk_up:person=Aaron_Peirsol,photo=2``)."""
+    name, params = check_spec(spec)
+    return SCENARIOS[name](SceneContext(faces=faces, seed=seed, size=size, params=params))
 
 
 # --- drawing helpers -------------------------------------------------------------------------
@@ -264,26 +364,43 @@ def _draw_shoulders(canvas, centre, face_px, gain):
     cv2.rectangle(canvas, (int(cx - axes[0]), top + axes[1]), (int(cx + axes[0]), canvas.shape[0]), colour, -1)
 
 
-def _ease(t):
+def ease(t):
+    """Smooth 0..1 progress (smoothstep): people speed up and slow down."""
     t = min(max(t, 0.0), 1.0)
     return t * t * (3 - 2 * t)
 
 
+GUIDE_FACE = 0.42  # face width at the centre guide, as a fraction of the frame's shorter side
+
+
+def walk_up_pose(index, size, approach):
+    """Where a walking-up face is at frame ``index``: (centre x, centre y, face width px).
+
+    The face grows from 40 px at the right toward the centre guide over ``approach`` frames,
+    with a step bounce, then holds there swaying a little.
+    """
+    width, height = size
+    t = ease(index / approach)
+    face_px = 40 + (min(width, height) * GUIDE_FACE - 40) * t
+    step = math.sin(index * 2 * math.pi / 8) * (1 - t)
+    cx = width * (0.74 - 0.24 * t) + 3 * math.sin(index / 5)
+    cy = height * (0.42 + 0.08 * t) + 5 * step
+    return cx, cy, face_px
+
+
 # --- the scenarios ---------------------------------------------------------------------------
 
-@register("walk_up")
+PERSON_PARAMS = ("person", "photo")
+
+
+@register("walk_up", params=PERSON_PARAMS)
 def walk_up(ctx):
     """One person walks up from the side; the face grows toward the guide in the centre, then holds."""
-    person = ctx.pick_people(1)[0]
-    width, height = ctx.size
+    person = ctx.chosen_person()
     approach, hold = 60, 30
 
     def draw(index, rng):
-        t = _ease(index / approach)
-        face_px = 40 + (min(width, height) * 0.42 - 40) * t
-        step = math.sin(index * 2 * math.pi / 8) * (1 - t)
-        cx = width * (0.74 - 0.24 * t) + 3 * math.sin(index / 5)
-        cy = height * (0.42 + 0.08 * t) + 5 * step
+        cx, cy, face_px = walk_up_pose(index, ctx.size, approach)
         canvas = ctx.background(rng)
         box = paste_face(canvas, person.photo, (cx, cy), face_px)
         return canvas, [FaceTruth(box, person.name)]
@@ -314,57 +431,10 @@ def no_face(ctx):
                     description="the empty room")
 
 
-@register("printed_photo")
-def printed_photo(ctx):
-    """A printed photo with a white border held up in front of the camera, moving rigidly."""
-    person = ctx.pick_people(1)[0]
-    width, height = ctx.size
-    border = 22
-    photo = person.photo.astype(np.float32) * 0.88 + 14  # paper: less contrast, lifted blacks
-    print_img = cv2.copyMakeBorder(photo, border, border, border, border, cv2.BORDER_CONSTANT,
-                                   value=(238, 240, 242))
-    ph, pw = print_img.shape[:2]
-    corners = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
-    fx, fy, fw, fh = LFW_FACE_BOX
-    face_corners = np.float32([[fx + border, fy + border], [fx + fw + border, fy + border],
-                               [fx + fw + border, fy + fh + border], [fx + border, fy + fh + border]])
-
-    def draw(index, rng):
-        angle = math.radians(4 * math.sin(index / 9))
-        scale = 1.25 + 0.05 * math.sin(index / 13)
-        cx = width * 0.5 + 18 * math.sin(index / 11)
-        cy = height * 0.47 + 10 * math.sin(index / 7)
-        tilt = 0.06 * math.sin(index / 10)  # the sheet turns a little about its vertical axis
-        src = corners - (pw / 2, ph / 2)
-        dst = []
-        for x, y in src:
-            x2 = x * (1 - tilt * (y / ph)) * scale
-            y2 = y * (1 + tilt * (x / pw)) * scale
-            dst.append((cx + x2 * math.cos(angle) - y2 * math.sin(angle),
-                        cy + x2 * math.sin(angle) + y2 * math.cos(angle)))
-        dst = np.float32(dst)
-        matrix = cv2.getPerspectiveTransform(corners, dst)
-        canvas = ctx.background(rng)
-        shadow = cv2.warpPerspective(np.ones((ph, pw), np.float32), matrix, ctx.size)
-        shadow = np.roll(cv2.GaussianBlur(shadow, (0, 0), 6), (8, 10), axis=(0, 1))
-        canvas *= (1 - 0.35 * shadow)[..., None]
-        sheet = cv2.warpPerspective(print_img, matrix, ctx.size, flags=cv2.INTER_LINEAR)
-        alpha = cv2.warpPerspective(np.ones((ph, pw), np.float32), matrix, ctx.size)[..., None]
-        canvas[:] = canvas * (1 - alpha) + sheet * alpha
-        warped = cv2.perspectiveTransform(face_corners[None], matrix)[0]
-        x0, y0 = warped.min(axis=0)
-        x1, y1 = warped.max(axis=0)
-        box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
-        return canvas, [FaceTruth(box, person.name, attack=True)]
-
-    return Scenario("printed_photo", 60, draw, ctx=ctx,
-                    description="a printed photo with a visible border held up, moving rigidly")
-
-
-@register("darkness")
+@register("darkness", params=PERSON_PARAMS)
 def darkness(ctx):
     """A person at the kiosk in a room with the lights off: a very dark, noisy picture."""
-    person = ctx.pick_people(1)[0]
+    person = ctx.chosen_person()
     width, height = ctx.size
 
     def draw(index, rng):
@@ -375,10 +445,10 @@ def darkness(ctx):
     return Scenario("darkness", 45, draw, ctx=ctx, noise=3.5, description="lights off: mean brightness under 15")
 
 
-@register("backlight")
+@register("backlight", params=PERSON_PARAMS)
 def backlight(ctx):
     """A person in front of a bright window: blown-out background, face in shadow."""
-    person = ctx.pick_people(1)[0]
+    person = ctx.chosen_person()
     width, height = ctx.size
 
     def draw(index, rng):
@@ -393,4 +463,5 @@ def backlight(ctx):
 
 
 # scenarios defined in other modules register themselves on import
-from kiosk_sim import liveness_scenarios  # noqa: E402,F401  (head_turn_left/right, stand_still)
+from kiosk_sim import printed  # noqa: E402,F401  (printed_photo)
+from kiosk_sim import liveness_scenarios  # noqa: E402,F401  (head_turn_left/right, stand_still, photo_swap)
