@@ -168,6 +168,16 @@ class ServerSimulator:
         with self.store.lock:
             return self.store.records(kind)
 
+    def enrolled_people(self):
+        """People enrolled at kiosks, as the server opened them: person fields, faces, fingers, pin_hash."""
+        with self.store.lock:
+            return self.store.enrolled_people()
+
+    def deleted_people(self):
+        """People deleted at kiosks: [{record_id, device_id, person_id, deleted_at}]."""
+        with self.store.lock:
+            return self.store.deleted_people()
+
     def record_count(self):
         with self.store.lock:
             return self.store.record_count()

@@ -15,6 +15,8 @@ import uuid
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from kiosk_sim import server_people
+
 from kiosk.storage.chain import GENESIS, event_hash
 from kiosk.sync import protocol
 
@@ -70,7 +72,7 @@ class ServerStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self.lock = threading.RLock()
-        for statement in SCHEMA:
+        for statement in SCHEMA + server_people.SCHEMA:
             self._conn.execute(statement)
         self.device_settings = device_settings if device_settings is not None else \
             {"sync": {"interval_s": 30.0, "batch_size": 500}}
@@ -201,7 +203,7 @@ class ServerStore:
         stored = self._stored_hashes([r["id"] for r in records])
         head = self._one("SELECT seq, hash FROM chain_heads WHERE device_id = ?", [device_id]) or (0, GENESIS)
         head_seq, head_hash = head
-        results, rows, refused = [], [], []
+        results, rows, refused, person_rows = [], [], [], []
         for record in records:
             record_id, kind, data = record["id"], record["kind"], record["data"]
             if record_id in stored:
@@ -229,6 +231,13 @@ class ServerStore:
                 rows.append((record_id, device_id, kind, data["seq"], data["hash"], protocol.dumps(data).decode(),
                              batch_id, now))
             else:
+                if kind in server_people.KINDS:
+                    try:
+                        person_rows.append(server_people.check(kind, record_id, data, self.server_key))
+                    except server_people.Invalid as e:
+                        refused.append((record_id, device_id, str(e), now))
+                        results.append(_result(record_id, protocol.REJECTED, str(e)))
+                        continue
                 rows.append((record_id, device_id, kind, None, None, protocol.dumps(data).decode(), batch_id, now))
             stored[record_id] = data.get("hash")
             results.append(_result(record_id, protocol.STORED))
@@ -239,6 +248,7 @@ class ServerStore:
         with self._tx():
             self._conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self._conn.executemany("INSERT INTO refused_records VALUES (?, ?, ?, ?)", refused)
+            server_people.store(self._conn, device_id, person_rows, now=now)
             if (head_seq, head_hash) != tuple(head):
                 self._conn.execute("INSERT INTO chain_heads (device_id, seq, hash) VALUES (?, ?, ?) ON CONFLICT"
                                    "(device_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -270,6 +280,12 @@ class ServerStore:
             sql, params = sql + " WHERE kind = ?", [kind]
         return [{"id": r[0], "device_id": r[1], "kind": r[2], "data": json.loads(r[3])}
                 for r in self._conn.execute(sql + " ORDER BY rowid", params)]
+
+    def enrolled_people(self):
+        return server_people.enrolled(self._conn)
+
+    def deleted_people(self):
+        return server_people.deleted(self._conn)
 
     def record_count(self):
         return self._one("SELECT count(*) FROM records")[0]

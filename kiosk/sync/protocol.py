@@ -48,6 +48,14 @@ BATCH_ID_REUSED = "batch_id_reused"
 BROKEN_CHAIN = "broken_chain"
 MALFORMED = "malformed"
 
+# record kinds a batch carries: events are hash-chained; people enrolled or deleted at the kiosk are
+# validated by the server (their templates sealed to its key, kiosk/storage/sealbox.py); other kinds
+# (activation packets) are stored as they are
+EVENT_KIND = "event"
+PERSON_ENROLLED_KIND = "person_enrolled"
+PERSON_DELETED_KIND = "person_deleted"
+RECORD_KINDS = (EVENT_KIND, PERSON_ENROLLED_KIND, PERSON_DELETED_KIND, "activation")
+
 COMMAND_KINDS = ("open_door", "sync_now", "purge_person", "reboot", "rotate_key")
 COMMAND_RESULTS = ("done", "failed", "unsupported", "expired")
 CHANGE_TYPES = ("person", "face_templates", "finger_templates", "settings", "revocation")
