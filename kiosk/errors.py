@@ -42,6 +42,10 @@ class DiskFullError(StorageError, OSError):
     """Free space is below the floor for this kind of write."""
 
 
+class ExportError(KioskError, OSError):
+    """An export could not be written to the chosen folder (missing, a link, not a folder, full, too big)."""
+
+
 class HardwareError(KioskError, OSError):
     """A device did not respond or answered in a way we cannot use."""
 
