@@ -11,6 +11,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from kiosk.storage.db import transaction
 
@@ -63,7 +64,7 @@ def written_slot_numbers_at(path):
     """
     if not Path(path).is_file():
         return set()
-    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro", uri=True)
     try:
         try:
             return {row[0] for row in conn.execute("SELECT slot FROM sensor_slots")}
