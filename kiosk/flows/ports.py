@@ -87,6 +87,6 @@ class Ports(Protocol):
     # enrolment and admin
     def face_duplicate(self, vectors): ...        # -> person_id already enrolled with this face, or None
     def finger_duplicate(self, template): ...     # -> person_id already enrolled with this finger, or None
-    def enrol(self, *, person_id, name, role, faces, fingers): ...  # -> EnrolResult
+    def enrol(self, *, person_id, name, role, faces, fingers, pin=None): ...  # -> EnrolResult; pin: 6 digits or None
     def delete_person(self, person_id): ...
     def admin_page(self, page, **args): ...       # -> dict of what the page shows
