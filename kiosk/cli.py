@@ -14,7 +14,7 @@ from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("run", "demo", "config", "db", "bench", "doctor", "sync", "provision")
+COMMANDS = ("run", "demo", "config", "db", "bench", "doctor", "sync", "provision", "flows")
 
 
 def build_parser():
