@@ -301,6 +301,18 @@ def test_inactivity_or_exit_in_the_session_finishes(admin, where):
         assert flow.state == "finished" and flow.entered_by is None and flow.held is None
 
 
+def test_the_session_deadline_can_be_shown_as_a_countdown(admin):
+    flow, ports, clock, _ = admin()
+    enter(flow, ports)
+    assert flow.is_in("menu", "viewing_page") and flow.remaining_s() == 30.0
+    clock.advance(12.5)
+    assert flow.remaining_s() == 17.5
+    clock.advance(40)
+    assert flow.remaining_s() == 0.0
+    flow.handle("enrol_requested")
+    assert flow.remaining_s() is None and flow.sub.remaining_s() == 30.0  # the sub-flow's deadline counts
+
+
 def test_the_admin_pin_never_reaches_the_log(admin, caplog):
     flow, ports, _, _ = admin()
     caplog.set_level("DEBUG")

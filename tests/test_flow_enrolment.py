@@ -297,6 +297,8 @@ def test_unknown_finger_steps_are_ignored(enrol):
     to_fingers(flow, faces)
     before = len(ports.calls)
     flow.handle("finger_step", step="<script>", number=1)
+    flow.handle("finger_step", step="place_finger", number="1" * 10000)
+    flow.handle("finger_step", step="place_finger", number=-1)
     assert len(ports.calls) == before
 
 

@@ -339,7 +339,7 @@ class EnrolmentFlow(Flow):
         self.ports.stop_capture("finger")
 
     def show_step(self, step=None, number=None):
-        if step not in ("place_finger", "lift_finger", "captured"):
+        if step not in ("place_finger", "lift_finger", "captured") or type(number) is not int or not 0 <= number <= 10:
             return
         self.extend_deadline()
         self._show("enrol_finger", finger=self.finger_number, fingers=FINGERS, step=step, number=number,
