@@ -10,33 +10,11 @@ from kiosk.flows.base import declared_transitions
 from kiosk.flows.ports import Person
 
 from flow_fakes import Faces
-from test_flow_enrolment import T1, T2, EnrolPorts
+from enrolment_fakes import T1, T2, AdminPorts
 
 TAKEN = set()
 BOSS = Person("boss", "Bea Boss", role="admin")
 BOB = Person("bob", "Bob Brown")
-
-
-class AdminPorts(EnrolPorts):
-    """Pages answer from a dict; an export can be made to fail."""
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self.fail_page = None
-        self.no_admin_pin = False
-
-    def admin_page(self, page, **args):
-        if self.fail_page is not None:
-            raise self.fail_page
-        if page == "outbox":
-            return 7  # not a dict: still shown, not a crash
-        return super().admin_page(page, **args)
-
-    def check_admin_pin(self, pin):
-        if self.no_admin_pin:
-            from kiosk.flows.ports import PinCheck
-            return PinCheck("no_pin")
-        return super().check_admin_pin(pin)
 
 
 def make():

@@ -11,33 +11,12 @@ from kiosk.flows.enrolment import EnrolmentFlow
 from kiosk.flows.ports import Person
 from kiosk.models.face_frame import FaceFrame
 
-from flow_fakes import Faces, RecordingPorts
+from flow_fakes import Faces
+from enrolment_fakes import T1, T2, EnrolPorts
 
 TAKEN = set()
 ALICE = Person("alice", "Alice Adams", has_pin=True)
 BOB = Person("bob", "Bob Brown")
-T1, T2 = b"\x03\x01" + bytes(510), b"\x03\x02" + bytes(510)
-
-
-class EnrolPorts(RecordingPorts):
-    """RecordingPorts whose enrol takes the PIN too, and whose saving or deleting can be made to fail."""
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self.fail_enrol = None
-        self.fail_delete = None
-
-    def enrol(self, *, person_id, name, role, faces, fingers, pin=None):
-        if self.fail_enrol is not None:
-            raise self.fail_enrol
-        result = super().enrol(person_id=person_id, name=name, role=role, faces=faces, fingers=fingers)
-        self.enrolled[-1]["pin"] = pin
-        return result
-
-    def delete_person(self, person_id):
-        if self.fail_delete is not None:
-            raise self.fail_delete
-        super().delete_person(person_id)
 
 
 def make(*, face=None, clock=None):

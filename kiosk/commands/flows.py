@@ -14,7 +14,7 @@ def register(sub):
     parser = sub.add_parser("flows", help="the kiosk's flows (state charts): draw their diagrams",
                             description=__doc__)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    diagrams = verbs.add_parser("diagrams", help="write docs/flows/<flow>.md (Mermaid) and its README; --check to verify",
+    diagrams = verbs.add_parser("diagrams", help="write docs/flows/<flow>.md (Mermaid) and an index; --check verifies",
                                 description="Write one Mermaid diagram per flow and an index, drawn from the code.")
     diagrams.add_argument("--check", action="store_true",
                           help="write nothing; exit 1 naming every file that is missing or stale")
