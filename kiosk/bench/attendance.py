@@ -1,0 +1,497 @@
+"""`kiosk bench attendance`: the attendance flow end to end on the camera simulator, at 15 fps.
+
+The kiosk side is the real thing: the face pipeline and gallery (``FaceEngine``), the
+attendance flow (``AttendanceFlow``) on a ``FlowHost`` with liveness on (``face.liveness =
+"challenge"``, ``face.challenge = "turn"``: the simulated people can turn their heads but
+cannot blink). In front of it, ``ScriptedPerson``s from DIR (per-person photo folders, chosen
+by head pose: see ``kiosk.bench.attendance_cast``) walk up and react to the screen's challenge
+at once (the turn starts on the next frame; a real person adds their reaction time).
+
+Time is frame time: a fake clock advances 1/15 s per frame and every frame is analysed, so the
+figures are frame-accurate and do not depend on this machine's load. Latency is from the first
+frame in which the face is fully in view (the approach has finished and the face box is inside
+the frame: the scripted person's ground truth) to the frame whose processing pulsed the door,
+plus the real processing time of that frame (an honest bound). The real per-frame engine time
+is reported too, to show whether 15 fps is sustained here.
+
+Scenarios: enrolled walk-ups (accepted within 3 s?); unenrolled walk-ups who perform the turn;
+photo attacks on enrolled people, alternately a printed photo held up alone and the photo swap
+(a live unenrolled person performs the turn, then raises the enrolled person's photo); a queue
+(the next person walks up as the previous one leaves) giving people per minute.
+"""
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+
+import numpy as np
+
+from kiosk.bench import attendance_cast as cast
+
+log = logging.getLogger(__name__)
+
+FPS = 15.0
+ACCEPT_WITHIN_S = 3.0
+WATCH_S = 7.0         # how long an unenrolled walk-up or an attack is watched after it is in view
+QUEUE_GIVE_UP_S = 8.0  # a queued person not served this long after arriving is sent on
+SEED = 7
+KEYS = ("walkups", "accepted", "median_ms", "p95_ms", "false_accepts", "photo_attacks_accepted", "people_per_min")
+
+
+def register(sub):
+    parser = sub.add_parser("attendance", help="attendance end to end on the simulators: acceptance, latency, "
+                            "false accepts, photo attacks, people per minute",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", metavar="DIR", help="folder of per-person photo folders "
+                        "(default: faces/lfw in the shared datasets folder)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    parser.add_argument("--walkups", type=int, default=50, metavar="N", help="enrolled walk-ups (default 50)")
+    parser.add_argument("--unknown", type=int, default=20, metavar="N", help="unenrolled walk-ups (default 20)")
+    parser.add_argument("--attacks", type=int, default=20, metavar="N",
+                        help="photo attacks, alternately printed photo and photo swap (default 20)")
+    parser.add_argument("--queue", type=int, default=10, metavar="N", help="people in the queue scenario (default 10)")
+    parser.set_defaults(func=run)
+
+
+# --- the kiosk side ---------------------------------------------------------------------------
+
+class BenchPorts:
+    """The attendance flow's ports: people from a dict, records in memory, door pulses by frame."""
+
+    def __init__(self, clock, person_ids):
+        from kiosk.flows.ports import Person
+
+        self.clock = clock
+        self.host = None
+        self.people = {pid: Person(pid, pid) for pid in person_ids}
+        self.records = []
+        self.door = []            # (frame number, person id of the last record)
+        self.frame_number = None  # set by the bench before each frame
+        self.on_show = None
+
+    def show(self, screen, **data):
+        if self.on_show is not None:
+            self.on_show(screen, data)
+
+    def dim(self, dimmed):
+        pass
+
+    def signal(self, kind):
+        pass
+
+    def open_door(self):
+        self.door.append((self.frame_number, self.records[-1].person_id if self.records else None))
+
+    def start_capture(self, kind, **options):
+        if kind == "face":
+            self.host.set_face_mode(options.get("mode", "identify"))
+
+    def stop_capture(self, kind):
+        if kind == "face":
+            self.host.set_face_mode(None)
+
+    def person(self, person_id):
+        return self.people.get(person_id)
+
+    def person_for_finger(self, slot):
+        return None
+
+    def find_person(self, typed):
+        return None
+
+    def last_punch(self, person_id):
+        from kiosk.flows.ports import Punch
+
+        mine = [r for r in self.records if r.person_id == person_id]
+        return Punch(mine[-1].status, mine[-1].wall_time_s) if mine else None
+
+    def punches_since(self, person_id, since_s):
+        from kiosk.flows.ports import Punch
+
+        return [Punch(r.status, r.wall_time_s) for r in self.records
+                if r.person_id == person_id and r.wall_time_s >= since_s]
+
+    def record(self, *, person_id, status, verify_mode, score=None):
+        from kiosk.flows.ports import Recorded
+
+        recorded = Recorded(len(self.records) + 1, person_id, status, verify_mode, self.clock.time())
+        self.records.append(recorded)
+        return recorded
+
+
+class TimedEngine:
+    """The face engine, timing every ``analyse`` call (real milliseconds, by mode)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.gallery = engine.gallery
+        self.ms = {"detect": [], "identify": []}
+
+    def analyse(self, image, timestamp_s, *, mode="identify"):
+        started = time.perf_counter()
+        frame = self.engine.analyse(image, timestamp_s, mode=mode)
+        self.ms[mode].append((time.perf_counter() - started) * 1000.0)
+        return frame
+
+
+class _Camera:
+    """What the FlowHost reads: the frame the bench put there last."""
+
+    def __init__(self):
+        self.frame = None
+
+    def latest(self):
+        return self.frame
+
+
+class Kiosk:
+    """One attendance kiosk (flow, host, ports) on a shared engine and a fake clock."""
+
+    def __init__(self, engine, settings, person_ids, *, clock, seed):
+        from kiosk.flows.attendance import AttendanceFlow
+        from kiosk.host import FlowHost
+
+        self.clock = clock
+        self.camera = _Camera()
+        self.ports = BenchPorts(clock, person_ids)
+        self.host = FlowHost(None, clock=clock, camera=self.camera, engine=engine)
+        self.ports.host = self.host
+        self.flow = AttendanceFlow(ports=self.ports, clock=clock, settings=settings, rng=random.Random(seed))
+        self.host.home = self.host.flow = self.flow
+        self.frames = 0
+
+    def step(self, scene):
+        """One camera frame: the clock moves a frame on, the host analyses it; returns real ms taken."""
+        from kiosk.drivers.camera import Frame
+
+        self.clock.advance(1.0 / FPS)
+        self.frames += 1
+        self.camera.frame = Frame(scene.image, scene.image, self.clock.monotonic(), self.frames)
+        self.ports.frame_number = self.frames
+        started = time.perf_counter()
+        self.host.step()
+        return (time.perf_counter() - started) * 1000.0
+
+
+def _fully_in_view(scene, size):
+    width, height = size
+    for face in scene.faces:
+        x, y, w, h = face.box
+        if not face.attack and x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+            return True
+    return False
+
+
+class Responder:
+    """Plays the person's side of the screen: turns the head when the challenge asks."""
+
+    def __init__(self, person, *, then_photo=None):
+        self.person = person
+        self.then_photo = then_photo  # photo swap: raise this photo once the turn is done
+        self.turns = 0
+
+    def __call__(self, screen, data):
+        if screen != "face_challenge" or data.get("stage") not in ("baseline", "acting"):
+            return
+        if self.then_photo is not None and self.turns:
+            return  # the attacker now holds the photo up and keeps it there
+        if self.turns and self.person.busy_until > self.person.next_index:
+            return  # still turning
+        self.person.perform(data["challenge"])
+        self.turns += 1
+        if self.then_photo is not None:
+            self.person.hold_up_photo(self.then_photo)
+
+
+# --- one scene --------------------------------------------------------------------------------
+
+def play(kiosk, player, *, arrived_frame, watch_s, responder=None, stop_at_door=True):
+    """Play frames until the door pulses (``stop_at_door``) or ``watch_s`` after the face is in view.
+
+    Returns ``{"in_view", "door", "step_ms"}``: frame numbers (the kiosk's, from 1) of the
+    first fully-in-view frame and of each door pulse, and the real ms of every frame.
+    """
+    kiosk.ports.on_show = responder
+    first, in_view, step_ms, doors_before = kiosk.frames + 1, None, {}, len(kiosk.ports.door)
+    limit = arrived_frame + int(round((watch_s + 1.0) * FPS)) + 200  # in_view comes within this
+    for local in range(limit):
+        scene = player.read_scene()
+        ms = kiosk.step(scene)
+        step_ms[kiosk.frames] = ms
+        if in_view is None and local >= arrived_frame and _fully_in_view(scene, player.size):
+            in_view = kiosk.frames
+        if stop_at_door and len(kiosk.ports.door) > doors_before:
+            break
+        if in_view is not None and kiosk.frames - in_view >= watch_s * FPS:
+            break
+    kiosk.ports.on_show = None
+    return {"in_view": in_view, "first": first, "door": kiosk.ports.door[doors_before:], "step_ms": step_ms}
+
+
+def _scripted(member, *, seed, photo=None):
+    from kiosk_sim.scripted_person import ScriptedPerson
+
+    return ScriptedPerson(photo or member.frontal, turns=member.turns, person=member.person, seed=seed, fps=FPS)
+
+
+def _player(source, seed):
+    from kiosk_sim.camera import ScenarioPlayer
+
+    player = ScenarioPlayer(source, seed=seed)
+    player.open()
+    return player
+
+
+# --- the scenarios ----------------------------------------------------------------------------
+
+def enrolled_walkups(engine, settings, ids, enrolled, clock):
+    """Each enrolled person walks up once (a fresh kiosk each); a dict per walk-up."""
+    results = []
+    for number, member in enumerate(enrolled):
+        kiosk = Kiosk(engine, settings, ids, clock=clock, seed=SEED + number)
+        person = _scripted(member, seed=SEED + number)
+        out = play(kiosk, _player(person, SEED + number), arrived_frame=person.arrived_frame,
+                   watch_s=ACCEPT_WITHIN_S, responder=Responder(person))
+        door = out["door"][0] if out["door"] else None
+        entry = {"person": member.person, "in_view": out["in_view"], "door_frame": door and door[0],
+                 "recorded_as": door and door[1]}
+        if door is not None and out["in_view"] is not None:
+            frames = door[0] - out["in_view"]
+            entry["frame_ms"] = frames / FPS * 1000.0
+            entry["latency_ms"] = entry["frame_ms"] + out["step_ms"][door[0]]
+        entry["accepted"] = (door is not None and door[1] == member.person and entry.get("frame_ms") is not None
+                             and entry["frame_ms"] <= ACCEPT_WITHIN_S * 1000.0)
+        results.append(entry)
+        _progress(f"walk-up {number + 1}/{len(enrolled)} {'accepted' if entry['accepted'] else 'NOT accepted'}"
+                  + (f" in {entry['frame_ms']:.0f} ms of frame time" if entry.get("frame_ms") is not None else ""))
+    return results
+
+
+class _HeldOut:
+    """Takes a person out of the gallery for one scene (an enrolled person playing an unenrolled one)."""
+
+    def __init__(self, gallery, member, model_id):
+        self.gallery, self.member, self.model_id = gallery, member, model_id
+
+    def __enter__(self):
+        if self.member.person in self.gallery:
+            self.gallery.remove(self.member.person)
+        return self
+
+    def __exit__(self, *exc):
+        if self.member.enrol_embedding is not None and self.member.in_gallery:
+            self.gallery.add(self.member.person, self.member.enrol_embedding, model_id=self.model_id)
+
+
+def unknown_walkups(engine, settings, ids, strangers, clock, count):
+    """``count`` unenrolled people walk up and perform the turn; returns door pulses per walk-up."""
+    results = []
+    for number in range(count):
+        member = strangers[number % len(strangers)]
+        kiosk = Kiosk(engine, settings, ids, clock=clock, seed=SEED + 1000 + number)
+        person = _scripted(member, seed=SEED + 1000 + number)
+        with _HeldOut(engine.gallery, member, engine.engine.pipeline.model_id):
+            out = play(kiosk, _player(person, SEED + 1000 + number), arrived_frame=person.arrived_frame,
+                       watch_s=WATCH_S, responder=Responder(person), stop_at_door=False)
+        results.append({"person": member.person, "held_out": member.in_gallery, "doors": len(out["door"])})
+        _progress(f"unenrolled {number + 1}/{count}: {len(out['door'])} door pulse(s)")
+    return results
+
+
+def photo_attacks(engine, settings, ids, enrolled, strangers, clock, count, dataset):
+    """Alternately a printed photo of an enrolled person held up alone, and the photo swap."""
+    from kiosk_sim import scenarios
+
+    library = scenarios.FaceLibrary(dataset)
+    results = []
+    for number in range(count):
+        victim = enrolled[number % len(enrolled)]
+        photo = victim.frontal  # not the enrolment photo: a different picture of the same person
+        seed = SEED + 2000 + number
+        kiosk = Kiosk(engine, settings, ids, clock=clock, seed=seed)
+        if number % 2 == 0:
+            kind = "printed_photo"
+            spec = f"printed_photo:person={victim.person},photo={victim.photos.index(photo)}"
+            out = play(kiosk, _player(scenarios.build(spec, seed=seed, faces=library), seed), arrived_frame=0,
+                       watch_s=WATCH_S, stop_at_door=False)
+            if out["in_view"] is None:  # the sheet is never "live": time from its first frame
+                out = dict(out, in_view=out["first"])
+        else:
+            kind = "photo_swap"
+            attacker = next(s for s in strangers[number % len(strangers):] + strangers if s is not victim)
+            person = _scripted(attacker, seed=seed)
+            with _HeldOut(engine.gallery, attacker, engine.engine.pipeline.model_id):
+                out = play(kiosk, _player(person, seed), arrived_frame=person.arrived_frame, watch_s=WATCH_S,
+                           responder=Responder(person, then_photo=photo), stop_at_door=False)
+        results.append({"kind": kind, "victim": victim.person, "doors": len(out["door"]),
+                        "recorded_as": [who for _, who in out["door"]]})
+        _progress(f"attack {number + 1}/{count} ({kind}): {len(out['door'])} door pulse(s)")
+    return results
+
+
+def queue(engine, settings, ids, enrolled, clock, count):
+    """People one after another on one kiosk: the next walks up as the previous one leaves."""
+    kiosk = Kiosk(engine, settings, ids, clock=clock, seed=SEED + 3000)
+    doors, served = [], 0
+    from kiosk_sim.camera import ScenarioPlayer
+
+    player = ScenarioPlayer(_scripted(enrolled[0], seed=SEED + 3000), seed=SEED + 3000)
+    player.open()
+    for number in range(count):
+        member = enrolled[number % len(enrolled)]
+        person = _scripted(member, seed=SEED + 3000 + number)
+        player.play(person)
+        out = play(kiosk, player, arrived_frame=person.arrived_frame, watch_s=QUEUE_GIVE_UP_S,
+                   responder=Responder(person))
+        if out["door"]:
+            doors.append(out["door"][0][0])
+            served += out["door"][0][1] == member.person
+        # the next person's approach starts now, while this one turns away (one face is drawn at a time)
+    if len(doors) < 2:
+        return {"queue_people": count, "queue_served": served, "people_per_min": 0.0}
+    minutes = (doors[-1] - doors[0]) / FPS / 60.0
+    return {"queue_people": count, "queue_served": served,
+            "people_per_min": round((len(doors) - 1) / minutes, 1) if minutes > 0 else 0.0}
+
+
+# --- the whole bench --------------------------------------------------------------------------
+
+def _stats(values):
+    if not values:
+        return {"median": None, "p95": None}
+    return {"median": round(float(np.median(values)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
+
+
+def bench_settings(settings):
+    """The settings the bench runs with: liveness on, the turn challenge only."""
+    return settings.replace(face={"liveness": "challenge", "challenge": "turn"})
+
+
+def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_people=10):
+    """The whole benchmark; returns the result dict (see ``KEYS``)."""
+    from kiosk.clock import FakeClock
+    from kiosk.models.engine import FaceEngine
+    from kiosk.models.gallery import Gallery
+    from kiosk.models.pipeline import FacePipeline
+
+    settings = bench_settings(settings)
+    cast.list_people(dataset)  # a missing folder fails before the models load
+    pipeline = FacePipeline.from_settings(settings.face)
+    _progress(f"measuring head pose on the photos in {dataset} ...")
+    enrolled, strangers, skipped = cast.choose(dataset, pipeline, walkups=walkups, unknown=unknown)
+    if not enrolled:
+        raise FileNotFoundError(f"no person in {dataset} qualifies for a walk-up ({dict(skipped)})")
+    for member in enrolled:
+        member.in_gallery = True
+    # too few people never enrolled: enrolled people play unenrolled ones, taken out of the gallery
+    stand_ins = list(reversed(enrolled))
+    strangers = strangers + stand_ins[:max(0, unknown - len(strangers))] if unknown else strangers
+    gallery = Gallery.from_templates(pipeline.model_id, [(m.person, m.enrol_embedding) for m in enrolled])
+    engine = TimedEngine(FaceEngine.from_settings(settings.face, pipeline=pipeline, gallery=gallery))
+    ids = [m.person for m in enrolled]
+    clock = FakeClock()
+
+    walks = enrolled_walkups(engine, settings, ids, enrolled, clock)
+    unknowns = unknown_walkups(engine, settings, ids, strangers, clock, unknown) if unknown else []
+    attack_runs = photo_attacks(engine, settings, ids, enrolled, strangers or stand_ins, clock, attacks,
+                                dataset) if attacks else []
+    queued = queue(engine, settings, ids, enrolled, clock, queue_people) if queue_people > 1 else {}
+
+    latencies = [w["latency_ms"] for w in walks if w["accepted"]]
+    frame_latencies = [w["frame_ms"] for w in walks if w["accepted"]]
+    wrong_person = sum(1 for w in walks if w["recorded_as"] not in (None, w["person"]))
+    printed = [a for a in attack_runs if a["kind"] == "printed_photo"]
+    swaps = [a for a in attack_runs if a["kind"] == "photo_swap"]
+    result = {
+        "walkups": len(walks),
+        "accepted": sum(w["accepted"] for w in walks),
+        "median_ms": _stats(latencies)["median"],
+        "p95_ms": _stats(latencies)["p95"],
+        "false_accepts": sum(1 for u in unknowns if u["doors"]) + wrong_person,
+        "photo_attacks_accepted": sum(1 for a in attack_runs if a["doors"]),
+        "people_per_min": queued.get("people_per_min"),
+        "frame_time_median_ms": _stats(frame_latencies)["median"],
+        "frame_time_p95_ms": _stats(frame_latencies)["p95"],
+        "walkups_asked": walkups,
+        "walkups_skipped": sum(skipped.values()),
+        "skip_reasons": dict(skipped),
+        "not_accepted": [w["person"] for w in walks if not w["accepted"]],
+        "wrong_person_accepts": wrong_person,
+        "unknown_walkups": len(unknowns),
+        "unknown_accepted": sum(1 for u in unknowns if u["doors"]),
+        "unknown_played_by_held_out_enrolled": sum(1 for u in unknowns if u["held_out"]),
+        "photo_attacks": len(attack_runs),
+        "printed_photo_attacks": len(printed),
+        "printed_photo_accepted": sum(1 for a in printed if a["doors"]),
+        "photo_swap_attacks": len(swaps),
+        "photo_swap_accepted": sum(1 for a in swaps if a["doors"]),
+        "queue_people": queued.get("queue_people", 0),
+        "queue_served": queued.get("queue_served", 0),
+        "engine_identify_ms": _stats(engine.ms["identify"]),
+        "engine_detect_ms": _stats(engine.ms["detect"]),
+        "fps": FPS,
+        "liveness": f"{settings.face.liveness} ({settings.face.challenge}): the simulated people can turn "
+                    "their heads but cannot blink",
+        "reaction": "the simulated person starts turning on the frame after the prompt; a real person "
+                    "adds their reaction time",
+        "dataset": str(dataset),
+    }
+    return result
+
+
+def _progress(text):
+    print(f"kiosk bench attendance: {text}", file=sys.stderr, flush=True)
+
+
+def _ms(value):
+    return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _report(r):
+    identify, detect = r["engine_identify_ms"], r["engine_detect_ms"]
+    lines = [
+        f"attendance on the simulators at {r['fps']:g} fps, liveness {r['liveness']}",
+        f"dataset {r['dataset']}: {r['walkups']} enrolled walk-ups (asked {r['walkups_asked']}; "
+        f"{r['walkups_skipped']} people skipped: {r['skip_reasons'] or 'none'})",
+        f"accepted within {ACCEPT_WITHIN_S:g} s: {r['accepted']}/{r['walkups']}"
+        + (f" (not: {', '.join(r['not_accepted'])})" if r["not_accepted"] else ""),
+        f"face in view -> door pulse, frame time + that frame's processing: median {_ms(r['median_ms'])}, "
+        f"p95 {_ms(r['p95_ms'])}  (frame time alone: {_ms(r['frame_time_median_ms'])} / "
+        f"{_ms(r['frame_time_p95_ms'])})",
+        f"unenrolled walk-ups: {r['unknown_walkups']} ({r['unknown_played_by_held_out_enrolled']} played by enrolled "
+        f"people taken out of the gallery), accepted {r['unknown_accepted']}",
+        f"accepted as the wrong person: {r['wrong_person_accepts']}   false accepts: {r['false_accepts']}",
+        f"photo attacks: {r['photo_attacks']} ({r['printed_photo_attacks']} printed photo, accepted "
+        f"{r['printed_photo_accepted']}; {r['photo_swap_attacks']} photo swap, accepted {r['photo_swap_accepted']})",
+        f"queue: {r['queue_served']}/{r['queue_people']} served, {r['people_per_min']} people per minute",
+        f"real engine time per frame here: identify median {_ms(identify['median'])}, p95 {_ms(identify['p95'])}; "
+        f"detect median {_ms(detect['median'])}, p95 {_ms(detect['p95'])} (a frame every {1000 / r['fps']:.0f} ms)",
+        f"note: {r['reaction']}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args):
+    from kiosk import app
+
+    settings = app.load_settings(args)
+    dataset = args.dataset
+    if dataset is None:
+        from kiosk_sim.datasets import datasets_dir
+
+        dataset = datasets_dir() / "faces" / "lfw"
+    for option in ("walkups", "unknown", "attacks", "queue"):
+        if getattr(args, option) < 0:
+            print(f"kiosk bench attendance: --{option} must be >= 0", file=sys.stderr)
+            return 2
+    try:
+        result = measure(dataset, settings, walkups=args.walkups, unknown=args.unknown, attacks=args.attacks,
+                         queue_people=args.queue)
+    except (FileNotFoundError, OSError) as e:
+        print(f"kiosk bench attendance: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else _report(result))
+    return 0

@@ -1,0 +1,94 @@
+"""`kiosk bench attendance`: choosing the cast by head pose, the person's side of the screen, and a smoke run."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kiosk import cli, config
+from kiosk.bench import attendance, attendance_cast as cast
+from kiosk_sim import scenarios
+from kiosk_sim.liveness_scenarios import turn_photos
+
+
+def member(yaws):
+    photos = [Path(f"/nowhere/P/P_{n:04d}.jpg") for n in range(1, len(yaws) + 1)]
+    return cast.Member("P", photos, list(yaws))
+
+
+def test_turned_photos_are_the_most_turned_each_way_past_20_degrees():
+    m = member([1.0, 22.0, 35.0, -19.9, 19.9, None])
+    assert cast._turns(m) == {"turn_left": m.photos[2]}  # -19.9 and 19.9 fall short; yaw > 0 is the left
+    m = member([1.0, -20.0, -41.0, 4.0])
+    assert cast._turns(m) == {"turn_right": m.photos[2]}
+
+
+def test_the_walk_up_photo_is_frontal_within_8_degrees_and_not_the_enrolment_photo():
+    m = member([0.5, 9.0, -8.0, 7.9, 2.0])
+    assert cast._frontal(m, skip_first=True) == m.photos[3]
+    assert cast._frontal(m, skip_first=False) == m.photos[0]
+    assert cast._frontal(member([0.5, 12.0, None]), skip_first=True) is None
+
+
+def test_the_bench_runs_the_turn_challenge_only():
+    settings = attendance.bench_settings(config.Settings().replace(face={"challenge": "turn_or_blink",
+                                                                         "liveness": "off"}))
+    assert (settings.face.liveness, settings.face.challenge) == ("challenge", "turn")
+
+
+@pytest.fixture(scope="module")
+def myers(datasets):
+    return turn_photos(scenarios.FaceLibrary(datasets / "faces" / "lfw"))
+
+
+def scripted(myers):
+    from kiosk_sim.scripted_person import ScriptedPerson
+
+    frontal, turns = myers
+    return ScriptedPerson(frontal, turns=turns, size=(160, 120))
+
+
+def test_the_person_turns_the_way_the_screen_asks_and_only_when_asked(myers):
+    person = scripted(myers)
+    respond = attendance.Responder(person)
+    person.render(0)
+    respond("face_guidance", {"guidance": "move_closer"})
+    respond("face_challenge", {"challenge": "turn_right", "stage": "passed"})
+    assert person.busy_until == person.arrived_frame  # nothing queued
+    respond("face_challenge", {"challenge": "turn_right", "stage": "baseline"})
+    start = person.arrived_frame  # prompted while still walking up: turns on arrival
+    assert person.state_at(start + 1).action == "turn_right"
+    respond("face_challenge", {"challenge": "turn_right", "stage": "acting"})  # mid-turn: no second turn
+    assert respond.turns == 1
+
+
+def test_the_photo_swap_attacker_turns_then_raises_the_photo_and_keeps_it_up(myers, datasets):
+    victim = scenarios.FaceLibrary(datasets / "faces" / "lfw").photo_path("Aaron_Peirsol", 1)
+    person = scripted(myers)
+    respond = attendance.Responder(person, then_photo=victim)
+    person.render(0)
+    respond("face_challenge", {"challenge": "turn_left", "stage": "baseline"})
+    after_turn = person.arrived_frame + person.turn_frames + person.hold_frames + person.return_frames
+    assert person.state_at(person.arrived_frame + 1).action == "turn_left"
+    assert person.state_at(after_turn + person.raise_frames).held_photo == victim
+    person.render(person.busy_until)  # turned and raised: a new attempt, now on the photo, asks again
+    respond("face_challenge", {"challenge": "turn_left", "stage": "baseline"})
+    assert respond.turns == 1
+
+
+def test_a_missing_dataset_is_reported(tmp_path, capsys):
+    assert cli.main(["bench", "attendance", "--dataset", str(tmp_path / "none"), "--json"]) == 2
+    assert "no dataset folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # minutes on a loaded 2-core machine: every frame runs the real face models
+def test_a_short_run_prints_every_key_and_accepts_no_attack(datasets, capsys):
+    code = cli.main(["bench", "attendance", "--dataset", str(datasets / "faces" / "lfw"), "--json",
+                     "--walkups", "2", "--unknown", "1", "--attacks", "2", "--queue", "2"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(attendance.KEYS) <= set(result)
+    assert result["walkups"] == 2 and result["unknown_walkups"] == 1
+    assert result["printed_photo_attacks"] == 1 and result["photo_swap_attacks"] == 1
+    assert result["false_accepts"] == 0 and result["photo_attacks_accepted"] == 0
+    assert result["accepted"] >= 1 and result["median_ms"] is not None
