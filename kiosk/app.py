@@ -127,6 +127,16 @@ class Simulators:
         """``settings`` with ``fingerprint.port`` pointing at the simulated sensor."""
         return settings.replace(fingerprint={"port": self.sensor_port})
 
+    def follow_prompts(self, screen):
+        """When the camera plays a scripted person, let them read ``screen`` and do what it asks."""
+        from kiosk_sim.scripted_person import PromptFollower
+
+        scene = self.player.scene
+        person = getattr(scene, "person", None) or (scene if hasattr(scene, "perform") else None)
+        if person is not None and hasattr(screen, "listeners"):
+            screen.listeners.append(PromptFollower(person))
+            log.info("simulated person %s follows the screen's prompts", getattr(person, "person", "?"))
+
     def close(self):
         sensor, self.sensor = self.sensor, None
         if sensor is not None:
@@ -230,7 +240,7 @@ def build_sensor_keeper(settings, *, data_key):
     return worker, queue_reconcile
 
 
-def build_sync_worker(settings, *, clock, data_key, board, on_fingers_changed=None):
+def build_sync_worker(settings, *, clock, data_key, board, on_fingers_changed=None, on_faces_changed=None):
     """The central-server sync worker on its own connection, or None before provisioning."""
     from kiosk.storage import db
     from kiosk.sync.service import build_worker
@@ -246,7 +256,8 @@ def build_sync_worker(settings, *, clock, data_key, board, on_fingers_changed=No
         board.open_door(seconds)
         return {"opened_s": seconds}
 
-    hooks = SyncHooks(commands={"open_door": open_door}, on_fingers_changed=on_fingers_changed)
+    hooks = SyncHooks(commands={"open_door": open_door}, on_fingers_changed=on_fingers_changed,
+                      on_faces_changed=on_faces_changed)
     return build_worker(settings, db.open_db(settings.db_path), clock=clock, hooks=hooks, data_key=data_key)
 
 
@@ -264,12 +275,120 @@ def build_adms_adapter(settings, *, clock, board):
     return AdmsAdapter.from_settings(settings, db.open_db(settings.db_path), open_door=open_door, clock=clock)
 
 
-def run_appliance(settings, *, backend=None, stop_event=None):
-    """`kiosk run`: storage, hardware, sync and the systemd watchdog until SIGTERM.
+# --- the kiosk: flows on the hardware ---------------------------------------------------------
 
-    The touchscreen flows arrive with the UI; until then the appliance keeps the door, sync and
-    the ADMS push running headless. READY=1 is sent once everything is up; WATCHDOG=1 only
-    while the workers are alive, so a hung kiosk is restarted by systemd.
+def build_face_engine(settings, database, key):
+    """Face pipeline, the gallery loaded from storage, and the engine the flows read frames through."""
+    import numpy as np
+
+    from kiosk.models.embedder import CROP_SIZE
+    from kiosk.models.engine import FaceEngine
+    from kiosk.models.gallery import Gallery
+    from kiosk.models.pipeline import FacePipeline
+
+    pipeline = FacePipeline.from_settings(settings.face)
+    dim = len(pipeline.embedder.embed(np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8)))
+    gallery = Gallery.load(database, key, pipeline.model_id, dim=dim)
+    passive = None
+    if settings.face.liveness in ("passive", "both"):
+        from kiosk.models.liveness import PassiveAntiSpoof
+
+        passive = PassiveAntiSpoof(threads=settings.face.threads, threshold=settings.face.passive_threshold)
+    return FaceEngine.from_settings(settings.face, pipeline=pipeline, gallery=gallery, passive=passive)
+
+
+def refresh_gallery(gallery, database, key, person_ids):
+    """Reload the face templates of ``person_ids`` after a sync changed them (removed ones vanish)."""
+    from kiosk.storage import people
+
+    wanted = set(person_ids)
+    fresh = [(p, v) for p, v in people.face_templates(database, key, gallery.model_id) if p in wanted]
+    for person_id in wanted:
+        gallery.remove(person_id)
+    for person_id, vector in fresh:
+        gallery.add(person_id, vector, model_id=gallery.model_id)
+    log.info("gallery refreshed for %d people (%d templates)", len(wanted), len(fresh))
+
+
+class Kiosk:
+    """The running kiosk's parts: flows host, ports, face engine, sensor poller, camera; ``close()``."""
+
+    def __init__(self, *, host, ports, engine, flow, camera=None, poller=None, screen=None):
+        self.host = host
+        self.ports = ports
+        self.engine = engine
+        self.flow = flow
+        self.camera = camera
+        self.poller = poller
+        self.screen = screen
+
+    @property
+    def gallery(self):
+        return self.engine.gallery
+
+    def close(self):
+        if self.poller is not None:
+            self.poller.close()
+        if self.camera is not None:
+            self.camera.stop()
+
+
+def build_kiosk(settings, *, clock, board, camera, sensor_worker, data_key, screen=None, rng=None):
+    """The flows wired to the hardware: a FlowHost (not started), its ports, engine and poller."""
+    from kiosk.device_ports import DevicePorts, HeadlessScreen
+    from kiosk.flows.attendance import AttendanceFlow
+    from kiosk.host import FlowHost, SensorPoller
+    from kiosk.storage import db
+
+    database = db.open_db(settings.db_path)  # the flows' own connection, used on their thread
+    engine = build_face_engine(settings, database, data_key)
+    screen = screen or HeadlessScreen()
+    server_key = None
+    if settings.security.server_public_key:
+        from kiosk.storage.sealbox import public_key_from_hex
+
+        server_key = public_key_from_hex(settings.security.server_public_key)
+    ports = DevicePorts(settings=settings, database=database, data_key=data_key, clock=clock, screen=screen,
+                        board=board, gallery=engine.gallery, server_key=server_key)
+    host = FlowHost(None, clock=clock, camera=camera, engine=engine)
+    ports.host = host
+    if sensor_worker is not None:
+        ports.poller = SensorPoller(sensor_worker, host.post,
+                                    capture_timeout_s=min(1.0, settings.fingerprint.capture_timeout_s))
+    flow = AttendanceFlow(ports=ports, clock=clock, settings=settings, rng=rng)
+    host.home = host.flow = flow
+    if board is not None:
+        board.when_motion = lambda: host.post("presence_detected")
+    return Kiosk(host=host, ports=ports, engine=engine, flow=flow, camera=camera, poller=ports.poller, screen=screen)
+
+
+def start_kiosk(settings, *, stack, clock, board, data_key, player=None, sensor_worker=None, screen=None,
+                stop, rng=None):
+    """Camera, face engine, flows and the fingerprint poller, started; closed by ``stack``."""
+    camera = build_camera(settings, player=player)
+    kiosk = build_kiosk(settings, clock=clock, board=board, camera=camera, sensor_worker=sensor_worker,
+                        data_key=data_key, screen=screen, rng=rng)
+    stack.callback(kiosk.close)
+    try:
+        camera.start()
+    except Exception as e:  # fingerprint and PIN still work; doctor names the camera
+        log.error("camera unavailable (%s); attendance by fingerprint and PIN only", e)
+    if kiosk.poller is not None:
+        kiosk.poller.start()
+    if board is not None:
+        board.when_exit_pressed = lambda: board.open_door()
+        board.when_tampered = lambda: log.error("tamper switch: the enclosure was opened")
+    kiosk.host.start(stop)
+    return kiosk
+
+
+def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
+    """`kiosk run`: storage, hardware, the flows, sync and the systemd watchdog until SIGTERM.
+
+    Attendance runs headless (by face, fingerprint and, from the touchscreen later, PIN) until
+    the touchscreen lands. READY=1 is sent once everything is up; WATCHDOG=1 only while the
+    flows, the fingerprint poller and the sync workers are alive, so a hung kiosk is restarted
+    by systemd. ``on_ready(kiosk, sims)`` is called once running (tests and the demo use it).
     """
     import contextlib
     import signal
@@ -281,40 +400,54 @@ def run_appliance(settings, *, backend=None, stop_event=None):
     if backend:
         settings = settings.replace(hardware={"backend": backend})
     stop = stop_event or threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
     notifier = Notifier()
     clock = SystemClock()
     with contextlib.ExitStack() as stack:
         notifier.status("starting")
-        factory = None
+        factory = sims = player = None
         if settings.hardware.backend == "sim":
             sims = stack.enter_context(start_simulators(settings))
-            settings, factory = sims.settings_for(settings), sims.pin_factory
+            settings, factory, player = sims.settings_for(settings), sims.pin_factory, sims.player
         database, key = open_storage(settings)
         stack.callback(database.close)
         board = stack.enter_context(build_board(settings, pin_factory=factory))
         sensor_worker, reconcile_sensor = build_sensor_keeper(settings, data_key=key)
         if sensor_worker is not None:
             stack.callback(sensor_worker.close)
-        workers = [w for w in (build_sync_worker(settings, clock=clock, data_key=key, board=board,
-                                                 on_fingers_changed=reconcile_sensor),
-                               build_adms_adapter(settings, clock=clock, board=board)) if w is not None]
+        flows_stop = threading.Event()
+        stack.callback(flows_stop.set)
+        kiosk = start_kiosk(settings, stack=stack, clock=clock, board=board, data_key=key, player=player,
+                            sensor_worker=sensor_worker, stop=flows_stop)
+        if sims is not None:
+            sims.follow_prompts(kiosk.screen)
+
+        def faces_changed(person_ids):
+            refresh_gallery(kiosk.gallery, database, key, person_ids)
+
+        sync_worker = build_sync_worker(settings, clock=clock, data_key=key, board=board,
+                                        on_fingers_changed=reconcile_sensor, on_faces_changed=faces_changed)
+        workers = [w for w in (sync_worker, build_adms_adapter(settings, clock=clock, board=board)) if w is not None]
         for worker in workers:
             worker.start()
             stack.callback(worker.close)
-        status = f"running ({settings.hardware.backend} hardware, {len(workers)} sync worker(s))"
+        watched = [kiosk.host] + ([kiosk.poller] if kiosk.poller is not None else []) + workers
+        status = (f"running ({settings.hardware.backend} hardware, {len(kiosk.gallery)} face templates, "
+                  f"{len(workers)} sync worker(s))")
         notifier.ready(status)
         log.info("kiosk %s", status)
+        if on_ready is not None:
+            on_ready(kiosk, sims)
         interval = watchdog_interval_s() or 5.0
-        while not stop.wait(interval):
-            dead = [type(w).__name__ for w in workers if not w.is_alive]
+        while not stop.wait(min(interval, 1.0)):
+            dead = [type(w).__name__ for w in watched if not w.is_alive]
             if dead:
-                log.error("worker(s) stopped: %s; withholding the watchdog so systemd restarts us", dead)
+                log.error("stopped: %s; withholding the watchdog so systemd restarts us", dead)
                 continue
             notifier.watchdog()
         notifier.stopping()
         log.info("kiosk stopping")
     notifier.close()
     return 0
-

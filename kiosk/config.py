@@ -137,6 +137,8 @@ class AttendanceSettings:
     open_door: bool = setting(True, doc="pulse the door relay after a punch")
     verify_modes: list = setting(["face", "fingerprint", "pin"], doc="which proofs this door accepts")
     face_wait_s: float = setting(5.0, min=0.5, max=600.0, doc="keep looking this long after the last face, then idle")
+    face_attempt_s: float = setting(12.0, min=2.0, max=120.0,
+                                    doc="one face not in position, live and matched within this is refused")
     unrecognised_frames: int = setting(12, min=2, max=1000,
                                        doc="good frames after liveness passed with no match = not recognised")
     face_attempts_before_fallback: int = setting(2, min=1, max=20,

@@ -26,3 +26,9 @@ def datasets():
     if not DATASETS.is_dir():
         pytest.skip(f"shared datasets not found at {DATASETS}")
     return DATASETS
+
+
+@pytest.fixture(scope="session")
+def lfw(datasets):
+    """The LFW deep-funneled photo folders (one per person)."""
+    return datasets / "faces" / "lfw"

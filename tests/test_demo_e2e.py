@@ -10,13 +10,18 @@ def test_demo_runs_end_to_end(tmp_path, datasets):
                             capture_output=True, text=True, timeout=600)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "ACCEPTED Richard_Myers" in out               # live person who performs the challenge
-    assert out.count("REFUSED") == 2                     # still person and printed photo
-    assert "unknown finger: refused" in out
-    assert "server holds 3 events from this device; outbox pending 0" in out
-    assert "ATTLOG rows accepted by the ADMS server: 3" in out
+    assert "RECORDED Richard Myers: check-in" in out           # live, enrolled, performs the challenge
+    assert "RECORDED Richard Myers: already recorded at" in out  # the duplicate punch
+    assert "REFUSED printed photo of Richard_Myers" in out    # a photo of an enrolled person
+    assert out.count("REFUSED") == 2                           # the unknown face and the printed photo
+    assert "(by fingerprint)" in out and "unknown finger: refused" in out
+    assert "wrong PIN refused first; then RECORDED" in out and "(by PIN)" in out
+    assert "attendance recorded: 4; answered 'already recorded': 1" in out
+    assert "door opened 5 times" in out
+    assert "server holds 4 events from this device; outbox pending 0" in out
+    assert "ATTLOG rows accepted by the ADMS server: 4" in out
     assert "self-test failures: none" in out
     # the demo's database is real: chain intact, templates sealed
     check = subprocess.run([sys.executable, "-m", "kiosk.cli", "db", "--db", str(tmp_path / "data" / "kiosk.db"),
                             "verify-chain"], capture_output=True, text=True)
-    assert check.returncode == 0 and "chain ok: 3 events" in check.stdout
+    assert check.returncode == 0 and "chain ok: 4 events" in check.stdout

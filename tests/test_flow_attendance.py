@@ -402,7 +402,21 @@ def test_a_second_face_in_view_holds_the_challenge(kiosk):
     feed(flow, [faces.frame("alice", failures=("one_person_only",)) for _ in range(3)])
     feed(flow, [faces.frame("alice", yaw=25.0, failures=("one_person_only", "face_the_camera"))
                 for _ in range(3)])
-    assert flow.attempt.challenge.stage.value == "baseline" and ports.screen["guidance"] == "one_person_only"
+    assert flow.attempt.challenge is None and ports.screen["guidance"] == "one_person_only"
+    feed(flow, [faces.frame("alice")])  # alone in the guide: now the challenge starts
+    feed(flow, [faces.frame("alice", yaw=25.0, failures=("one_person_only", "face_the_camera"))
+                for _ in range(3)])
+    assert flow.attempt.challenge.stage.value == "acting"  # a second face holds it where it was
+
+
+def test_a_face_that_never_gets_into_position_is_refused_in_time(kiosk):
+    flow, ports, clock, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice", guidance="one_person_only") for _ in range(12 * 15)])
+    assert flow.state == "watching"
+    feed(flow, [faces.frame("alice", guidance="one_person_only") for _ in range(2)])
+    assert flow.state == "not_recognised" and ports.screen["reason"] == "timeout_one_person_only"
+    assert not ports.records
 
 
 def test_zz_every_declared_transition_was_taken():

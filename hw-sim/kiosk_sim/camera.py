@@ -200,6 +200,11 @@ class ScenarioPlayer:
         return self._frames is not None
 
     @property
+    def scene(self):
+        """The scene object playing now (a Scenario or ScriptedPerson), or None for a name, file or folder."""
+        return self._scene
+
+    @property
     def fps(self):
         """Frames per second the source is meant to play at."""
         if self._fps_override:

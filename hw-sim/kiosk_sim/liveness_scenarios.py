@@ -113,3 +113,17 @@ def photo_swap(ctx):
                                     f"photo of {victim} (frame {raised_at})")
     scenario.person = person  # its script: person.state_at(i) tells what happens at frame i
     return scenario
+
+
+@scenarios.register("scripted", params=("person",))
+def scripted(ctx):
+    """A person with known head-turn photos walks up and turns when the kiosk's screen asks."""
+    from kiosk_sim.scripted_person import ScriptedPerson
+
+    name = ctx.params.get("person", PERSON)
+    frontal, turns = turn_photos(ctx.faces, name)
+    person = ScriptedPerson(frontal, turns=turns, person=name, seed=ctx.seed, size=ctx.size, hold_frames=12)
+    scenario = Scenario("scripted", 0, person.draw, ctx=ctx,
+                        description=f"{name} walks up and turns the head when the screen asks")
+    scenario.person = person  # kiosk_sim.scripted_person.PromptFollower(scenario.person) reads the screen
+    return scenario

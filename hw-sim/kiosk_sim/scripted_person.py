@@ -297,3 +297,27 @@ def _covered(coverage, box):
     if x1 <= x0 or y1 <= y0:
         return 0.0
     return float(np.sum(coverage[y0:y1, x0:x1])) / float(w * h)
+
+
+class PromptFollower:
+    """Reads the kiosk's screen for a scripted person and does what it asks, as a person would.
+
+    Call it with each screen the kiosk shows (``follower(screen, data)``): on a liveness prompt
+    (``face_challenge`` with ``challenge`` turn_left/turn_right) the person turns, and turns again
+    if asked again once the last turn is over. A blink cannot be performed (no closed-eye photos).
+    """
+
+    def __init__(self, person, *, reaction_frames=6):
+        self.person = person
+        self.reaction_frames = int(reaction_frames)  # reading the prompt takes a moment
+        self.performed = 0
+
+    def __call__(self, screen, data):
+        kind = data.get("challenge") if screen == "face_challenge" else None
+        if kind not in TURNS or data.get("stage") not in (None, "baseline", "acting"):
+            return
+        person = self.person
+        if self.performed == 0 or person.busy_until <= person.next_index:
+            self.performed += 1
+            starts = person.perform(kind, delay_frames=self.reaction_frames)
+            log.info("%s reads '%s' and turns at frame %d", person.person, kind, starts)

@@ -352,7 +352,8 @@ class Camera:
             if (main.shape[1], main.shape[0]) == self.lores_size:
                 lores = main
             else:
-                lores = cv2.resize(main, self.lores_size, interpolation=cv2.INTER_AREA)
+                lores = cv2.resize(crop_to_aspect(main, self.lores_size), self.lores_size,
+                                   interpolation=cv2.INTER_AREA)
         turn = (self.rotation - getattr(self.source, "rotation_applied", 0)) % 360
         if turn:
             main = cv2.rotate(main, _ROTATE[turn])
@@ -377,6 +378,21 @@ class Camera:
             callback(*args)
         except Exception:
             log.exception("camera callback %r failed", callback)
+
+
+def crop_to_aspect(image, size):
+    """The centre of ``image`` with the aspect of ``size`` (w, h): a resize after it never stretches a face."""
+    height, width = image.shape[:2]
+    want = size[0] / size[1]
+    if abs(width / height - want) < 0.01:
+        return image
+    if width / height > want:
+        keep = int(round(height * want))
+        x0 = (width - keep) // 2
+        return image[:, x0:x0 + keep]
+    keep = int(round(width / want))
+    y0 = (height - keep) // 2
+    return image[y0:y0 + keep]
 
 
 def from_settings(backend, camera_settings, *, player=None, clock=None):

@@ -109,7 +109,8 @@ class AttendanceFlow(Flow):
         self.settings = settings
         self.rule = PunchRule.from_settings(settings)
         self.attempt = FaceAttempt(settings.face, rng=rng,
-                                   unrecognised_frames=settings.attendance.unrecognised_frames)
+                                   unrecognised_frames=settings.attendance.unrecognised_frames,
+                                   attempt_s=settings.attendance.face_attempt_s)
         self.pending = None
         self.refusals = 0
         self.language = settings.ui.language
@@ -205,6 +206,8 @@ class AttendanceFlow(Flow):
         elif outcome.kind == "challenge":
             self._show("face_challenge", challenge=outcome.challenge, stage=outcome.stage,
                        guidance=outcome.guidance)
+        elif outcome.kind == "checking":
+            self._show("face_checking")  # live: now matching, hold still
         else:
             self._show("face_guidance", guidance=outcome.guidance)
 

@@ -10,12 +10,18 @@ performs the challenge, then raises a printed photo of an enrolled person):
 1. the face is tracked (``FaceTracker``: box overlap and embedding continuity); when the track
    ends or changes, the whole attempt starts over: new challenge, no votes, no liveness;
 2. votes for an identity come only from frames of the current track that pass the quality gate;
-3. the accepted identity must also have won a frame of this track *before* the challenge
-   passed: the face that performed the challenge must be the face that is recognised.
+3. the face that is recognised must be the face that performed the challenge: the accepting
+   frame's embedding must be close (``same_face_min``, cosine) to an embedding of the face seen
+   while the challenge was being performed, up to and including the frame that completed it.
+   Two frames of one face are far closer than two people, so a photo of someone else raised
+   after the challenge fails this even if the tracker missed the swap.
 """
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from kiosk.models.decision import DecisionRule, Liveness
 from kiosk.models.liveness import ActiveChallenge, choose_challenge
@@ -33,7 +39,7 @@ TURN_FAILURES = (FACE_THE_CAMERA,)
 class Outcome:
     """What one frame means for the screen."""
 
-    kind: str                      # no_face | spent | guidance | challenge | accepted | refused
+    kind: str                      # no_face | spent | guidance | challenge | checking | accepted | refused
     track_id: int = None
     guidance: str = None
     challenge: str = None          # turn_left | turn_right | blink
@@ -47,13 +53,16 @@ class Outcome:
 class FaceAttempt:
     """Tracker + liveness + K-of-N decision for the face in front of the kiosk."""
 
-    def __init__(self, face_settings, *, rng=None, tracker=None, unrecognised_frames=12):
+    def __init__(self, face_settings, *, rng=None, tracker=None, unrecognised_frames=12, same_face_min=0.6,
+                 attempt_s=12.0):
         self.settings = face_settings
         self.mode = face_settings.liveness        # off | passive | challenge | both
         self.rng = rng
         self.tracker = tracker or FaceTracker()
         self.rule = DecisionRule.from_settings(face_settings)
         self.unrecognised_frames = int(unrecognised_frames)
+        self.same_face_min = float(same_face_min)
+        self.attempt_s = float(attempt_s)
         self.spent_track = None
         self._new_attempt(None)
 
@@ -69,7 +78,8 @@ class FaceAttempt:
         self.rule.reset()
         self.challenge = None
         self.started_s = started_s
-        self.voted_before_pass = set()
+        self.performer = deque(maxlen=8)  # embeddings of the face while it performed the challenge
+        self.passed_seen = False
         self.good_frames_after_pass = 0
         self.passive_votes = []
         self.finished = None
@@ -91,11 +101,13 @@ class FaceAttempt:
 
     def _challenge_status(self, frame):
         if self.challenge is None:
+            if frame.guidance is not None:
+                return None  # the challenge starts once the face is in the guide, not while walking up
             kind = choose_challenge(self.rng, allowed=self.settings.challenge)
             self.challenge = ActiveChallenge.from_settings(self.settings, kind, started_s=frame.timestamp_s)
-        if ONE_PERSON_ONLY in frame.failures:
-            return self.challenge.status  # a second face in view: nobody's challenge advances
-        return self.challenge.update(frame.landmarks, frame.timestamp_s)
+        # a second face in view: nobody's challenge advances (but its time still runs out)
+        landmarks = None if ONE_PERSON_ONLY in frame.failures else frame.landmarks
+        return self.challenge.update(landmarks, frame.timestamp_s)
 
     def _passive_state(self, frame):
         if frame.attack_score is not None and frame.guidance is None:
@@ -110,7 +122,7 @@ class FaceAttempt:
         status = None
         if self.uses_challenge:
             status = self._challenge_status(frame)
-            states.append(Liveness.PASSED if status.passed else
+            states.append(Liveness.PENDING if status is None else Liveness.PASSED if status.passed else
                           Liveness.FAILED if status.finished else Liveness.PENDING)
         if self.uses_passive:
             states.append(self._passive_state(frame))
@@ -127,7 +139,8 @@ class FaceAttempt:
         if frame.box is None:
             self.tracker.missed(frame.timestamp_s)
         else:
-            self.tracker.update(frame.box, frame.embedding, frame.timestamp_s)
+            self.tracker.update(frame.box, frame.embedding, frame.timestamp_s,
+                                reliable=FACE_THE_CAMERA not in frame.failures)
 
     # --- one frame ------------------------------------------------------------------------------
 
@@ -139,45 +152,58 @@ class FaceAttempt:
             if self.tracker.missed(frame.timestamp_s):
                 self._new_attempt(None)
             return Outcome("no_face", guidance=frame.guidance)
-        track, is_new = self.tracker.update(frame.box, frame.embedding, frame.timestamp_s)
+        reliable = FACE_THE_CAMERA not in frame.failures
+        track, is_new = self.tracker.update(frame.box, frame.embedding, frame.timestamp_s, reliable=reliable)
         if track.track_id == self.spent_track:
             return Outcome("spent", track.track_id)  # still the person just served: wait for them to go
-        if is_new:
+        if is_new or self.started_s is None:
             self._new_attempt(frame.timestamp_s)
         liveness, status = self._liveness(frame)
+        if frame.timestamp_s - self.started_s > self.attempt_s:
+            # never in position, never live, never matched: say so rather than wait for ever
+            reason = f"timeout_{frame.guidance}" if frame.guidance else "timeout"
+            return self._finish(Outcome("refused", track.track_id, reason=reason))
         good = frame.guidance is None
         matches = frame.matches if good else ()
         decision = self.rule.add_frame(matches, liveness=liveness)
         challenge = dict(challenge=status.kind.value, stage=status.stage.value) if status else {}
-        voted = decision.person_id if decision.reason.value in ("accepted", "not_agreed", "liveness_pending",
-                                                                "liveness_failed") else None
         if liveness is Liveness.FAILED:
             reason = "liveness_failed" if status is None else f"liveness_{status.reason or 'failed'}"
             return self._finish(Outcome("refused", track.track_id, reason=reason, **challenge))
         if liveness is Liveness.PENDING:
-            if voted:
-                self.voted_before_pass.add(voted)
+            if frame.embedding is not None and reliable and (status is not None or not self.uses_challenge):
+                self.performer.append(frame.embedding)
             if not good and frame.guidance not in TURN_FAILURES:
                 return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
             return Outcome("challenge" if status else "guidance", track.track_id,
                            guidance=frame.guidance, **challenge)
-        # liveness passed (or off): only the face that performed the challenge may be accepted
+        # liveness passed (or off): only the face that performed the challenge may be accepted;
+        # the frame that completed the challenge is part of the performance
+        if not self.passed_seen:
+            self.passed_seen = True
+            if frame.embedding is not None:
+                self.performer.append(frame.embedding)
         if not good:
             return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
         self.good_frames_after_pass += 1
-        bound = liveness is Liveness.OFF or decision.person_id in self.voted_before_pass
+        bound = liveness is Liveness.OFF or self._performed_by(frame.embedding)
         if decision.accepted and bound:
             return self._finish(Outcome("accepted", track.track_id, person_id=decision.person_id,
                                         score=decision.score, reason="accepted",
                                         details={"margin": decision.margin,
                                                  "agreeing_frames": decision.agreeing_frames}, **challenge))
         if decision.accepted and not bound:
-            log.warning("face track %d: a match appeared only after the challenge passed; not accepted",
-                        track.track_id)
+            log.warning("face track %d: the matching face is not the one that performed the challenge; "
+                        "not accepted", track.track_id)
         if self.good_frames_after_pass >= self.unrecognised_frames:
             return self._finish(Outcome("refused", track.track_id, reason="not_recognised", **challenge))
-        return Outcome("challenge" if status else "guidance", track.track_id, reason=decision.reason.value,
-                       **challenge)
+        return Outcome("checking", track.track_id, reason=decision.reason.value, **challenge)
+
+    def _performed_by(self, embedding):
+        if embedding is None or not self.performer:
+            return False
+        vector = np.asarray(embedding, dtype=np.float32)
+        return max(float(np.dot(vector, other)) for other in self.performer) >= self.same_face_min
 
     def _finish(self, outcome):
         self.finished = outcome

@@ -1,0 +1,173 @@
+"""The flows' ports on a real kiosk: the screen, the GPIO board, storage, the sensor, the camera mode.
+
+``app.py`` builds one ``DevicePorts`` per kiosk and hands it to the flows; every method runs on
+the flows' thread (``kiosk.host.FlowHost``) with the database connection given here and used
+only there. ``HeadlessScreen`` is the screen until the touchscreen lands: it keeps the last
+screen for `kiosk run` status and logs each change without biometric data, PINs or codes.
+"""
+
+import logging
+import threading
+
+from kiosk.flows import ports
+from kiosk.storage import enrolment, events, people, pins
+
+log = logging.getLogger(__name__)
+
+# screen fields that may be logged; everything else (typed digits, vectors, templates) never is
+LOGGABLE = ("name", "status_name", "time", "already", "reason", "guidance", "challenge", "stage", "verify_mode",
+            "error", "attempts_left", "fallbacks")
+
+
+class HeadlessScreen:
+    """No display yet: remembers what would be shown and logs it (safe fields only)."""
+
+    def __init__(self):
+        self.current = None
+        self.dimmed = False
+        self.history = []
+        self._lock = threading.Lock()
+        self.listeners = []
+
+    def show(self, screen, **data):
+        with self._lock:
+            self.current = (screen, data)
+            self.history.append(screen)
+            del self.history[:-200]
+        for listener in list(self.listeners):
+            listener(screen, data)
+        safe = ", ".join(f"{k}={data[k]}" for k in LOGGABLE if data.get(k) not in (None, [], ""))
+        level = logging.INFO if screen in ("result", "refused", "not_recognised") else logging.DEBUG
+        log.log(level, "screen %s%s", screen, f" ({safe})" if safe else "")
+
+    def dim(self, dimmed):
+        self.dimmed = bool(dimmed)
+
+
+class DevicePorts:
+    """The Ports protocol (kiosk.flows.ports) over the real parts."""
+
+    def __init__(self, *, settings, database, data_key, clock, screen, board=None, host=None, poller=None,
+                 gallery=None, server_key=None, sensor_model=None):
+        self.settings = settings
+        self.db = database
+        self.key = data_key
+        self.clock = clock
+        self.screen = screen
+        self.board = board
+        self.host = host
+        self.poller = poller
+        self.gallery = gallery
+        self.server_key = server_key
+        self.sensor_model = sensor_model or settings.fingerprint.sensor_model
+        self.door_pulses = 0
+
+    # --- effects --------------------------------------------------------------------------------
+
+    def show(self, screen, **data):
+        self.screen.show(screen, **data)
+
+    def dim(self, dimmed):
+        self.screen.dim(dimmed)
+
+    def signal(self, kind):
+        if self.board is None:
+            return
+        self.board.show({"ok": "ok", "error": "error"}.get(kind, "busy"))
+        self.board.beep("ok" if kind == "ok" else "error")
+
+    def open_door(self):
+        self.door_pulses += 1
+        if self.board is not None:
+            self.board.open_door()
+
+    def start_capture(self, kind, **options):
+        if kind == "face" and self.host is not None:
+            self.host.set_face_mode(options.get("mode", "identify"))
+        elif kind == "finger" and self.poller is not None:
+            self.poller.set_mode(options.get("mode", "identify"), **{k: v for k, v in options.items() if k != "mode"})
+
+    def stop_capture(self, kind):
+        if kind == "face" and self.host is not None:
+            self.host.set_face_mode(None)
+        elif kind == "finger" and self.poller is not None:
+            self.poller.set_mode(None)
+
+    # --- attendance -----------------------------------------------------------------------------
+
+    def _person(self, row):
+        if row is None or not row.get("active", 1):
+            return None
+        return ports.Person(row["person_id"], row.get("name") or row["person_id"], row.get("role") or "employee",
+                            has_pin=bool(row.get("pin_hash")))
+
+    def person(self, person_id):
+        return None if person_id is None else self._person(people.get_person(self.db, person_id))
+
+    def person_for_finger(self, slot):
+        if slot is None:
+            return None
+        return self.person(people.person_for_slot(self.db, self.sensor_model, int(slot)))
+
+    def find_person(self, typed):
+        typed = str(typed or "").strip().translate(EASTERN_DIGITS)
+        return self.person(typed) if typed else None
+
+    def last_punch(self, person_id):
+        punch = events.last_event_for(self.db, person_id)
+        return None if punch is None else ports.Punch(punch.status, punch.wall_s)
+
+    def punches_since(self, person_id, since_s):
+        return [ports.Punch(p.status, p.wall_s) for p in events.events_of_person_since(self.db, person_id, since_s)]
+
+    def record(self, *, person_id, status, verify_mode, score=None):
+        event = events.record_event(self.db, person_id=person_id, status_code=status, verify_mode=verify_mode,
+                                    score=score, clock=self.clock)
+        wall_s = self.clock.time()
+        log.info("attendance #%d recorded: %s status %d by %s", event.seq, person_id, status, verify_mode)
+        return ports.Recorded(event.seq, person_id, status, verify_mode, wall_s)
+
+    def _pin_check(self, check):
+        return ports.PinCheck(check.outcome if check.outcome != "no_pin" else "wrong",
+                              locked_until_s=check.lockout.locked_until, attempts_left=check.attempts_left)
+
+    def check_pin(self, person_id, pin):
+        a = self.settings.attendance
+        return self._pin_check(pins.check_person_pin(self.db, person_id, pin, max_failures=a.pin_max_failures,
+                                                     cooldown_s=a.pin_cooldown_s, now=self.clock.time()))
+
+    def check_admin_pin(self, pin):
+        s = self.settings.security
+        return self._pin_check(pins.check_admin_pin(self.db, pin, s.admin_pin_hash, max_failures=s.admin_max_failures,
+                                                    cooldown_s=s.admin_cooldown_s, now=self.clock.time()))
+
+    # --- enrolment and admin (used by the admin flows) ------------------------------------------
+
+    def face_duplicate(self, vectors):
+        if self.gallery is None or not len(self.gallery):
+            return None
+        threshold = self.settings.face.match_threshold
+        for vector in vectors:
+            best = self.gallery.search(vector, k=1)
+            if best and best[0].score >= threshold:
+                return best[0].person_id
+        return None
+
+    def enrol(self, *, person_id, name, role, faces, fingers, pin=None):
+        model_id = self.settings.face.embedder
+        result = enrolment.enrol_person(self.db, self.key, person_id=person_id, name=name, role=role,
+                                        face=[(model_id, v) for v in faces], fingers=list(fingers), pin=pin,
+                                        server_key=self.server_key, now=self.clock.time())
+        if self.gallery is not None:
+            self.gallery.remove(person_id)
+            for vector in faces:
+                self.gallery.add(person_id, vector, model_id=model_id)
+        return ports.EnrolResult(person_id, len(faces), len(fingers), tuple(s for _, s, _ in fingers))
+
+    def delete_person(self, person_id):
+        enrolment.delete_person(self.db, person_id, now=self.clock.time())
+        if self.gallery is not None:
+            self.gallery.remove(person_id)
+
+
+EASTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")

@@ -1,0 +1,240 @@
+"""Runs the flows on one thread and feeds them: events from anywhere, camera frames, the clock.
+
+``FlowHost`` owns the active flow (attendance at home; admin while an admin is in). Other
+threads (the fingerprint poller, GPIO callbacks, the touchscreen, the demo) only ``post()``
+events; the host thread delivers them, analyses the newest camera frame in the mode the flow
+asked for (stale frames are dropped, never queued), and ticks the flow's deadlines. An
+exception inside a flow is logged and the flow sent home; it never stops the host.
+
+``SensorPoller`` keeps the fingerprint sensor identifying (or enrolling) on the sensor's worker
+thread while the flow wants it, and posts what happened as flow events.
+"""
+
+import logging
+import queue
+import threading
+
+from kiosk.errors import (CancelledError, FingerMismatchError, FingerMovedError, HardwareError, NoFingerError,
+                          NoMatchError, PoorImageError, SensorError)
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED_EVENTS = 256
+# what a person at the sensor did wrong (the screen says how to fix it), unlike a sensor fault
+FINGER_PROBLEMS = (NoMatchError, PoorImageError, FingerMovedError, FingerMismatchError)
+DETECT_FPS = 5.0  # idle: the detector alone, a few times a second, is enough to wake up
+
+
+class FlowHost:
+    """The flows' thread: ``post(event, **data)`` from anywhere; ``run(stop)`` or ``step()``."""
+
+    def __init__(self, flow, *, clock, camera=None, engine=None, tick_s=0.1, detect_fps=DETECT_FPS):
+        self.home = flow
+        self.flow = flow
+        self.clock = clock
+        self.camera = camera
+        self.engine = engine
+        self.tick_s = float(tick_s)
+        self.detect_interval_s = 1.0 / float(detect_fps)
+        self.face_mode = None
+        self.frames_analysed = 0
+        self.on_frame = None  # optional callback(frame, face_frame), e.g. for a preview or a benchmark
+        self._events = queue.Queue(maxsize=MAX_QUEUED_EVENTS)
+        self._last_index = None
+        self._last_detect_s = None
+        self._thread = None
+        self.flow_factories = {}  # event name -> callable returning a flow to switch to
+
+    # --- from any thread ------------------------------------------------------------------------
+
+    def post(self, event, **data):
+        """Queue one event for the flow thread; a flood beyond the queue's size is dropped and logged."""
+        try:
+            self._events.put_nowait((event, data))
+        except queue.Full:
+            log.warning("flow event %s dropped: %d events already queued", event, MAX_QUEUED_EVENTS)
+
+    def set_face_mode(self, mode):
+        """What to do with camera frames: None (nothing), 'detect' or 'identify'."""
+        self.face_mode = mode
+
+    # --- on the flow thread ---------------------------------------------------------------------
+
+    def deliver(self, event, **data):
+        """Hand one event to the active flow now (the flow thread only)."""
+        factory = self.flow_factories.get(event)
+        if factory is not None and self.flow is self.home:
+            self.switch(factory())
+            return True
+        try:
+            return self.flow.handle(event, **data)
+        except Exception:  # a bug in a flow must not stop the kiosk: log it and go home
+            log.exception("flow %s failed on %s; going home", type(self.flow).__name__, event)
+            self.go_home()
+            return False
+
+    def switch(self, flow):
+        log.info("flow: %s -> %s", type(self.flow).__name__, type(flow).__name__)
+        self.flow = flow
+
+    def go_home(self):
+        if self.flow is not self.home:
+            self.switch(self.home)
+        try:
+            self.home.handle("cancelled")
+        except Exception:
+            log.exception("the home flow failed to go home")
+
+    def step(self, *, wait_s=0.0):
+        """One round: queued events, the newest camera frame, the clock. Returns True if anything ran."""
+        busy = False
+        try:
+            event, data = self._events.get(timeout=wait_s) if wait_s > 0 else self._events.get_nowait()
+            self.deliver(event, **data)
+            busy = True
+            while True:
+                event, data = self._events.get_nowait()
+                self.deliver(event, **data)
+        except queue.Empty:
+            pass
+        busy = self._camera_step() or busy
+        self.flow.tick()
+        if self.flow is not self.home and getattr(self.flow, "is_finished", False):
+            self.go_home()
+        return busy
+
+    def _camera_step(self):
+        mode = self.face_mode
+        if mode is None or self.camera is None or self.engine is None:
+            return False
+        frame = self.camera.latest()
+        if frame is None or frame.index == self._last_index:
+            return False
+        if mode == "detect" and self._last_detect_s is not None and \
+                frame.timestamp_s - self._last_detect_s < self.detect_interval_s:
+            return False
+        self._last_index = frame.index
+        self._last_detect_s = frame.timestamp_s
+        face_frame = self.engine.analyse(frame.lores_rgb(), frame.timestamp_s, mode=mode)
+        self.frames_analysed += 1
+        if self.on_frame is not None:
+            self.on_frame(frame, face_frame)
+        if face_frame.box is not None or mode == "identify":
+            self.deliver("face_seen", frame=face_frame)
+        return True
+
+    def run(self, stop):
+        """Step until ``stop`` (a threading.Event) is set."""
+        while not stop.is_set():
+            if not self.step(wait_s=0.0):
+                self.step(wait_s=min(self.tick_s, 0.02))
+
+    def start(self, stop):
+        self._thread = threading.Thread(target=self.run, args=(stop,), name="flows", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def is_alive(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout_s=None):
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+
+class SensorPoller:
+    """Keeps the sensor identifying while wanted; posts ``finger_matched`` / ``finger_not_matched``."""
+
+    def __init__(self, worker, post, *, capture_timeout_s=1.0, retry_s=5.0, clock=None):
+        self.worker = worker
+        self.post = post
+        self.capture_timeout_s = float(capture_timeout_s)
+        self.retry_s = float(retry_s)
+        self.mode = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._current = None
+        self._enrol_request = None
+        self._thread = None
+
+    def set_mode(self, mode, **options):
+        """None (stop), 'identify', or 'enrol' (with ``finger=N``): what the sensor does next."""
+        if mode == "enrol":
+            self._enrol_request = options
+        self.mode = mode
+        current = self._current
+        if current is not None:
+            self.worker.cancel(current)
+        self._wake.set()
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="finger-poller", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self):
+        self._stop.set()
+        self.set_mode(None)
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    @property
+    def is_alive(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def _wait(self, future):
+        self._current = future
+        try:
+            return future.result()
+        finally:
+            self._current = None
+
+    def _run(self):
+        while not self._stop.is_set():
+            mode = self.mode
+            if mode is None:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            try:
+                if mode == "enrol":
+                    self._enrol()
+                else:
+                    self._identify()
+            except CancelledError:
+                continue
+            except NoFingerError:
+                continue
+            except FINGER_PROBLEMS as e:
+                self.post("finger_not_matched" if mode != "enrol" else "finger_failed",
+                          guidance=getattr(e, "guidance", None) or "try_again")
+                self._lifted()
+            except HardwareError as e:
+                log.error("fingerprint sensor unavailable: %s; retrying in %.0f s", e, self.retry_s)
+                self.post("sensor_unavailable", reason=str(e))
+                self._stop.wait(self.retry_s)
+            except Exception:
+                log.exception("fingerprint poller step failed")
+                self._stop.wait(self.retry_s)
+
+    def _identify(self):
+        slot, score = self._wait(self.worker.identify(timeout_s=self.capture_timeout_s))
+        self.post("finger_matched", slot=slot, score=score)
+        self._lifted()
+
+    def _enrol(self):
+        request, self._enrol_request = self._enrol_request or {}, None
+
+        def step(name, number):
+            self.post("finger_step", step=name, number=number, finger=request.get("finger"))
+
+        enrollment = self._wait(self.worker.enroll(on_step=step, timeout_s=30.0))
+        self.mode = None
+        self.post("finger_enrolled", template=enrollment.template, finger=request.get("finger"))
+
+    def _lifted(self):
+        try:
+            self._wait(self.worker.submit("wait_for_lift", timeout_s=10.0))
+        except (CancelledError, SensorError):
+            pass
