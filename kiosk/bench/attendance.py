@@ -327,6 +327,7 @@ def photo_attacks(engine, settings, ids, enrolled, strangers, clock, count, data
                 out = play(kiosk, _player(person, seed), arrived_frame=person.arrived_frame, watch_s=WATCH_S,
                            responder=Responder(person, then_photo=photo), stop_at_door=False)
         results.append({"kind": kind, "victim": victim.person, "doors": len(out["door"]),
+                        "attacker": None if kind == "printed_photo" else attacker.person,
                         "recorded_as": [who for _, who in out["door"]]})
         _progress(f"attack {number + 1}/{count} ({kind}): {len(out['door'])} door pulse(s)")
     return results
@@ -428,6 +429,8 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
         "printed_photo_accepted": sum(1 for a in printed if a["doors"]),
         "photo_swap_attacks": len(swaps),
         "photo_swap_accepted": sum(1 for a in swaps if a["doors"]),
+        "accepted_attacks": [a for a in attack_runs if a["doors"]],
+        "accepted_unknown": [u for u in unknowns if u["doors"]],
         "queue_people": queued.get("queue_people", 0),
         "queue_served": queued.get("queue_served", 0),
         "engine_identify_ms": _stats(engine.ms["identify"]),
