@@ -333,7 +333,7 @@ class ServerStore:
         command_id = str(uuid.uuid4())
         self._conn.execute("INSERT INTO commands (id, device_id, kind, args, issued_at, expires_at, status) "
                            "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                           [command_id, device_id, kind, json.dumps(args or {}), now, now + ttl_s])
+                           [command_id, device_id, kind, protocol.dumps(args or {}).decode(), now, now + ttl_s])
         return command_id
 
     def pending_commands(self, device_id):
