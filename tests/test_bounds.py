@@ -205,3 +205,23 @@ def test_settings_example_documents_the_new_keys():
     for key in ("door_max_pulse_s", "adms_door_commands", "server_signing_key"):
         assert key in text
     assert json.dumps(config.build([]).sync.server_url) == '""'
+
+
+def test_face_templates_that_are_not_finite_are_not_stored(tmp_path):
+    import numpy as np
+
+    from kiosk.storage import people, seal, sync_state
+
+    database = db.open_db(tmp_path / "k.db")
+    key = seal.DataKey.create(tmp_path / "data.key")
+    good = protocol.b64(np.ones(4, dtype="<f4").tobytes())
+    changes = [{"type": "person", "op": "upsert", "person": {"person_id": "p1"}},
+               {"type": "face_templates", "person_id": "p1", "model_id": "m", "vectors": [good]}]
+    sync_state.apply_changes(database, key, changes, now=0.0)
+    for bad in (np.array([1, np.nan, 0, 0]), np.array([np.inf, 0, 0, 0])):
+        vectors = [protocol.b64(bad.astype("<f4").tobytes())]
+        summary = sync_state.apply_changes(database, key, [{"type": "face_templates", "person_id": "p1",
+                                                            "model_id": "m", "vectors": vectors}], now=0.0)
+        assert summary.skipped == 1
+    (person_id, vector), = people.face_templates(database, key, "m")
+    assert person_id == "p1" and np.array_equal(vector, np.ones(4))
