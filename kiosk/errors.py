@@ -50,6 +50,10 @@ class HardwareError(KioskError, OSError):
     """A device did not respond or answered in a way we cannot use."""
 
 
+class ActuatorLimitError(KioskError, ValueError):
+    """An actuator was asked for a number that is not finite or beyond its configured bound."""
+
+
 class DeviceAbsentError(HardwareError):
     """The device is not connected or does not answer at all."""
 
@@ -114,6 +118,10 @@ class SyncError(KioskError, ConnectionError):
 
 class RejectedError(SyncError):
     """The server understood a request and refused it (bad signature, replay, unknown device)."""
+
+
+class UntrustedAnswerError(SyncError):
+    """An answer is not signed by the pinned server key (unsigned, wrongly signed, or replayed)."""
 
 
 class ProvisioningError(KioskError, RuntimeError):

@@ -26,6 +26,7 @@ from kiosk.errors import ConfigError, ProvisioningError
 # the admin PIN hash: hash_pin and check_pin stay importable from here for the CLI and old callers
 from kiosk.pinhash import PIN_HASH_RE, hash_pin  # noqa: F401
 from kiosk.pinhash import verify_pin as check_pin  # noqa: F401
+from kiosk.urls import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ SIGNATURE_SUFFIX = ".sig"
 PLACEHOLDER_TOKEN = "PASTE-THE-ONE-TIME-TOKEN-HERE"
 SECRET_KEYS = ("enrolment_token", "psk")
 TABLES = {
-    "server": {"url", "ca_file", "ca_pem", "enrolment_token"},
+    "server": {"url", "ca_file", "ca_pem", "enrolment_token", "signing_key_sha256"},
     "device": {"site", "door", "timezone", "display_rotation", "language"},
     "wifi": {"ssid", "psk", "country"},
     "admin": {"pin_hash", "signing_public_key"},
@@ -63,6 +64,7 @@ class ProvisionFile:
     wifi_country: str
     admin_pin_hash: str = field(repr=False)
     signing_public_key: str
+    server_key_sha256: str
     settings: dict
     reprovision: dict | None
 
@@ -105,12 +107,14 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
     get = _Getter(data, problems)
 
     url = get.str("server", "url", required=True)
-    if url:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            problems.append(f"server.url: {url!r} is not an http(s) address with a host")
+    url_trouble = url_problem(url) if url else None
+    if url_trouble:
+        problems.append(f"server.url: {url_trouble}")
+    server_key_sha256 = get.str("server", "signing_key_sha256").lower()
+    if server_key_sha256 and not re.fullmatch(r"[0-9a-f]{64}", server_key_sha256):
+        problems.append("server.signing_key_sha256: must be the sha256 of the server's signing key, 64 hex digits")
     ca_pem = _ca(get, boot_dir, problems)
-    if url and urlparse(url).scheme == "https" and not ca_pem:
+    if url and not url_trouble and urlparse(url).scheme == "https" and not ca_pem:
         log.info("server.url is https without a CA: the system's CA store will be used")
     token = get.str("server", "enrolment_token")
     if token == PLACEHOLDER_TOKEN:
@@ -168,6 +172,7 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
                          site=get.str("device", "site"), door=get.str("device", "door"), timezone=tz,
                          display_rotation=rotation, language=language, wifi_ssid=ssid, wifi_psk=psk,
                          wifi_country=country, admin_pin_hash=pin_hash, signing_public_key=signer,
+                         server_key_sha256=server_key_sha256,
                          settings=settings if isinstance(settings, dict) else {}, reprovision=reprovision)
 
 

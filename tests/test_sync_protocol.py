@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kiosk.errors import ProvisioningError
 from kiosk.sync import keys, protocol
-from kiosk.sync.backoff import Backoff, parse_retry_after
+from kiosk.backoff import Backoff, parse_retry_after
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=20)

@@ -38,7 +38,7 @@ class ServerSimulator:
     """A real HTTP server speaking the sync protocol, for tests, the demo and outside tools."""
 
     def __init__(self, *, db_path=None, host="127.0.0.1", port=0, tls=False, workdir=None, sms_log=None,
-                 device_settings=None, fault_seed=None):
+                 device_settings=None, fault_seed=None, signing_key=None):
         self._tmp = None
         if workdir is None and db_path is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="kiosk-server-")
@@ -49,7 +49,7 @@ class ServerSimulator:
         self.sms_log = Path(sms_log) if sms_log else self.db_path.with_name(self.db_path.name + ".sms.log")
         self.host = host
         self.port = port
-        self.store = ServerStore(self.db_path, device_settings=device_settings)
+        self.store = ServerStore(self.db_path, device_settings=device_settings, signing_key=signing_key)
         self.faults = FaultSwitch(seed=fault_seed)
         self.schema = json.loads(SCHEMA_PATH.read_text())
         self.ca_file = None
@@ -245,6 +245,16 @@ class ServerSimulator:
         """The X25519 key activation packets are sealed to (tests decrypt with it)."""
         return self.store.server_key
 
+    @property
+    def signing_public_key(self):
+        """Hex Ed25519 key that signs every answer (devices pin it at registration)."""
+        return self.store.signing_public_key_hex
+
+    @property
+    def signing_key_fingerprint(self):
+        """sha256 of the signing key: what a provisioning file may pin in advance."""
+        return protocol.key_fingerprint(self.store.signing_public_key_hex)
+
     def stats(self):
         with self.store.lock:
             return {"requests": self.requests, "records": self.store.record_count(),
@@ -268,6 +278,7 @@ class ServerSimulator:
             if method == "POST" and route == "/v1/devices/register":
                 device_id = store.register(body or {}, now=now)
                 return 201, {"device_id": device_id, "server_public_key": store.server_public_key_hex,
+                             "server_signing_key": store.signing_public_key_hex,
                              "settings": store.device_settings}, {}
             if not route.startswith("/v1/") or route == "/v1/devices/register":
                 raise Refusal(404, "not_found", f"no route {method} {route}")
@@ -410,7 +421,10 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(body, dict) and body is not self.simulator.schema:
             body = dict(body, server_time=now)
         raw = json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", protocol.HEADER_SERVER_TIME: f"{now:.3f}", **(extra or {})}
+        server_time = f"{now:.3f}"
+        headers = {"Content-Type": "application/json", protocol.HEADER_SERVER_TIME: server_time, **(extra or {}),
+                   protocol.HEADER_SERVER_SIGNATURE: self._signature(status, server_time, raw),
+                   protocol.HEADER_SERVER_KEY: self.simulator.store.signing_public_key_hex}
         if "gzip" in self.headers.get("Accept-Encoding", "") and len(raw) > 512:
             raw = gzip.compress(raw, compresslevel=5, mtime=0)
             headers["Content-Encoding"] = "gzip"
@@ -423,6 +437,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(raw[: max(1, len(raw) // 2)])
             return self._abort()
         self.wfile.write(raw)
+
+    def _signature(self, status, server_time, raw):
+        """Sign this answer for the request it answers: its nonce, device, method and path."""
+        nonce = self.headers.get(protocol.HEADER_NONCE, "")
+        if not protocol.NONCE_RE.match(nonce):
+            nonce = ""
+        return protocol.sign_answer(self.simulator.store.signing_key, nonce=nonce,
+                                    device_id=self.headers.get(protocol.HEADER_DEVICE, ""), method=self.command,
+                                    path=self.path, status=status, server_time=server_time, body=raw)
 
     def _abort(self):
         self.close_connection = True
@@ -467,6 +490,8 @@ def run(args):
     print(f"server simulator listening on {server.url}  (schema: {server.url}/openapi.json)", flush=True)
     if server.ca_file:
         print(f"CA certificate: {server.ca_file}", flush=True)
+    print(f"signing key sha256 (server.signing_key_sha256 in kiosk-provision.toml): "
+          f"{server.signing_key_fingerprint}", flush=True)
     print(f"SMS log: {server.sms_log}", flush=True)
     for _ in range(args.tokens):
         print(f"enrolment token: {server.issue_enrolment_token()}", flush=True)

@@ -13,7 +13,9 @@ import sqlite3
 import threading
 import uuid
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from kiosk_sim import server_people
 
@@ -66,7 +68,7 @@ class Refusal(Exception):
 class ServerStore:
     """The simulator's database and the protocol rules that need it."""
 
-    def __init__(self, path, *, device_settings=None):
+    def __init__(self, path, *, device_settings=None, signing_key=None):
         self.path = str(path)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
@@ -77,6 +79,8 @@ class ServerStore:
         self.device_settings = device_settings if device_settings is not None else \
             {"sync": {"interval_s": 30.0, "batch_size": 500}}
         self.server_key = self._server_key()
+        # a given key (a test's impostor server) is used, not stored: the database keeps the real one
+        self.signing_key = signing_key if signing_key is not None else self._signing_key()
         self.duplicate_results = 0
 
     def close(self):
@@ -98,15 +102,27 @@ class ServerStore:
         if row:
             return X25519PrivateKey.from_private_bytes(bytes.fromhex(json.loads(row[0])))
         key = X25519PrivateKey.generate()
-        from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-
         raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()).hex()
         self._conn.execute("INSERT INTO meta (name, value) VALUES ('x25519_private', ?)", [json.dumps(raw)])
+        return key
+
+    def _signing_key(self):
+        """The Ed25519 key every answer is signed with (made once, kept in the database)."""
+        row = self._one("SELECT value FROM meta WHERE name = 'ed25519_signing_private'")
+        if row:
+            return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(json.loads(row[0])))
+        key = Ed25519PrivateKey.generate()
+        raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()).hex()
+        self._conn.execute("INSERT INTO meta (name, value) VALUES ('ed25519_signing_private', ?)", [json.dumps(raw)])
         return key
 
     @property
     def server_public_key_hex(self):
         return protocol.public_key_hex(self.server_key)
+
+    @property
+    def signing_public_key_hex(self):
+        return protocol.public_key_hex(self.signing_key)
 
     # --- registration and keys -------------------------------------------------------------------
 
@@ -333,7 +349,7 @@ class ServerStore:
         command_id = str(uuid.uuid4())
         self._conn.execute("INSERT INTO commands (id, device_id, kind, args, issued_at, expires_at, status) "
                            "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                           [command_id, device_id, kind, json.dumps(args or {}), now, now + ttl_s])
+                           [command_id, device_id, kind, protocol.dumps(args or {}).decode(), now, now + ttl_s])
         return command_id
 
     def pending_commands(self, device_id):

@@ -49,8 +49,9 @@ def run(args):
         for start in range(0, len(items), 1000):
             events.record_events(database, items[start:start + 1000], clock=clock)
         create_s = time.perf_counter() - began
-        with SyncClient(server_url=server.url, device_id=reg.device_id, device_key=key, ca_file=server.ca_file or "",
-                        timeout_s=settings.request_timeout_s, clock=clock) as client:
+        with SyncClient(server_url=server.url, server_key=reg.server_signing_key, device_id=reg.device_id,
+                        device_key=key, ca_file=server.ca_file or "", timeout_s=settings.request_timeout_s,
+                        clock=clock) as client:
             uploader = Uploader(database, client, clock=clock, batch_size=args.batch_size,
                                 max_batch_size=args.max_batch_size, target_request_s=settings.target_request_s)
             began = time.perf_counter()

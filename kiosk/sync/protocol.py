@@ -2,7 +2,11 @@
 
 Every request a registered device makes is signed with its Ed25519 key over
 ``KIOSK-SIG-1 \\n METHOD \\n PATH?QUERY \\n TIMESTAMP \\n NONCE \\n sha256(body as sent)``.
-Bodies are JSON, gzip-compressed on the wire. See docs/sync-protocol.md.
+Every answer of the server is signed with the server's Ed25519 key over
+``KIOSK-ANSWER-1 \\n NONCE \\n DEVICE \\n METHOD \\n PATH?QUERY \\n STATUS \\n SERVER-TIME \\n sha256(JSON)``,
+where NONCE is the request's own ``X-Nonce``: an answer verifies only for the request it answers.
+Bodies are JSON, gzip-compressed on the wire; numbers must be finite (no NaN or Infinity).
+See docs/sync-protocol.md.
 """
 
 import base64
@@ -11,6 +15,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
 SIGNATURE_SCHEME = "KIOSK-SIG-1"
+ANSWER_SCHEME = "KIOSK-ANSWER-1"
 REGISTRATION_SCHEME = "KIOSK-REGISTER-1"
 ROTATION_SCHEME = "KIOSK-ROTATE-1"
 MAX_SKEW_S = 300.0
@@ -34,6 +40,8 @@ HEADER_TIMESTAMP = "X-Timestamp"
 HEADER_NONCE = "X-Nonce"
 HEADER_SIGNATURE = "X-Signature"
 HEADER_SERVER_TIME = "X-Server-Time"
+HEADER_SERVER_SIGNATURE = "X-Server-Signature"
+HEADER_SERVER_KEY = "X-Server-Signing-Key"  # hex Ed25519 key; only a registering device uses it (then pins it)
 
 # per-record answers to an uploaded batch
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
@@ -60,12 +68,17 @@ COMMAND_KINDS = ("open_door", "sync_now", "purge_person", "reboot", "rotate_key"
 COMMAND_RESULTS = ("done", "failed", "unsupported", "expired")
 CHANGE_TYPES = ("person", "face_templates", "finger_templates", "settings", "revocation")
 
-_NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
+NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
 
 
 def dumps(obj):
-    """Compact JSON bytes (UTF-8)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON bytes (UTF-8); ValueError for NaN or infinity, which JSON does not have."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _refuse_constant(name):
+    # Python's json module would otherwise accept NaN, Infinity and -Infinity
+    raise ValueError(f"{name} is not a JSON number (numbers must be finite)")
 
 
 def encode_body(obj, *, level=GZIP_LEVEL):
@@ -83,9 +96,19 @@ def decode_body(raw, *, content_encoding=""):
         except (OSError, EOFError) as e:
             raise ValueError(f"body is not valid gzip: {e}") from None
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"body is not JSON: {e}") from None
+
+
+def finite_number(value, what):
+    """``value`` as a finite float; ValueError naming ``what`` for text, booleans, NaN and infinities."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, not {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
+    return number
 
 
 def _gunzip_limited(raw):
@@ -105,6 +128,33 @@ def body_digest(raw):
 def canonical_request(method, path, timestamp, nonce, digest):
     """The string a request signature covers."""
     return "\n".join((SIGNATURE_SCHEME, method.upper(), path, timestamp, nonce, digest)).encode()
+
+
+def answer_message(*, nonce, device_id, method, path, status, server_time, body):
+    """The bytes a server answer's signature covers (``body``: the JSON bytes, without Content-Encoding)."""
+    return "\n".join((ANSWER_SCHEME, nonce, device_id, method.upper(), path, str(int(status)), server_time,
+                      body_digest(body))).encode()
+
+
+def sign_answer(private_key, **fields):
+    """The ``X-Server-Signature`` value for one answer (fields as in ``answer_message``)."""
+    return b64(private_key.sign(answer_message(**fields)))
+
+
+def verify_answer(public_key, signature_text, **fields):
+    """True if ``signature_text`` (base64) is the server key's signature over this answer."""
+    if not signature_text:
+        return False
+    try:
+        signature = unb64(signature_text)
+    except ValueError:
+        return False
+    return verify(public_key, signature, answer_message(**fields))
+
+
+def key_fingerprint(public_key_text):
+    """sha256 hex of a raw 32-byte public key given as hex: what a technician compares or pins."""
+    return hashlib.sha256(bytes.fromhex(public_key_text)).hexdigest()
 
 
 def new_nonce():
@@ -143,8 +193,10 @@ def parse_signature_headers(headers):
         timestamp = float(headers[HEADER_TIMESTAMP])
     except ValueError:
         raise ValueError(f"{HEADER_TIMESTAMP} is not a number") from None
+    if not math.isfinite(timestamp):
+        raise ValueError(f"{HEADER_TIMESTAMP} is not a finite number")
     nonce = headers[HEADER_NONCE]
-    if not _NONCE_RE.match(nonce):
+    if not NONCE_RE.match(nonce):
         raise ValueError(f"{HEADER_NONCE} must be 16-64 lowercase hex characters")
     try:
         signature = unb64(headers[HEADER_SIGNATURE])
