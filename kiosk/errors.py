@@ -34,8 +34,12 @@ class ChainError(StorageError):
     """The attendance hash chain is broken: a record was altered, removed or inserted."""
 
 
+class CorruptDatabaseError(StorageError):
+    """The database file is empty, not a database, or fails SQLite's integrity check."""
+
+
 class DiskFullError(StorageError, OSError):
-    """Free space is below the floor for this kind of write."""
+    """Free space is below the floor for this kind of write, or the disk is full."""
 
 
 class HardwareError(KioskError, OSError):
