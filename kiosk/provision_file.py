@@ -140,6 +140,8 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
             problems.append("wifi.ssid: longer than 32 bytes")
         if psk and not (8 <= len(psk) <= 63 or re.fullmatch(r"[0-9a-fA-F]{64}", psk)):
             problems.append("wifi.psk: must be 8 to 63 characters (or 64 hex digits)")
+        if psk and not all(" " <= ch <= "~" for ch in psk):
+            problems.append("wifi.psk: only printable ASCII characters (WPA passphrases allow no others)")
         if not COUNTRY_RE.match(country):
             problems.append(f"wifi.country: {country!r} is not a two-letter country code (e.g. 'SA')")
 
