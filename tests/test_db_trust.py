@@ -123,3 +123,77 @@ def test_missing_folder_for_read_only_open_is_an_error(tmp_path):
     with pytest.raises(StorageError, match="never creates"):
         db.open_db(tmp_path / "nowhere" / "kiosk.db", create=False)
     assert not (tmp_path / "nowhere").exists()
+
+
+def doctor_settings(tmp_path, **sync):
+    from kiosk import config
+
+    return config.build([("t", {"storage": {"data_dir": str(tmp_path / "data")},
+                                "security": {"data_key_file": str(tmp_path / "data.key"),
+                                             "device_key_file": str(tmp_path / "device.key")},
+                                "sync": sync})])
+
+
+def doctor_checks(settings):
+    from kiosk import doctor
+
+    report = doctor.run_checks(settings, only=["database", "keys", "provisioning"])
+    return report, {c.name: c for c in report.checks}
+
+
+def test_doctor_names_a_corrupt_database_and_how_to_recover(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    path = make_db(tmp_path / "data" / "kiosk.db")
+    settings = doctor_settings(tmp_path)
+    report, checks = doctor_checks(settings)
+    assert checks["database"].status == "pass" and "integrity ok, 300 events" in checks["database"].detail
+    corrupt(path)
+    report, checks = doctor_checks(settings)
+    assert not report.ok and checks["database"].status == "fail"
+    assert "damaged" in checks["database"].detail and ".broken" in checks["database"].remedy
+    toml = tmp_path / "kiosk.toml"
+    toml.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    assert cli.main(["--config", str(toml), "doctor", "--only", "database"]) == 1
+    assert "damaged" in capsys.readouterr().out
+
+
+def test_doctor_checks_keys_and_provisioning(tmp_path):
+    from kiosk.storage.seal import DataKey
+    from kiosk.sync.keys import load_or_create_device_key
+
+    (tmp_path / "data").mkdir()
+    _, checks = doctor_checks(doctor_settings(tmp_path))
+    assert checks["provisioning"].status == "warn" and "not provisioned" in checks["provisioning"].detail
+    assert checks["keys"].status == "warn"
+    assert checks["database"].status == "warn" and "no database yet" in checks["database"].detail
+
+    provisioned = doctor_settings(tmp_path, device_id="kiosk-1", server_url="https://server.example")
+    _, checks = doctor_checks(provisioned)
+    assert checks["keys"].status == "fail" and "not found" in checks["keys"].detail  # provisioned, key gone
+    DataKey.create(tmp_path / "data.key")
+    load_or_create_device_key(tmp_path / "device.key")
+    _, checks = doctor_checks(provisioned)
+    assert checks["keys"].status == "pass" and checks["provisioning"].status == "pass"
+    (tmp_path / "data.key").chmod(0o644)
+    _, checks = doctor_checks(provisioned)
+    assert checks["keys"].status == "fail" and "chmod 600" in checks["keys"].detail
+    (tmp_path / "data.key").chmod(0o600)
+    (tmp_path / "device.key").chmod(0o640)
+    _, checks = doctor_checks(provisioned)
+    assert checks["keys"].status == "fail" and "device key" in checks["keys"].detail
+
+
+def test_doctor_fails_when_the_data_folder_is_read_only(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(data)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        _, checks = doctor_checks(doctor_settings(tmp_path))
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=False)
+    assert checks["database"].status == "fail" and "not writable" in checks["database"].detail
