@@ -8,7 +8,9 @@ the file (or environment variable) it came from.
 import dataclasses
 import logging
 import os
+import re
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,7 +26,8 @@ BCM_PINS = range(0, 28)
 
 
 def setting(default, *, min=None, max=None, choices=None, kind=None, secret=False, doc=""):
-    """Declare one setting with its limits; ``kind`` is 'url', 'pin', 'path' or 'hex'."""
+    """Declare one setting with its limits; ``kind``: 'url', 'pin', 'path', 'hex', 'timezone', 'utc_offset_or_zone',
+    'pin_hash'."""
     meta = {"min": min, "max": max, "choices": choices, "kind": kind, SECRET_MARK: secret, "doc": doc}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -35,7 +38,7 @@ def setting(default, *, min=None, max=None, choices=None, kind=None, secret=Fals
 class DeviceSettings:
     site: str = setting("", doc="site name shown on screen and sent to the server (set by provisioning)")
     door: str = setting("", doc="door or entrance name (set by provisioning)")
-    timezone: str = setting("UTC", doc="IANA time zone for local times on screen and in ADMS rows")
+    timezone: str = setting("UTC", kind="timezone", doc="IANA time zone for local times on screen and in ADMS rows")
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ class SyncSettings:
     device_id: str = setting("")
     adms_url: str = setting("", kind="url", doc="ZKTeco PUSH/ADMS server; empty = off")
     adms_serial: str = setting("", doc="SN the ADMS server knows this kiosk by; empty = device_id")
-    adms_timezone: str = setting("", doc="ADMS row time zone: '+03:00' or 'Asia/Riyadh'; "
+    adms_timezone: str = setting("", kind="utc_offset_or_zone", doc="ADMS row time zone: '+03:00' or 'Asia/Riyadh'; "
                                          "empty = the server's TimeZone option (hours; minutes if > 14)")
 
 
@@ -179,7 +182,8 @@ class SecuritySettings:
     data_key_file: str = setting("/etc/kiosk/data.key", kind="path", doc="AES-256 key sealing templates (0600)")
     device_key_file: str = setting("/etc/kiosk/device.key", kind="path", doc="Ed25519 device key (0600)")
     server_public_key: str = setting("", kind="hex", doc="X25519 key activation packets are sealed to")
-    admin_pin_hash: str = setting("", secret=True)
+    admin_pin_hash: str = setting("", kind="pin_hash", secret=True,
+                                  doc="made by `kiosk provision --hash-pin` (scrypt$N$r$p$salt$hash)")
 
 
 @dataclass(frozen=True)
@@ -255,36 +259,63 @@ def check_file(path):
 
 
 def build(layers):
-    """Merge ``[(source, {section: {key: value}})]`` over the defaults and validate."""
+    """Merge ``[(source, {section: {key: value}})]`` over the defaults and validate.
+
+    Every problem is collected: the ConfigError lists them all (and carries them as ``.problems``).
+    """
     merged = {name: {} for name in SECTIONS}
     origin = {}
+    problems = []
     for source, data in layers:
         if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a table of sections")
+            problems.append(f"{source}: expected a table of sections")
+            continue
         for section, values in data.items():
             if section not in SECTIONS:
-                raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+                problems.append(f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+                continue
             if not isinstance(values, dict):
-                raise ConfigError(f"{source}: {section}: expected a [{section}] table, got {type(values).__name__}")
+                problems.append(f"{source}: {section}: expected a [{section}] table, got {type(values).__name__}")
+                continue
             for key, value in values.items():
                 merged[section][key] = value
                 origin[section, key] = source
     sections = {}
     for name, values in merged.items():
-        sections[name] = _build_section(name, values, origin)
+        sections[name] = _build_section(name, values, origin, problems)
+    if problems:
+        raise config_error(problems)
     return Settings(**sections)
 
 
-def _build_section(name, values, origin):
+def config_error(problems):
+    """One ConfigError naming every problem (one line when there is one)."""
+    if len(problems) == 1:
+        error = ConfigError(problems[0])
+    else:
+        error = ConfigError(f"{len(problems)} problems:\n  " + "\n  ".join(problems))
+    error.problems = list(problems)
+    return error
+
+
+def _build_section(name, values, origin, problems=None):
+    """The section dataclass; with a ``problems`` list, bad keys are noted there (and left at their default)."""
     cls = SECTIONS[name]
     fields = {f.name: f for f in dataclasses.fields(cls)}
     checked = {}
+    own = [] if problems is None else problems
     for key, value in values.items():
         source = origin if isinstance(origin, str) else origin.get((name, key), "defaults")
         where = f"{source}: {name}.{key}"
         if key not in fields:
-            raise ConfigError(f"{where}: unknown key (known in [{name}]: {', '.join(fields)})")
-        checked[key] = _check_value(where, fields[key], value)
+            own.append(f"{where}: unknown key (known in [{name}]: {', '.join(fields)})")
+            continue
+        try:
+            checked[key] = _check_value(where, fields[key], value)
+        except ConfigError as e:
+            own.append(str(e))
+    if problems is None and own:
+        raise config_error(own)
     return cls(**checked)
 
 
@@ -303,10 +334,17 @@ def _check_value(where, f, value):
     if meta["max"] is not None and value > meta["max"]:
         raise ConfigError(f"{where}: {value!r} is above the maximum {meta['max']}")
     kind = meta["kind"]
-    if kind == "url" and value:
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigError(f"{where}: {value!r} is not an http(s) URL with a host")
+    if kind == "url" and value and url_problem(value):
+        raise ConfigError(f"{where}: {url_problem(value)}")
+    if kind == "timezone" and timezone_problem(value):
+        raise ConfigError(f"{where}: {timezone_problem(value)}")
+    if kind == "utc_offset_or_zone" and value and not UTC_OFFSET_RE.match(value) and timezone_problem(value):
+        raise ConfigError(f"{where}: {value!r} is neither a UTC offset like '+03:00' nor a known time zone")
+    if kind == "pin_hash" and value:
+        from kiosk import pinhash
+
+        if pinhash.problem(value):
+            raise ConfigError(f"{where}: {pinhash.problem(value)}")
     if kind == "pin" and value not in BCM_PINS:
         raise ConfigError(f"{where}: {value!r} is not a BCM GPIO number (0-27)")
     if kind == "path" and "\0" in value:
@@ -317,6 +355,32 @@ def _check_value(where, f, value):
         except ValueError:
             raise ConfigError(f"{where}: not a hex string") from None
     return value
+
+
+UTC_OFFSET_RE = re.compile(r"^[+-](0\d|1[0-4]):[0-5]\d$")
+
+
+def url_problem(value):
+    """None if ``value`` is an http(s) URL with a host (and a valid port), else a one-line reason."""
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        return f"{value!r} contains spaces or control characters"
+    try:
+        parsed = urlparse(value)
+        host, _port = parsed.hostname, parsed.port
+    except ValueError as e:  # "http://[::1" (unclosed IPv6 bracket), a port out of range
+        return f"{value!r} is not a valid URL ({e})"
+    if parsed.scheme not in ("http", "https") or not host:
+        return f"{value!r} is not an http(s) URL with a host"
+    return None
+
+
+def timezone_problem(value):
+    """None if ``value`` names an IANA time zone known here, else a one-line reason."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return f"{value!r} is not a known time zone (e.g. 'Asia/Riyadh', 'UTC')"
+    return None
 
 
 def _from_environ(environ):

@@ -18,12 +18,11 @@ import logging
 import re
 import secrets
 import tomllib
-import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kiosk import config
+from kiosk import config, pinhash
 from kiosk.errors import ConfigError, ProvisioningError
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,6 @@ TABLES = {
     "settings": None,       # any kiosk.toml sections, checked by kiosk.config
     "reprovision": {"device_id", "sequence"},
 }
-PIN_HASH_RE = re.compile(r"^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 
@@ -106,9 +104,10 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
 
     url = get.str("server", "url", required=True)
     if url:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            problems.append(f"server.url: {url!r} is not an http(s) address with a host")
+        url_problem = config.url_problem(url)
+        if url_problem:
+            problems.append(f"server.url: {url_problem}")
+            url = ""
     ca_pem = _ca(get, boot_dir, problems)
     if url and urlparse(url).scheme == "https" and not ca_pem:
         log.info("server.url is https without a CA: the system's CA store will be used")
@@ -121,10 +120,8 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
         problems.append("server.enrolment_token: missing; a first provisioning needs a one-time token")
 
     tz = get.str("device", "timezone", default="UTC")
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        problems.append(f"device.timezone: {tz!r} is not a known time zone (e.g. 'Asia/Riyadh', 'UTC')")
+    if config.timezone_problem(tz):
+        problems.append(f"device.timezone: {config.timezone_problem(tz)}")
     rotation = get.int("device", "display_rotation", default=0)
     if rotation not in (0, 90, 180, 270):
         problems.append(f"device.display_rotation: {rotation!r} is not one of 0, 90, 180, 270")
@@ -146,8 +143,8 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
             problems.append(f"wifi.country: {country!r} is not a two-letter country code (e.g. 'SA')")
 
     pin_hash = get.str("admin", "pin_hash")
-    if pin_hash and not PIN_HASH_RE.match(pin_hash):
-        problems.append("admin.pin_hash: not a PIN hash made by `kiosk provision --hash-pin` (scrypt$...)")
+    if pin_hash and pinhash.problem(pin_hash):
+        problems.append(f"admin.pin_hash: {pinhash.problem(pin_hash)}")
     signer = get.str("admin", "signing_public_key").lower()
     if signer and not re.fullmatch(r"[0-9a-f]{64}", signer):
         problems.append("admin.signing_public_key: must be an Ed25519 public key, 64 hex digits")
@@ -157,7 +154,7 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
         try:
             config.build([(f"{path.name} [settings]", settings)])
         except ConfigError as e:
-            problems.append(str(e))
+            problems.extend(getattr(e, "problems", None) or [str(e)])
     if reprovision is not None:
         if not isinstance(reprovision.get("device_id"), str) or not reprovision.get("device_id"):
             problems.append("reprovision.device_id: missing (the device this file is for)")
@@ -183,7 +180,7 @@ def _ca(get, boot_dir, problems):
         where = Path(ca_file) if Path(ca_file).is_absolute() else Path(boot_dir) / ca_file
         try:
             pem = where.read_text()
-        except (OSError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError, ValueError):  # ValueError: a NUL in the name
             problems.append(f"server.ca_file: {ca_file!r} is not a readable file on the boot partition")
             return ""
     if pem:
@@ -292,11 +289,11 @@ def hash_pin(pin, *, salt=None):
 
 
 def check_pin(pin, pin_hash):
-    """True if ``pin`` matches a hash made by ``hash_pin`` (constant-time compare)."""
-    m = PIN_HASH_RE.match(pin_hash or "")
-    if not m:
+    """True if ``pin`` matches a hash made by ``hash_pin`` (constant-time compare); False for a malformed hash."""
+    try:
+        n, r, p, salt, expected = pinhash.parse(pin_hash)
+    except ValueError:
         return False
-    n, r, p = (int(x) for x in m.groups()[:3])
-    salt, expected = base64.b64decode(m.group(4)), base64.b64decode(m.group(5))
-    digest = hashlib.scrypt(pin.encode(), salt=salt, n=n, r=r, p=p, dklen=len(expected))
+    digest = hashlib.scrypt(pin.encode(), salt=salt, n=n, r=r, p=p, dklen=len(expected),
+                            maxmem=pinhash.scrypt_maxmem(n, r, p))
     return hmac.compare_digest(digest, expected)
