@@ -14,6 +14,7 @@ never to the normal log.
 import gzip
 import json
 import logging
+import math
 import socket
 import struct
 import tempfile
@@ -254,6 +255,8 @@ class ServerSimulator:
         if method == "GET" and route == "/v1/health":
             return 200, {"status": "ok", "version": 1}, {}
         body = self._body(headers, raw)
+        if method == "POST" and raw and not isinstance(body, dict):
+            raise Refusal(400, protocol.MALFORMED, f"the body must be a JSON object, not {type(body).__name__}")
         with store.lock:
             if method == "POST" and route == "/v1/devices/register":
                 device_id = store.register(body or {}, now=now)
@@ -266,7 +269,7 @@ class ServerSimulator:
                 results = store.store_batch(device_id, body, now=now)
                 return 200, {"batch_id": body["batch_id"], "results": results}, {}
             if method == "GET" and route == "/v1/delta":
-                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                query = _query(parts.query)
                 return 200, store.changes_after(query.get("cursor", ""), limit=query.get("limit", 500),
                                                 face_model=query.get("face_model", ""),
                                                 finger_sensor=query.get("finger_sensor", "")), {}
@@ -290,9 +293,15 @@ class ServerSimulator:
         if not raw:
             return None
         try:
-            return protocol.decode_body(raw, content_encoding=headers.get("Content-Encoding", ""))
+            body = protocol.decode_body(raw, content_encoding=headers.get("Content-Encoding", ""))
         except ValueError as e:
-            raise Refusal(400, protocol.MALFORMED, str(e)) from None
+            raise Refusal(400, protocol.MALFORMED, str(e)[:200]) from None
+        except RecursionError:
+            raise Refusal(400, protocol.MALFORMED, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+        problem = json_problem(body)
+        if problem:
+            raise Refusal(400, protocol.MALFORMED, problem)
+        return body
 
     def _send_sms(self, code, national_id):
         # the code goes to the SMS log only: the normal log says that a code was sent, not which
@@ -303,6 +312,47 @@ class ServerSimulator:
         log.info("activation code sent by (simulated) SMS for id %s", protocol.mask_national_id(national_id))
 
 
+MAX_JSON_DEPTH = 32
+MAX_QUERY_FIELDS = 20
+INT64 = 2 ** 63
+
+
+def json_problem(value):
+    """None if a decoded body is within what the protocol carries, else why not.
+
+    Bounded nesting, finite numbers (JSON has no NaN or Infinity, though Python's parser takes
+    them), integers that fit 64 bits, and text that is valid Unicode (no lone surrogates).
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, float) and not math.isfinite(item):
+            return "a number is NaN or Infinity (not JSON)"
+        if isinstance(item, int) and not isinstance(item, bool) and not -INT64 <= item < INT64:
+            return "an integer does not fit 64 bits"
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "text holds a lone surrogate (not valid Unicode)"
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return None
+
+
+def _query(text):
+    """A query string as {name: last value}; Refusal for too many fields."""
+    try:
+        return {k: v[-1] for k, v in parse_qs(text, max_num_fields=MAX_QUERY_FIELDS).items()}
+    except ValueError:
+        raise Refusal(400, protocol.MALFORMED, f"more than {MAX_QUERY_FIELDS} query parameters") from None
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -311,6 +361,16 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address, handler, *, ssl_context=None):
         self._ssl = ssl_context
         super().__init__(address, handler)
+
+    def handle_error(self, request, client_address):
+        """A client that hangs up mid-request is routine: a log line, not a traceback on stderr."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("connection from %s ended: %s", client_address[0], error)
+        else:
+            log.error("connection from %s failed: %r", client_address[0], error)
 
     def get_request(self):
         conn, addr = super().get_request()
@@ -346,6 +406,32 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self._serve("POST")
+
+    def __getattr__(self, name):
+        # http.server answers 501 for a method without a do_ method: ours is 405 for every one
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _not_allowed(self):
+        self.simulator.requests += 1
+        if self._read_body() is None:
+            return
+        self._send(405, {"error": "method_not_allowed", "message": f"{self.command} is not served here; use GET or POST"},
+                   {"Allow": "GET, POST"})
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (bad request line, header too long, ...) as JSON, never a 5xx."""
+        if code >= 500:  # 505 (an HTTP version we do not speak) is the client's problem here
+            code, message = 400, f"unsupported request: {message or code}"
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # failed before the version was read: answer in HTTP/1.1
+            self.request_version = "HTTP/1.1"
+        try:
+            self._send(code, {"error": "bad_request", "message": str(message or "bad request")[:200]},
+                       {"Connection": "close"})
+        except OSError:
+            pass
 
     def _serve(self, method):
         sim = self.simulator
@@ -384,14 +470,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, extra, cut=(kind == "reset"))
 
     def _read_body(self):
+        """The request body, or None after answering 4xx (the connection then closes: the stream is unusable)."""
         length = self.headers.get("Content-Length")
-        try:
-            length = int(length or 0)
-        except ValueError:
-            self._send(400, {"error": protocol.MALFORMED, "message": "bad Content-Length"})
-            return None
-        if length > protocol.MAX_BODY_BYTES:
-            self._send(413, {"error": "too_large", "message": "body too large"})
+        refusal = None
+        if self.headers.get("Transfer-Encoding"):
+            refusal = (411, "length_required", "chunked bodies are not accepted: send Content-Length")
+        else:
+            try:
+                length = int(length or 0)
+                if length < 0:
+                    raise ValueError
+            except ValueError:
+                refusal = (400, protocol.MALFORMED, "bad Content-Length")
+            else:
+                if length > protocol.MAX_BODY_BYTES:
+                    refusal = (413, "too_large", "body too large")
+        if refusal is not None:
+            self.close_connection = True
+            self._send(refusal[0], {"error": refusal[1], "message": refusal[2]}, {"Connection": "close"})
             return None
         return self.rfile.read(length) if length else b""
 
@@ -401,7 +497,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = dict(body, server_time=now)
         raw = json.dumps(body, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", protocol.HEADER_SERVER_TIME: f"{now:.3f}", **(extra or {})}
-        if "gzip" in self.headers.get("Accept-Encoding", "") and len(raw) > 512:
+        request_headers = getattr(self, "headers", None) or {}
+        if "gzip" in request_headers.get("Accept-Encoding", "") and len(raw) > 512:
             raw = gzip.compress(raw, compresslevel=5, mtime=0)
             headers["Content-Encoding"] = "gzip"
         self.send_response(status)

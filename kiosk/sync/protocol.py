@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -135,6 +136,8 @@ def parse_signature_headers(headers):
         timestamp = float(headers[HEADER_TIMESTAMP])
     except ValueError:
         raise ValueError(f"{HEADER_TIMESTAMP} is not a number") from None
+    if not math.isfinite(timestamp):  # NaN compares false with everything: it would pass any freshness test
+        raise ValueError(f"{HEADER_TIMESTAMP} is not a finite number")
     nonce = headers[HEADER_NONCE]
     if not _NONCE_RE.match(nonce):
         raise ValueError(f"{HEADER_NONCE} must be 16-64 lowercase hex characters")
