@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from kiosk_sim.server_faults import FAULTS, FaultSwitch
 from kiosk_sim.server_store import Refusal, ServerStore, phone_for
 
+from kiosk import argtypes
 from kiosk.sync import protocol
 
 log = logging.getLogger(__name__)
@@ -535,20 +536,24 @@ def _abort(conn, *, wake=False):
 def register(sub):
     parser = sub.add_parser("server", help="central sync server with fault injection",
                             description="Run the central server simulator on 127.0.0.1 (schema at /openapi.json).")
-    parser.add_argument("--port", type=int, default=8443, help="TCP port (0 = any free port; default 8443)")
+    parser.add_argument("--port", type=argtypes.port_number, default=8443, help="TCP port (0 = any free port; default 8443)")
     parser.add_argument("--db", metavar="FILE", help="SQLite file to keep its state in (default: a temp dir)")
     parser.add_argument("--fault", choices=sorted(FAULTS), help="inject this fault into requests")
-    parser.add_argument("--fault-probability", type=float, default=1.0, metavar="P",
+    parser.add_argument("--fault-probability", type=argtypes.probability, default=1.0, metavar="P",
                         help="share of requests the fault hits (default 1.0)")
     parser.add_argument("--tls", action="store_true", help="serve https with a fresh CA (its file is printed)")
-    parser.add_argument("--tokens", type=int, default=1, help="enrolment tokens to issue and print (default 1)")
+    parser.add_argument("--tokens", type=argtypes.non_negative_int, default=1, help="enrolment tokens to issue and print (default 1)")
     parser.add_argument("--sms-log", metavar="FILE", help="where one-time codes are written (default: next to the db)")
     parser.set_defaults(func=run)
 
 
 def run(args):
     server = ServerSimulator(db_path=args.db, port=args.port, tls=args.tls, sms_log=args.sms_log)
-    server.start()
+    try:
+        server.start()
+    except OSError as e:
+        server.close()
+        raise OSError(e.errno, f"cannot listen on {server.host}:{args.port}: {e.strerror}") from None
     if args.fault:
         server.set_fault(args.fault, probability=args.fault_probability)
     print(f"server simulator listening on {server.url}  (schema: {server.url}/openapi.json)", flush=True)
