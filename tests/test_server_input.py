@@ -262,3 +262,33 @@ def test_campaign_of_malformed_requests_finds_no_5xx(device):
     assert sum(n for s, n in counts.items() if s not in (401, 405)) > CAMPAIGN_REQUESTS // 3, counts
     print(f"\n[server-fuzz] {CAMPAIGN_REQUESTS} malformed requests in {elapsed:.1f} s: "
           f"{dict(sorted(counts.items()))}, {silent} closed without answer, 0 5xx")
+
+
+def test_a_method_the_schema_does_not_list_for_a_path_is_405_naming_the_allowed_ones(device):
+    server, _, _ = device
+    with socket.create_connection(("127.0.0.1", server.port), timeout=SOCKET_TIMEOUT_S) as conn:
+        conn.sendall(request("POST", "/v1/health", body=b"{}"))
+        answer = conn.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 405") and "\r\nAllow: GET\r\n" in answer
+    assert exchange(server, request("GET", "/v1/batches")) == 405
+
+
+def test_the_schemathesis_hooks_sign_requests_the_server_accepts(device):
+    import importlib.util
+    from pathlib import Path
+
+    import requests
+
+    server, _, _ = device
+    path = Path(__file__).resolve().parent.parent / "tools" / "schemathesis_hooks.py"
+    spec = importlib.util.spec_from_file_location("schemathesis_hooks", path)
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    signer = hooks.signer_from_environment({"KIOSK_FUZZ_URL": server.url,
+                                            "KIOSK_FUZZ_TOKEN": server.issue_enrolment_token()})
+    assert signer.device_id in {d["device_id"] for d in server.devices()}
+    answer = requests.get(server.url + "/v1/delta?cursor=&limit=5", auth=signer, timeout=10)
+    assert answer.status_code == 200, answer.text
+    answer = requests.post(server.url + "/v1/commands/x/result", json={"status": "done"}, auth=signer, timeout=10)
+    assert answer.status_code == 404 and answer.json()["error"] == "unknown_command"  # past authentication
+    assert requests.get(server.url + "/v1/commands", timeout=10).status_code == 401  # unsigned: refused

@@ -15,6 +15,7 @@ import gzip
 import json
 import logging
 import math
+import re
 import socket
 import struct
 import tempfile
@@ -54,6 +55,9 @@ class ServerSimulator:
         self.store = ServerStore(self.db_path, device_settings=device_settings)
         self.faults = FaultSwitch(seed=fault_seed)
         self.schema = json.loads(SCHEMA_PATH.read_text())
+        self._routes = [(re.compile("^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$"),
+                         sorted(m.upper() for m in ops if m.lower() in ("get", "post", "put", "delete", "patch")))
+                        for path, ops in self.schema.get("paths", {}).items()]
         self.ca_file = None
         self._ssl = None
         if tls:
@@ -245,6 +249,14 @@ class ServerSimulator:
 
     # --- protocol --------------------------------------------------------------------------------
 
+    def allowed_methods(self, path):
+        """The methods the schema documents for ``path`` ([] for a path it does not know)."""
+        route = urlsplit(path).path
+        for pattern, methods in self._routes:
+            if pattern.match(route):
+                return methods
+        return []
+
     def route(self, method, path, headers, raw):
         """(status, body dict, extra headers) for one request; raises Refusal."""
         parts = urlsplit(path)
@@ -418,8 +430,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.simulator.requests += 1
         if self._read_body() is None:
             return
-        self._send(405, {"error": "method_not_allowed", "message": f"{self.command} is not served here; use GET or POST"},
-                   {"Allow": "GET, POST"})
+        allowed = self.simulator.allowed_methods(self.path) or ["GET", "POST"]
+        self._send(405, {"error": "method_not_allowed", "message": f"{str(self.command)[:20]} is not served here"},
+                   {"Allow": ", ".join(allowed)})
 
     def send_error(self, code, message=None, explain=None):
         """http.server's own refusals (bad request line, header too long, ...) as JSON, never a 5xx."""
@@ -453,6 +466,10 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "unavailable":
             return self._send(503, {"error": "unavailable", "message": "simulated overload"},
                               {"Retry-After": str(int(fault.retry_after_s))})
+        allowed = sim.allowed_methods(self.path)
+        if allowed and method not in allowed:
+            return self._send(405, {"error": "method_not_allowed", "message": f"{method} is not served here"},
+                              {"Allow": ", ".join(allowed)})
         try:
             status, body, extra = sim.route(method, self.path, self.headers, raw)
         except Refusal as e:
