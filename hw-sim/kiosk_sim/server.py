@@ -14,7 +14,6 @@ never to the normal log.
 import gzip
 import json
 import logging
-import math
 import re
 import socket
 import struct
@@ -24,9 +23,10 @@ import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from kiosk_sim.server_faults import FAULTS, FaultSwitch
+from kiosk_sim.server_input import decode_request_body, parse_query
 from kiosk_sim.server_store import Refusal, ServerStore, phone_for
 
 from kiosk import argtypes
@@ -282,7 +282,7 @@ class ServerSimulator:
                 results = store.store_batch(device_id, body, now=now)
                 return 200, {"batch_id": body["batch_id"], "results": results}, {}
             if method == "GET" and route == "/v1/delta":
-                query = _query(parts.query)
+                query = parse_query(parts.query)
                 return 200, store.changes_after(query.get("cursor", ""), limit=query.get("limit", 500),
                                                 face_model=query.get("face_model", ""),
                                                 finger_sensor=query.get("finger_sensor", "")), {}
@@ -303,18 +303,7 @@ class ServerSimulator:
         raise Refusal(404, "not_found", f"no route {method} {route}")
 
     def _body(self, headers, raw):
-        if not raw:
-            return None
-        try:
-            body = protocol.decode_body(raw, content_encoding=headers.get("Content-Encoding", ""))
-        except ValueError as e:
-            raise Refusal(400, protocol.MALFORMED, str(e)[:200]) from None
-        except RecursionError:
-            raise Refusal(400, protocol.MALFORMED, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-        problem = json_problem(body)
-        if problem:
-            raise Refusal(400, protocol.MALFORMED, problem)
-        return body
+        return decode_request_body(raw, content_encoding=headers.get("Content-Encoding", ""))
 
     def _send_sms(self, code, national_id):
         # the code goes to the SMS log only: the normal log says that a code was sent, not which
@@ -323,47 +312,6 @@ class ServerSimulator:
             f.write(f"{stamp} to {phone_for(national_id)} (id {protocol.mask_national_id(national_id)}): "
                     f"your kiosk activation code is {code}\n")
         log.info("activation code sent by (simulated) SMS for id %s", protocol.mask_national_id(national_id))
-
-
-MAX_JSON_DEPTH = 32
-MAX_QUERY_FIELDS = 20
-INT64 = 2 ** 63
-
-
-def json_problem(value):
-    """None if a decoded body is within what the protocol carries, else why not.
-
-    Bounded nesting, finite numbers (JSON has no NaN or Infinity, though Python's parser takes
-    them), integers that fit 64 bits, and text that is valid Unicode (no lone surrogates).
-    """
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
-        if isinstance(item, float) and not math.isfinite(item):
-            return "a number is NaN or Infinity (not JSON)"
-        if isinstance(item, int) and not isinstance(item, bool) and not -INT64 <= item < INT64:
-            return "an integer does not fit 64 bits"
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "text holds a lone surrogate (not valid Unicode)"
-        elif isinstance(item, dict):
-            stack.extend((k, depth + 1) for k in item)
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return None
-
-
-def _query(text):
-    """A query string as {name: last value}; Refusal for too many fields."""
-    try:
-        return {k: v[-1] for k, v in parse_qs(text, max_num_fields=MAX_QUERY_FIELDS).items()}
-    except ValueError:
-        raise Refusal(400, protocol.MALFORMED, f"more than {MAX_QUERY_FIELDS} query parameters") from None
 
 
 class _HTTPServer(ThreadingHTTPServer):
