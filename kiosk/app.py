@@ -195,11 +195,15 @@ def start_simulators(settings, *, faults=(), sensor_speed=1.0):
 # --- the appliance ----------------------------------------------------------------------------
 
 def open_storage(settings):
-    """The database and the data key; a key that does not match the database is an error."""
+    """The database and the data key; a key that does not match the database is an error.
+
+    The database is checked (PRAGMA quick_check) first: an empty or damaged file stops the kiosk
+    with a CorruptDatabaseError that says how to recover; it is never replaced silently.
+    """
     from kiosk.storage import db, people
     from kiosk.storage.seal import DataKey
 
-    database = db.open_db(settings.db_path)
+    database = db.open_db(settings.db_path, check=True)
     key = DataKey.load_or_create(settings.security.data_key_file)
     people.bind_key(database, key)
     return database, key

@@ -38,8 +38,12 @@ class UnknownPersonError(StorageError, LookupError):
     """A record names a person id that is not in the people table."""
 
 
+class CorruptDatabaseError(StorageError):
+    """The database file is empty, not a database, or fails SQLite's integrity check."""
+
+
 class DiskFullError(StorageError, OSError):
-    """Free space is below the floor for this kind of write."""
+    """Free space is below the floor for this kind of write, or the disk is full."""
 
 
 class ExportError(KioskError, OSError):

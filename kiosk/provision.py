@@ -289,9 +289,9 @@ def _apply_system(pf, paths):
     conn_dir.mkdir(parents=True, exist_ok=True)
     conn_uuid = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{WIFI_CONNECTION}.{pf.wifi_ssid}"))
     lines = ["[connection]", f"id={WIFI_CONNECTION}", f"uuid={conn_uuid}", "type=wifi", "autoconnect=true", "",
-             "[wifi]", "mode=infrastructure", f"ssid={pf.wifi_ssid}", ""]
+             "[wifi]", "mode=infrastructure", f"ssid={keyfile_ssid(pf.wifi_ssid)}", ""]
     if pf.wifi_psk:
-        lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={pf.wifi_psk}", ""]
+        lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={keyfile_string(pf.wifi_psk)}", ""]
     lines += ["[ipv4]", "method=auto", "", "[ipv6]", "method=auto", ""]
     _write_private(conn_dir / f"{WIFI_CONNECTION}.nmconnection", "\n".join(lines).encode(), mode=0o600)
     _set_wifi_country(paths, pf.wifi_country)
@@ -304,6 +304,21 @@ def _apply_system(pf, paths):
                 subprocess.run(command, capture_output=True, timeout=60)
             except (OSError, subprocess.TimeoutExpired) as e:
                 log.warning("%s: %s", " ".join(command), e)
+
+
+def keyfile_string(value):
+    """A value escaped for a NetworkManager keyfile (GKeyFile rules): no newline can start a new key."""
+    out = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    if out.startswith(" "):
+        out = "\\s" + out[1:]
+    return out
+
+
+def keyfile_ssid(ssid):
+    """An SSID for a NetworkManager keyfile: plain when that is unambiguous, else its bytes as 'n;n;...;'."""
+    raw = ssid.encode("utf-8")
+    plain = all(0x20 <= b <= 0x7E for b in raw) and b";" not in raw and b"\\" not in raw and ssid == ssid.strip()
+    return ssid if plain else "".join(f"{b};" for b in raw)
 
 
 def _set_wifi_country(paths, country):

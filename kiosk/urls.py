@@ -25,6 +25,8 @@ def is_loopback_host(host):
 
 def url_problem(url):
     """Why ``url`` may not be used to reach a server, or None when it may."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return f"{url!r} contains spaces or control characters"
     try:
         parts = urlsplit(url)
         host = parts.hostname

@@ -141,6 +141,7 @@ def test_device_key_errors_are_clear(tmp_path):
         keys.load_device_key(tmp_path / "missing.key")
     bad = tmp_path / "bad.key"
     bad.write_text("hello")
+    bad.chmod(0o600)
     with pytest.raises(ProvisioningError, match="PEM"):
         keys.load_device_key(bad)
 

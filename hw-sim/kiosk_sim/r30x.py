@@ -30,6 +30,8 @@ from kiosk_sim.r30x_fingers import FingerCatalog, Matcher
 from kiosk_sim.r30x_library import MODEL_CAPACITY, TemplateLibrary
 from kiosk_sim.r30x_module import Faults, ModuleLogic, Timing
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 WRITE_STALL_S = 5.0  # give up a reply nobody reads for this long (the host went away)
@@ -294,17 +296,17 @@ def register(subparsers):
         epilog=r30x_control.CONTROL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--link", type=Path, help="keep a symlink to the port here (a stable path for clients)")
     parser.add_argument("--library", type=Path, help="JSON file keeping the template library (default: in memory)")
-    parser.add_argument("--capacity", type=int, help="template slots (default by model: "
+    parser.add_argument("--capacity", type=argtypes.positive_int, help="template slots (default by model: "
                         + ", ".join(f"{m} {c}" for m, c in MODEL_CAPACITY.items()) + ")")
     parser.add_argument("--model", default="R307", choices=sorted(MODEL_CAPACITY),
                         help="module model; R503 also answers the LED ring command (default R307)")
     parser.add_argument("--fault", type=_fault_spec, action="append", default=[], metavar="KIND[:COUNT]",
                         help="start with a fault on: " + ", ".join(Faults.KINDS) + " (repeatable)")
-    parser.add_argument("--speed", type=float, default=1.0,
+    parser.add_argument("--speed", type=argtypes.non_negative_float, default=1.0,
                         help="timing factor: 1 = datasheet-like delays, 0 = answer at once (default 1)")
     parser.add_argument("--password", type=lambda s: int(s, 0), help="module password (e.g. 0x1234; default 0)")
-    parser.add_argument("--frr", type=float, default=0.0, help="injected false-reject rate 0..1 (default 0)")
-    parser.add_argument("--far", type=float, default=0.0, help="injected false-accept rate 0..1 (default 0)")
+    parser.add_argument("--frr", type=argtypes.probability, default=0.0, help="injected false-reject rate 0..1 (default 0)")
+    parser.add_argument("--far", type=argtypes.probability, default=0.0, help="injected false-accept rate 0..1 (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the matcher's and module's randomness")
     parser.add_argument("--fingers", type=Path, help="finger dataset folder (default ../shared/datasets/fingers)")
     parser.add_argument("--finger", type=_finger_spec, metavar="IDENTITY[:IMPRESSION]",

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 EVENT_FIELDS = ("id", "seq", "person_id", "status", "verify_mode", "score", "wall_time", "clock_synced",
                 "prev_hash", "hash")
+MAX_DELTA_LIMIT = 5000  # as the schema says
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 NONCE_KEEP_S = 2 * protocol.MAX_SKEW_S
 CODE_TTL_S = 300.0
@@ -258,6 +259,8 @@ class ServerStore:
             stored[record_id] = data.get("hash")
             results.append(_result(record_id, protocol.STORED))
         claimed = body.get("chain_head")
+        if claimed is not None and not isinstance(claimed, dict):
+            raise Refusal(400, protocol.MALFORMED, "chain_head must be an object {seq, hash} or null")
         last_event = next((r["data"] for r in reversed(records) if r["kind"] == "event"), None)
         if claimed and last_event and (claimed.get("seq"), claimed.get("hash")) != (last_event["seq"], last_event["hash"]):
             raise Refusal(422, protocol.BROKEN_CHAIN, "chain_head does not name the batch's last event")
@@ -322,9 +325,17 @@ class ServerStore:
     def changes_after(self, cursor, *, limit, face_model="", finger_sensor=""):
         try:
             after = int(cursor or 0)
+            if not 0 <= after < 2 ** 63:
+                raise ValueError
         except ValueError:
-            raise Refusal(400, protocol.MALFORMED, f"cursor {cursor!r} is not one this server issued") from None
-        limit = max(1, min(int(limit), 5000))
+            raise Refusal(400, protocol.MALFORMED, f"cursor {str(cursor)[:40]!r} is not one this server issued") from None
+        try:
+            limit = int(limit)
+            if not 1 <= limit <= MAX_DELTA_LIMIT:
+                raise ValueError
+        except ValueError:
+            raise Refusal(400, protocol.MALFORMED,
+                          f"limit {str(limit)[:40]!r} is not a whole number from 1 to {MAX_DELTA_LIMIT}") from None
         sql = "SELECT seq, type, model, body FROM changes WHERE seq > ?"
         params = [after]
         if face_model:

@@ -6,15 +6,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 
 def register(subparsers):
     parser = subparsers.add_parser("sync", help="sync upload: events per second to the server simulator",
                                    description=__doc__)
-    parser.add_argument("--events", type=int, default=10_000, help="backlog size (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=500, help="first batch size (default %(default)s)")
-    parser.add_argument("--max-batch-size", type=int, default=5000,
+    parser.add_argument("--events", type=argtypes.positive_int, default=10_000, help="backlog size (default %(default)s)")
+    parser.add_argument("--batch-size", type=argtypes.positive_int, default=500, help="first batch size (default %(default)s)")
+    parser.add_argument("--max-batch-size", type=argtypes.positive_int, default=5000,
                         help="adaptive batch size cap (default %(default)s)")
     parser.add_argument("--tls", action="store_true", help="https with a pinned test CA instead of http")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")

@@ -33,7 +33,8 @@ def run_migrate(args):
 
 
 def run_status(args):
-    database = db.open_db(_path(args), migrate=False)
+    # read-only: a missing file is an error (a typo'd --db never creates a database)
+    database = db.open_db(_path(args), migrate=False, create=False, check=True)
     for version, name, applied_at in db.migration_status(database):
         when = datetime.fromtimestamp(applied_at).isoformat(timespec="seconds") if applied_at else "PENDING"
         print(f"migration {version:3d} {name:<30} {when}")
@@ -45,9 +46,12 @@ def run_status(args):
 
 
 def run_verify_chain(args):
-    from kiosk.errors import ChainError
+    from kiosk.errors import ChainError, StorageError
 
-    database = db.open_db(_path(args))
+    path = _path(args)
+    database = db.open_db(path, migrate=False, create=False, check=True)
+    if not any(applied for _, _, applied in db.migration_status(database)):
+        raise StorageError(f"{path}: holds no kiosk schema (is it the kiosk's database? `kiosk db status` shows it)")
     try:
         checked = events.verify_chain(database)
     except ChainError as e:

@@ -8,8 +8,10 @@ server (hash chain verified there) -> push to a ZKTeco ADMS server.
 """
 
 import argparse
+import functools
 import logging
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -372,6 +374,24 @@ def _datasets(arg):
     return path
 
 
+def _cleans_up_on_sigterm(func):
+    """SIGTERM ends the demo through its ``finally`` (work folder and keys removed), not mid-air."""
+
+    @functools.wraps(func)
+    def wrapper(args):
+        def stop(signum, _frame):
+            raise SystemExit(128 + signum)
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            return func(args)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
+
+
+@_cleans_up_on_sigterm
 def run(args):
     import contextlib
 

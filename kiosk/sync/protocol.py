@@ -193,7 +193,7 @@ def parse_signature_headers(headers):
         timestamp = float(headers[HEADER_TIMESTAMP])
     except ValueError:
         raise ValueError(f"{HEADER_TIMESTAMP} is not a number") from None
-    if not math.isfinite(timestamp):
+    if not math.isfinite(timestamp):  # NaN compares false with everything: it would pass any freshness test
         raise ValueError(f"{HEADER_TIMESTAMP} is not a finite number")
     nonce = headers[HEADER_NONCE]
     if not NONCE_RE.match(nonce):

@@ -121,8 +121,12 @@ class SyncWorker:
         return self.backoff.failure(retry_after_s=retry_after_s)
 
     def _finish(self, status, now, delay):
-        purged = outbox.purge_acknowledged(self._db, older_than_s=self.settings.retention_days * DAY_S,
-                                           now=self._clock.time())
+        try:
+            purged = outbox.purge_acknowledged(self._db, older_than_s=self.settings.retention_days * DAY_S,
+                                               now=self._clock.time())
+        except StorageError as e:  # a full disk: the cycle's own error is what counts; try again next cycle
+            log.warning("could not purge acknowledged records: %s", e)
+            purged = 0
         if purged:
             log.debug("purged %d acknowledged record(s) past retention", purged)
         offset = self.client.clock_offset_s
