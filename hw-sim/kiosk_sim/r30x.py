@@ -15,11 +15,13 @@ as to a real R307/R503/AS608. Tests drive the finger on the glass and inject fau
 """
 
 import argparse
+import fcntl
 import logging
 import os
 import random
 import select
 import signal
+import sys
 import threading
 import time
 import tty
@@ -33,6 +35,10 @@ from kiosk_sim.r30x_module import Faults, ModuleLogic, Timing
 log = logging.getLogger(__name__)
 
 WRITE_STALL_S = 5.0  # give up a reply nobody reads for this long (the host went away)
+
+
+class LinkInUseError(RuntimeError):
+    """Another running simulator owns the ``--link`` path."""
 
 
 class SensorSimulator:
@@ -64,6 +70,7 @@ class SensorSimulator:
         self._thread = None
         self._stop = threading.Event()
         self._port = None
+        self._link_lock = None
         self.packets_received = 0
         self.replies_sent = 0
 
@@ -73,6 +80,8 @@ class SensorSimulator:
         """Create the pseudo-terminal (and the link) and start serving; returns self."""
         if self._thread is not None:
             return self
+        if self.link is not None:
+            self._link_lock = _lock_link(self.link)
         self._master, self._slave = os.openpty()
         # Raw on both sides: no echo, no line editing, all 256 byte values pass. The slave stays
         # open here so the master never sees EOF/EIO while no client has the port open.
@@ -110,6 +119,10 @@ class SensorSimulator:
                 pass
         if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self._port:
             self.link.unlink()
+        if self._link_lock is not None:
+            _lock_path(self.link).unlink(missing_ok=True)
+            os.close(self._link_lock)  # closing releases the lock
+            self._link_lock = None
         log.info("R30x simulator on %s closed", self._port)
 
     def __enter__(self):
@@ -261,6 +274,31 @@ def start_simulator(**options):
     return SensorSimulator(**options).start()
 
 
+def _lock_path(link):
+    return link.with_name(link.name + ".lock")
+
+
+def _lock_link(link):
+    """Take LINK.lock for the life of this simulator; LinkInUseError if a running one holds it.
+
+    The lock (not the symlink, which a killed simulator leaves behind) says whether the link is
+    live: the kernel drops it when its holder exits, however it exits.
+    """
+    path = _lock_path(link)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise LinkInUseError(f"{link} is in use by another running simulator (pid {holder}); "
+                             "stop it or choose another --link") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def _replace_symlink(link, target):
     link.parent.mkdir(parents=True, exist_ok=True)
     tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
@@ -326,6 +364,11 @@ def run(args):
     if args.finger:
         sim.place_finger(*args.finger)
     control_path = args.control or r30x_control.default_control_path(args.link)
+    try:
+        sim.start()  # takes the link's lock before anything of the link is touched
+    except LinkInUseError as e:
+        print(f"kiosk-sim sensor: {e}", file=sys.stderr)
+        return 1
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
