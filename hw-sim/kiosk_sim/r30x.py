@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 WRITE_STALL_S = 5.0  # give up a reply nobody reads for this long (the host went away)
 
 
+STREAM_S = 60.0  # a "stream" fault sends data packets this long, or until it is cleared
+
+
 class LinkInUseError(RuntimeError):
     """Another running simulator owns the ``--link`` path."""
 
@@ -69,6 +72,7 @@ class SensorSimulator:
         self._wake_r = self._wake_w = None
         self._thread = None
         self._stop = threading.Event()
+        self._stream_cleared = threading.Event()
         self._port = None
         self._link_lock = None
         self.packets_received = 0
@@ -150,6 +154,8 @@ class SensorSimulator:
     def set_fault(self, kind, *, count=None):
         """Switch a fault on until cleared, or for the next ``count`` replies."""
         self.faults.set(kind, count)
+        if kind == "stream":
+            self._stream_cleared.clear()
         if kind in ("silence", "wrong_password"):
             self.logic.power_on()  # unplugged, or another module: the session is gone
 
@@ -157,6 +163,8 @@ class SensorSimulator:
         """Switch one fault (or all) off; ending silence powers the module up again."""
         was_silent = self.faults.active("silence")
         self.faults.clear(kind)
+        if kind in (None, "stream"):
+            self._stream_cleared.set()
         if was_silent and not self.faults.active("silence"):
             self.logic.power_on()
 
@@ -229,6 +237,9 @@ class SensorSimulator:
             return
         if self.speed and reply.delay_s:
             self._stop.wait(reply.delay_s * self.speed)
+        if self.faults.take("stream"):
+            self._stream()
+            return
         packets = list(reply.packets)
         if self.faults.take("bad_checksum"):
             first = bytearray(packets[0])
@@ -245,6 +256,20 @@ class SensorSimulator:
             if not self._write(packet):
                 return
         self.replies_sent += 1
+
+    def _stream(self):
+        """A module gone wrong: instead of its reply, well-formed data packets without an end.
+
+        Every read on the host side succeeds, so only a deadline on the whole call ends the
+        host's wait. Lasts STREAM_S, until the fault is cleared, or until nobody reads.
+        """
+        packet = p.encode(self.logic.address, p.DATA, bytes(self.logic.packet_size))
+        until = time.monotonic() + STREAM_S
+        while not self._stop.is_set() and not self._stream_cleared.is_set() and time.monotonic() < until:
+            if self.speed:
+                self._stop.wait(len(packet) * 10 / self.logic.baud * self.speed)
+            if not self._write(packet):
+                return
 
     def _write(self, data):
         view = memoryview(data)
