@@ -18,7 +18,8 @@ def test_soak_records_uploads_and_reports_memory_fds_threads():
     assert result.returncode in (0, 1), result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["events"] == 60 and figures["pending_after"] == 0
-    for name in ("rss_mb_start", "rss_mb_end", "fds_start", "fds_end", "threads_start", "threads_end"):
+    for name in ("rss_mb_start", "rss_mb_end", "fds_start", "fds_end", "threads_start", "threads_end",
+                 "python_blocks_start", "python_blocks_end"):
         assert figures[name] > 0, name
     assert figures["within_targets"] == (result.returncode == 0)
 

@@ -71,12 +71,17 @@ class PunchRecorder:
 
 
 def process_figures():
-    """Resident memory (MB), open file descriptors and OS threads of this process, after a GC."""
+    """Resident memory (MB), open fds, OS threads and live Python memory blocks of this process, after a GC.
+
+    Resident memory also holds what SQLite's page caches and the allocator keep after a peak;
+    the count of live Python blocks is what grows when objects leak.
+    """
     gc.collect()
     status = Path("/proc/self/status").read_text()
     rss_kb = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
     threads = int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
-    return {"rss_mb": round(rss_kb / 1024, 2), "fds": len(os.listdir("/proc/self/fd")), "threads": threads}
+    return {"rss_mb": round(rss_kb / 1024, 2), "fds": len(os.listdir("/proc/self/fd")), "threads": threads,
+            "python_blocks": sys.getallocatedblocks()}
 
 
 def _start_server(workdir):
@@ -150,6 +155,7 @@ def run(args):
         "rss_mb_start": start["rss_mb"], "rss_mb_end": end["rss_mb"], "rss_growth_pct": round(growth_pct, 2),
         "fds_start": start["fds"], "fds_end": end["fds"],
         "threads_start": start["threads"], "threads_end": end["threads"],
+        "python_blocks_start": start["python_blocks"], "python_blocks_end": end["python_blocks"],
     }
     figures["within_targets"] = (growth_pct <= MAX_RSS_GROWTH_PCT and end["fds"] <= start["fds"]
                                  and end["threads"] <= start["threads"] and pending == 0)
@@ -161,7 +167,8 @@ def run(args):
               f"after {total_s:.1f} s (pending {pending})")
         print(f"resident memory {start['rss_mb']:.1f} -> {end['rss_mb']:.1f} MB ({growth_pct:+.2f} %, "
               f"target <= {MAX_RSS_GROWTH_PCT:g} %); open fds {start['fds']} -> {end['fds']}; "
-              f"threads {start['threads']} -> {end['threads']} (after {args.warmup} warm-up punches)")
+              f"threads {start['threads']} -> {end['threads']}; live Python blocks {start['python_blocks']} -> "
+              f"{end['python_blocks']} (after {args.warmup} warm-up punches)")
         print("within targets" if figures["within_targets"] else "TARGET MISSED")
     return 0 if figures["within_targets"] else 1
 
