@@ -230,7 +230,11 @@ class SensorSimulator:
                 self.packets_received += 1
                 if self.faults.take("silence"):
                     continue
-                self._reply(self.logic.handle(packet))
+                if self._reply(self.logic.handle(packet)) == "streamed":
+                    # busy streaming, the module heard nothing: commands sent meanwhile are lost
+                    reader = p.PacketReader()
+                    self._drain_input()
+                    break
 
     def _reply(self, reply):
         if not reply.packets:
@@ -239,7 +243,7 @@ class SensorSimulator:
             self._stop.wait(reply.delay_s * self.speed)
         if self.faults.take("stream"):
             self._stream()
-            return
+            return "streamed"
         packets = list(reply.packets)
         if self.faults.take("bad_checksum"):
             first = bytearray(packets[0])
@@ -269,6 +273,14 @@ class SensorSimulator:
             if self.speed:
                 self._stop.wait(len(packet) * 10 / self.logic.baud * self.speed)
             if not self._write(packet):
+                return
+
+    def _drain_input(self):
+        while True:
+            try:
+                if not os.read(self._master, 4096):
+                    return
+            except (BlockingIOError, OSError):
                 return
 
     def _write(self, data):

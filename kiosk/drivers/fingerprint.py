@@ -83,7 +83,8 @@ class FingerprintSensor:
     ``command_timeout_s`` (at most ``timeout_s``) every other command, image capture included;
     ``probe_timeout_s`` the handshake and ``probe()``. Each is how long a silent sensor takes to
     be reported absent on that path. A corrupt or truncated reply is retried ``retries`` times.
-    Deadlines bound each call as a whole, retries included, against a sensor that keeps sending:
+    Deadlines bound each call as a whole, retries included (the handshake again after a power
+    cycle starts a new one), against a sensor that keeps sending:
     ``deadline_s`` the quick commands and the handshake, ``transfer_deadline_s`` the slow calls
     (an image upload takes about 6.4 s at 57,600 bps).
     ``security_level`` (1-5), when given, is written to the module on the handshake if it differs.
@@ -115,6 +116,7 @@ class FingerprintSensor:
         self._ready = False
         self._params = None
         self._closed = False
+        self._line_dirty = False  # a call ran past its deadline: late bytes may still arrive
 
     @classmethod
     def from_settings(cls, settings, **overrides):
@@ -225,8 +227,10 @@ class FingerprintSensor:
         for attempt in range(self.retries + 1):
             try:
                 self._wire.set_timeout(timeout_s)
-                # a late or corrupt reply must not be read as the answer to this command
-                self._wire.discard_input(quiet_s=0.05 if last else 0.0)
+                # a late or corrupt reply must not be read as the answer to this command; after
+                # a deadline, replies to the abandoned commands may still be on their way
+                self._wire.discard_input(quiet_s=0.05 if last or self._line_dirty else 0.0)
+                self._line_dirty = False
                 return fn()
             except KioskError as e:  # from GuardedSerial: silence or a reply cut short
                 error = e
@@ -243,6 +247,8 @@ class FingerprintSensor:
                 error = WrongPasswordError(f"{what}: the sensor keeps asking for the password")
             if isinstance(error, (DeviceAbsentError, WrongPasswordError)):
                 self._ready = False
+            if isinstance(error, link.CallDeadlineError):
+                self._line_dirty = True
             raise error from None
         self._ready = False
         raise CommunicationError(f"{last} ({self.retries + 1} attempts)") from None
