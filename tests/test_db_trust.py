@@ -12,7 +12,7 @@ import pytest
 from kiosk import cli
 from kiosk.clock import FakeClock
 from kiosk.errors import CorruptDatabaseError, StorageError
-from kiosk.storage import db, events
+from kiosk.storage import db, events, people
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +26,7 @@ def _no_stale_log_handler():
 
 def make_db(path, n=300):
     database = db.open_db(path)
+    people.upsert_people(database, [{"person_id": f"p{i}"} for i in range(n)])
     events.record_events(database, [dict(person_id=f"p{i}", status_code=0, verify_mode="pin") for i in range(n)],
                          clock=FakeClock())
     database.close()
@@ -110,6 +111,7 @@ def test_new_database_and_its_wal_are_private(tmp_path):
     old = os.umask(0o022)
     try:
         database = db.open_db(tmp_path / "kiosk.db")
+        people.upsert_person(database, {"person_id": "p"})
         events.record_event(database, person_id="p", status_code=0, verify_mode="pin", clock=FakeClock())
         for name in ("kiosk.db", "kiosk.db-wal", "kiosk.db-shm"):
             assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name

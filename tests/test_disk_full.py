@@ -15,7 +15,7 @@ import pytest
 from kiosk import config
 from kiosk.clock import FakeClock
 from kiosk.errors import DiskFullError
-from kiosk.storage import db, events, outbox, sync_state
+from kiosk.storage import db, events, outbox, people, sync_state
 
 from sync_helpers import make_device, sync_settings
 
@@ -54,6 +54,7 @@ def fill_until(folder, free_mib):
 
 
 def record(database, clock, n=1):
+    people.upsert_people(database, [{"person_id": f"e{i}"} for i in range(n)])
     items = [dict(person_id=f"e{i}", status_code=0, verify_mode="face", score=0.9) for i in range(n)]
     return events.record_events(database, items, clock=clock)
 

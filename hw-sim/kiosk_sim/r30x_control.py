@@ -33,7 +33,8 @@ control interface:
     kiosk-sim sensor-ctl --link /tmp/sensor status
     kiosk-sim sensor-ctl --link /tmp/sensor fingers              (identities available)
   or send one JSON object per line to the socket, e.g. {"cmd": "place", "finger": "FVC2002_DB1_B/101",
-  "impression": 1}. Faults: bad_checksum, truncated, silence, busy, wrong_password, garbage.
+  "impression": 1}. Faults: bad_checksum, truncated, silence, busy, wrong_password, garbage,
+  stream (endless data packets instead of a reply).
   Finger conditions: clean, wet, oily (image too messy), dirty (too few features), moved."""
 
 
@@ -158,7 +159,7 @@ def register(subparsers):
     condition = sub.add_parser("condition", help="change the condition of the finger on the glass")
     condition.add_argument("condition", help="clean, wet, oily, dirty or moved")
     fault = sub.add_parser("fault", help="switch a fault on")
-    fault.add_argument("kind", help="bad_checksum, truncated, silence, busy, wrong_password or garbage")
+    fault.add_argument("kind", help="bad_checksum, truncated, silence, busy, wrong_password, garbage or stream")
     fault.add_argument("--count", type=argtypes.positive_int, help="only for the next COUNT replies (default: until cleared)")
     clear = sub.add_parser("clear", help="switch faults off (all, or one KIND)")
     clear.add_argument("kind", nargs="?", help="the fault to clear (default: all)")

@@ -301,7 +301,8 @@ class ServerSimulator:
             device_id = store.authenticate(headers, method, path, raw, now=now)
             if method == "POST" and route == "/v1/batches":
                 results = store.store_batch(device_id, body, now=now)
-                return 200, {"batch_id": body["batch_id"], "results": results}, {}
+                return 200, {"batch_id": body["batch_id"], "results": results,
+                             "confirmed_head": store.confirmed_head(device_id)}, {}
             if method == "GET" and route == "/v1/delta":
                 query = parse_query(parts.query)
                 return 200, store.changes_after(query.get("cursor", ""), limit=query.get("limit", 500),

@@ -43,6 +43,8 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS records_device_seq ON records(device_id, kind, seq)",
     """CREATE TABLE IF NOT EXISTS refused_records (record_id TEXT, device_id TEXT, reason TEXT, at REAL)""",
     "CREATE TABLE IF NOT EXISTS chain_heads (device_id TEXT PRIMARY KEY, seq INTEGER, hash TEXT)",
+    """CREATE TABLE IF NOT EXISTS checkpoints (device_id TEXT, seq INTEGER, hash TEXT NOT NULL,
+        signature TEXT NOT NULL, received_at REAL, PRIMARY KEY (device_id, seq))""",
     """CREATE TABLE IF NOT EXISTS batches (batch_id TEXT PRIMARY KEY, device_id TEXT, digest TEXT,
         received_at REAL, results TEXT)""",
     "CREATE TABLE IF NOT EXISTS nonces (device_id TEXT, nonce TEXT, at REAL, PRIMARY KEY (device_id, nonce))",
@@ -264,7 +266,11 @@ class ServerStore:
         last_event = next((r["data"] for r in reversed(records) if r["kind"] == "event"), None)
         if claimed and last_event and (claimed.get("seq"), claimed.get("hash")) != (last_event["seq"], last_event["hash"]):
             raise Refusal(422, protocol.BROKEN_CHAIN, "chain_head does not name the batch's last event")
+        checkpoint = self._check_checkpoint(device_id, body.get("checkpoint"), last_event, head_seq, head_hash)
         with self._tx():
+            if checkpoint is not None:
+                self._conn.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                                   [device_id, checkpoint[0], checkpoint[1], body["checkpoint"]["signature"], now])
             self._conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self._conn.executemany("INSERT INTO refused_records VALUES (?, ?, ?, ?)", refused)
             server_people.store(self._conn, device_id, person_rows, now=now)
@@ -276,6 +282,48 @@ class ServerStore:
                 self._conn.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
                                    [batch_id, device_id, digest, now, ""])
         return results
+
+    def _check_checkpoint(self, device_id, checkpoint, last_event, head_seq, head_hash):
+        """(seq, hash) of a batch's signed checkpoint once checked, None if it has none; raises Refusal.
+
+        The checkpoint must be signed by the device key, name the batch's last event, and agree
+        with every head this server has confirmed: a device whose chain was rewritten (one event
+        changed, every later hash recomputed) cannot get another hash accepted for a seq it holds.
+        """
+        if checkpoint is None:
+            return None
+        try:
+            seq, claimed_hash = protocol.parse_head(checkpoint)
+        except ValueError as e:
+            raise Refusal(400, protocol.MALFORMED, f"checkpoint: {e}") from None
+        keys = self._one("SELECT public_key, next_public_key FROM devices WHERE device_id = ?", [device_id]) or ()
+        if not any(key and protocol.verify_checkpoint(key, device_id, checkpoint) for key in keys):
+            raise Refusal(401, protocol.BAD_SIGNATURE, "the chain checkpoint is not signed by this device's key")
+        if last_event is not None and (seq, claimed_hash) != (last_event["seq"], last_event["hash"]):
+            raise Refusal(422, protocol.BROKEN_CHAIN, "the checkpoint does not name the batch's last event")
+        if seq > head_seq:
+            raise Refusal(422, protocol.BROKEN_CHAIN, f"the checkpoint names seq {seq}, the server holds up to {head_seq}")
+        known = self._one("SELECT hash FROM checkpoints WHERE device_id = ? AND seq = ?", [device_id, seq])
+        stored = self._one("SELECT hash FROM records WHERE device_id = ? AND kind = 'event' AND seq = ?",
+                           [device_id, seq])
+        confirmed = head_hash if seq == head_seq else None
+        for seen in (known and known[0], stored and stored[0], confirmed):
+            if seen and seen != claimed_hash:
+                raise Refusal(409, protocol.CHECKPOINT_CONFLICT,
+                              f"checkpoint for seq {seq} has hash {claimed_hash[:12]}..., the server confirmed "
+                              f"{seen[:12]}... for that seq: the device's chain was rewritten")
+        return seq, claimed_hash
+
+    def confirmed_head(self, device_id):
+        """{seq, hash} of the last event of this device's chain the server holds, or None."""
+        row = self._one("SELECT seq, hash FROM chain_heads WHERE device_id = ?", [device_id])
+        return {"seq": row[0], "hash": row[1]} if row else None
+
+    def checkpoints(self, device_id):
+        """Signed checkpoints received from a device, oldest first."""
+        rows = self._conn.execute("SELECT seq, hash, signature, received_at FROM checkpoints WHERE device_id = ? "
+                                  "ORDER BY seq", [device_id])
+        return [dict(zip(("seq", "hash", "signature", "received_at"), r)) for r in rows]
 
     def _stored_hashes(self, ids):
         found = {}

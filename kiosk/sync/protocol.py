@@ -31,6 +31,7 @@ SIGNATURE_SCHEME = "KIOSK-SIG-1"
 ANSWER_SCHEME = "KIOSK-ANSWER-1"
 REGISTRATION_SCHEME = "KIOSK-REGISTER-1"
 ROTATION_SCHEME = "KIOSK-ROTATE-1"
+CHECKPOINT_SCHEME = "KIOSK-CHECKPOINT-1"
 MAX_SKEW_S = 300.0
 MAX_BODY_BYTES = 32 * 1024 * 1024
 GZIP_LEVEL = 5
@@ -54,6 +55,7 @@ STALE_TIMESTAMP = "stale_timestamp"
 REPLAYED_NONCE = "replayed_nonce"
 BATCH_ID_REUSED = "batch_id_reused"
 BROKEN_CHAIN = "broken_chain"
+CHECKPOINT_CONFLICT = "checkpoint_conflict"
 MALFORMED = "malformed"
 
 # record kinds a batch carries: events are hash-chained; people enrolled or deleted at the kiosk are
@@ -69,6 +71,7 @@ COMMAND_RESULTS = ("done", "failed", "unsupported", "expired")
 CHANGE_TYPES = ("person", "face_templates", "finger_templates", "settings", "revocation")
 
 NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
+_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def dumps(obj):
@@ -286,10 +289,47 @@ def chain_head(wire_records):
     return None
 
 
-def batch_body(batch_id, device_id, wire_records, *, created_at):
-    """Body of POST /v1/batches."""
-    return {"batch_id": batch_id, "device_id": device_id, "created_at": created_at,
-            "records": wire_records, "chain_head": chain_head(wire_records)}
+def batch_body(batch_id, device_id, wire_records, *, created_at, device_key=None):
+    """Body of POST /v1/batches; with ``device_key``, the chain head goes as a signed checkpoint too."""
+    head = chain_head(wire_records)
+    body = {"batch_id": batch_id, "device_id": device_id, "created_at": created_at,
+            "records": wire_records, "chain_head": head}
+    if head is not None and device_key is not None:
+        body["checkpoint"] = sign_checkpoint(device_key, device_id, head["seq"], head["hash"])
+    return body
+
+
+def checkpoint_message(device_id, seq, head_hash):
+    """What the device key signs for a chain checkpoint: 'this device's chain has this hash at seq'."""
+    return "\n".join((CHECKPOINT_SCHEME, device_id, str(int(seq)), head_hash)).encode()
+
+
+def sign_checkpoint(private_key, device_id, seq, head_hash):
+    """{seq, hash, signature}: a chain checkpoint signed with the device key."""
+    return {"seq": int(seq), "hash": head_hash,
+            "signature": b64(private_key.sign(checkpoint_message(device_id, seq, head_hash)))}
+
+
+def verify_checkpoint(public_key, device_id, checkpoint):
+    """True if ``checkpoint`` ({seq, hash, signature}) is well formed and signed by ``public_key``."""
+    try:
+        seq, head_hash = parse_head(checkpoint)
+        signature = unb64(checkpoint["signature"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return verify(public_key, signature, checkpoint_message(device_id, seq, head_hash))
+
+
+def parse_head(value):
+    """(seq, hash) of a {seq, hash} object from outside; ValueError unless seq >= 1 and hash is sha256 hex."""
+    if not isinstance(value, dict):
+        raise ValueError("a chain head is an object with seq and hash")
+    seq, head_hash = value.get("seq"), value.get("hash")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise ValueError(f"chain head seq must be an integer >= 1, got {seq!r}")
+    if not isinstance(head_hash, str) or not _HASH_RE.match(head_hash):
+        raise ValueError("chain head hash must be 64 lowercase hex characters")
+    return seq, head_hash
 
 
 def batch_digest(body):
