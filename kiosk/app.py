@@ -195,11 +195,15 @@ def start_simulators(settings, *, faults=(), sensor_speed=1.0):
 # --- the appliance ----------------------------------------------------------------------------
 
 def open_storage(settings):
-    """The database and the data key; a key that does not match the database is an error."""
+    """The database and the data key; a key that does not match the database is an error.
+
+    The database is checked (PRAGMA quick_check) first: an empty or damaged file stops the kiosk
+    with a CorruptDatabaseError that says how to recover; it is never replaced silently.
+    """
     from kiosk.storage import db, people
     from kiosk.storage.seal import DataKey
 
-    database = db.open_db(settings.db_path)
+    database = db.open_db(settings.db_path, check=True)
     key = DataKey.load_or_create(settings.security.data_key_file)
     people.bind_key(database, key)
     return database, key
@@ -243,6 +247,7 @@ def build_sensor_keeper(settings, *, data_key):
 def build_sync_worker(settings, *, clock, data_key, board, on_fingers_changed=None, on_faces_changed=None):
     """The central-server sync worker on its own connection, or None before provisioning."""
     from kiosk.storage import db
+    from kiosk.sync.command_path import Limits
     from kiosk.sync.service import build_worker
     from kiosk.sync.worker import SyncHooks
 
@@ -252,12 +257,13 @@ def build_sync_worker(settings, *, clock, data_key, board, on_fingers_changed=No
         return None
 
     def open_door(args):
-        seconds = float((args or {}).get("seconds", settings.gpio.door_pulse_s))
-        board.open_door(seconds)
-        return {"opened_s": seconds}
+        # args were checked by the command path: a finite pulse within gpio.door_max_pulse_s
+        board.open_door(args["seconds"])
+        return {"opened_s": args["seconds"]}
 
     hooks = SyncHooks(commands={"open_door": open_door}, on_fingers_changed=on_fingers_changed,
-                      on_faces_changed=on_faces_changed)
+                      on_faces_changed=on_faces_changed,
+                      limits=Limits(settings.gpio.door_pulse_s, settings.gpio.door_max_pulse_s))
     return build_worker(settings, db.open_db(settings.db_path), clock=clock, hooks=hooks, data_key=data_key)
 
 
@@ -269,8 +275,8 @@ def build_adms_adapter(settings, *, clock, board):
     if not settings.sync.adms_url:
         return None
 
-    def open_door(*, door=1, seconds=None):
-        board.open_door(seconds or settings.gpio.door_pulse_s)
+    def open_door(*, door=1, seconds):
+        board.open_door(seconds)
 
     return AdmsAdapter.from_settings(settings, db.open_db(settings.db_path), open_door=open_door, clock=clock)
 

@@ -7,6 +7,7 @@ it was made. The kernel knows: adjtimex() returns TIME_ERROR while the clock is 
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import threading
 import time
@@ -22,11 +23,22 @@ class _Timex(ctypes.Structure):
     _fields_ = [("modes", ctypes.c_uint), ("_rest", ctypes.c_byte * 256)]
 
 
+@functools.lru_cache(maxsize=1)
+def _libc():
+    # find_library runs `ldconfig -p` (a process) on every call: look libc up once per process,
+    # not once per attendance event
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def forget_libc():
+    """Drop the cached libc handle (tests; the next check looks it up again)."""
+    _libc.cache_clear()
+
+
 def kernel_clock_synchronized():
     """True if the kernel says the clock is NTP-synchronized; None if it cannot tell."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        state = libc.adjtimex(ctypes.byref(_Timex()))
+        state = _libc().adjtimex(ctypes.byref(_Timex()))
     except (OSError, AttributeError):
         return None
     if state < 0:

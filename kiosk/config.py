@@ -7,13 +7,16 @@ the file (or environment variable) it came from.
 
 import dataclasses
 import logging
+import math
 import os
+import re
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 from kiosk.errors import ConfigError
+from kiosk.urls import url_problem  # noqa: F401  (provision_file and tests ask config for it)
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,8 @@ BCM_PINS = range(0, 28)
 
 
 def setting(default, *, min=None, max=None, choices=None, kind=None, secret=False, doc=""):
-    """Declare one setting with its limits; ``kind`` is 'url', 'pin', 'path' or 'hex'."""
+    """Declare one setting with its limits; ``kind``: 'url', 'pin', 'path', 'hex', 'key' (Ed25519, hex),
+    'timezone', 'utc_offset_or_zone', 'pin_hash', 'windows'."""
     meta = {"min": min, "max": max, "choices": choices, "kind": kind, SECRET_MARK: secret, "doc": doc}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -35,7 +39,7 @@ def setting(default, *, min=None, max=None, choices=None, kind=None, secret=Fals
 class DeviceSettings:
     site: str = setting("", doc="site name shown on screen and sent to the server (set by provisioning)")
     door: str = setting("", doc="door or entrance name (set by provisioning)")
-    timezone: str = setting("UTC", doc="IANA time zone for local times on screen and in ADMS rows")
+    timezone: str = setting("UTC", kind="timezone", doc="IANA time zone for local times on screen and in ADMS rows")
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,9 @@ class FingerprintSettings:
 class GpioSettings:
     door_pin: int = setting(17, kind="pin")
     door_active_low: bool = setting(False)
-    door_pulse_s: float = setting(3.0, min=0.1, max=60.0)
+    door_pulse_s: float = setting(3.0, min=0.1, max=60.0, doc="how long the door opens; at most door_max_pulse_s")
+    door_max_pulse_s: float = setting(10.0, min=0.1, max=60.0,
+                                      doc="the door driver refuses any longer pulse (server commands included)")
     green_pin: int = setting(22, kind="pin")
     red_pin: int = setting(27, kind="pin")
     amber_pin: int = setting(23, kind="pin")
@@ -158,7 +164,8 @@ class ActivationSettings:
 
 @dataclass(frozen=True)
 class SyncSettings:
-    server_url: str = setting("http://127.0.0.1:8443", kind="url")
+    server_url: str = setting("", kind="url", doc="central server (https; http only on loopback); "
+                                                   "empty = not provisioned (set by `kiosk provision`)")
     ca_file: str = setting("", kind="path", doc="PEM CA to pin for https; empty = system store")
     batch_size: int = setting(500, min=1, max=10000)
     interval_s: float = setting(30.0, min=0.1, max=86400.0)
@@ -172,9 +179,12 @@ class SyncSettings:
     delta_page_size: int = setting(500, min=1, max=5000, doc="changes per download page")
     clock_skew_warn_s: float = setting(10.0, min=0.1, max=86400.0, doc="flag the clock when off the server's by more")
     device_id: str = setting("")
-    adms_url: str = setting("", kind="url", doc="ZKTeco PUSH/ADMS server; empty = off")
+    adms_url: str = setting("", kind="url", doc="ZKTeco PUSH/ADMS server (https; http only on loopback); "
+                                                 "empty = off")
+    adms_door_commands: bool = setting(False, doc="obey ADMS door commands (AC_UNLOCK, CONTROL DEVICE); ADMS "
+                                                  "answers are not signed, so any server on the path could open the door")
     adms_serial: str = setting("", doc="SN the ADMS server knows this kiosk by; empty = device_id")
-    adms_timezone: str = setting("", doc="ADMS row time zone: '+03:00' or 'Asia/Riyadh'; "
+    adms_timezone: str = setting("", kind="utc_offset_or_zone", doc="ADMS row time zone: '+03:00' or 'Asia/Riyadh'; "
                                          "empty = the server's TimeZone option (hours; minutes if > 14)")
 
 
@@ -199,7 +209,10 @@ class SecuritySettings:
     data_key_file: str = setting("/etc/kiosk/data.key", kind="path", doc="AES-256 key sealing templates (0600)")
     device_key_file: str = setting("/etc/kiosk/device.key", kind="path", doc="Ed25519 device key (0600)")
     server_public_key: str = setting("", kind="hex", doc="X25519 key activation packets are sealed to")
-    admin_pin_hash: str = setting("", secret=True, doc="scrypt hash of the admin PIN (kiosk provision --hash-pin)")
+    server_signing_key: str = setting("", kind="key", doc="the server's Ed25519 key, pinned at registration: "
+                                                           "sync answers not signed by it are refused")
+    admin_pin_hash: str = setting("", kind="pin_hash", secret=True,
+                                  doc="made by `kiosk provision --hash-pin` (scrypt$N$r$p$salt$hash)")
     admin_max_failures: int = setting(5, min=1, max=100, doc="wrong admin PINs before a lockout")
     admin_cooldown_s: float = setting(600.0, min=1.0, max=86400.0, doc="how long an admin lockout lasts")
 
@@ -277,36 +290,74 @@ def check_file(path):
 
 
 def build(layers):
-    """Merge ``[(source, {section: {key: value}})]`` over the defaults and validate."""
+    """Merge ``[(source, {section: {key: value}})]`` over the defaults and validate.
+
+    Every problem is collected: the ConfigError lists them all (and carries them as ``.problems``).
+    """
     merged = {name: {} for name in SECTIONS}
     origin = {}
+    problems = []
     for source, data in layers:
         if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a table of sections")
+            problems.append(f"{source}: expected a table of sections")
+            continue
         for section, values in data.items():
             if section not in SECTIONS:
-                raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+                problems.append(f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+                continue
             if not isinstance(values, dict):
-                raise ConfigError(f"{source}: {section}: expected a [{section}] table, got {type(values).__name__}")
+                problems.append(f"{source}: {section}: expected a [{section}] table, got {type(values).__name__}")
+                continue
             for key, value in values.items():
                 merged[section][key] = value
                 origin[section, key] = source
     sections = {}
     for name, values in merged.items():
-        sections[name] = _build_section(name, values, origin)
-    return Settings(**sections)
+        sections[name] = _build_section(name, values, origin, problems)
+    if problems:
+        raise config_error(problems)
+    settings = Settings(**sections)
+    _check_relations(settings, origin)
+    return settings
 
 
-def _build_section(name, values, origin):
+def _check_relations(settings, origin):
+    """Limits that tie two settings together."""
+    gpio = settings.gpio
+    if gpio.door_pulse_s > gpio.door_max_pulse_s:
+        source = origin.get(("gpio", "door_pulse_s"), "defaults")
+        raise ConfigError(f"{source}: gpio.door_pulse_s: {gpio.door_pulse_s!r} is above "
+                          f"gpio.door_max_pulse_s ({gpio.door_max_pulse_s!r})")
+
+
+def config_error(problems):
+    """One ConfigError naming every problem (one line when there is one)."""
+    if len(problems) == 1:
+        error = ConfigError(problems[0])
+    else:
+        error = ConfigError(f"{len(problems)} problems:\n  " + "\n  ".join(problems))
+    error.problems = list(problems)
+    return error
+
+
+def _build_section(name, values, origin, problems=None):
+    """The section dataclass; with a ``problems`` list, bad keys are noted there (and left at their default)."""
     cls = SECTIONS[name]
     fields = {f.name: f for f in dataclasses.fields(cls)}
     checked = {}
+    own = [] if problems is None else problems
     for key, value in values.items():
         source = origin if isinstance(origin, str) else origin.get((name, key), "defaults")
         where = f"{source}: {name}.{key}"
         if key not in fields:
-            raise ConfigError(f"{where}: unknown key (known in [{name}]: {', '.join(fields)})")
-        checked[key] = _check_value(where, fields[key], value)
+            own.append(f"{where}: unknown key (known in [{name}]: {', '.join(fields)})")
+            continue
+        try:
+            checked[key] = _check_value(where, fields[key], value)
+        except ConfigError as e:
+            own.append(str(e))
+    if problems is None and own:
+        raise config_error(own)
     return cls(**checked)
 
 
@@ -318,6 +369,8 @@ def _check_value(where, f, value):
         value = float(value)
     if expected is not bool and isinstance(value, bool) or not isinstance(value, expected):
         raise ConfigError(f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
+    if expected is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: {value!r} is not a finite number")
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, meta['choices']))}")
     if meta["min"] is not None and value < meta["min"]:
@@ -325,10 +378,17 @@ def _check_value(where, f, value):
     if meta["max"] is not None and value > meta["max"]:
         raise ConfigError(f"{where}: {value!r} is above the maximum {meta['max']}")
     kind = meta["kind"]
-    if kind == "url" and value:
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigError(f"{where}: {value!r} is not an http(s) URL with a host")
+    if kind == "url" and value and url_problem(value):
+        raise ConfigError(f"{where}: {url_problem(value)}")
+    if kind == "timezone" and timezone_problem(value):
+        raise ConfigError(f"{where}: {timezone_problem(value)}")
+    if kind == "utc_offset_or_zone" and value and not UTC_OFFSET_RE.match(value) and timezone_problem(value):
+        raise ConfigError(f"{where}: {value!r} is neither a UTC offset like '+03:00' nor a known time zone")
+    if kind == "pin_hash" and value:
+        from kiosk import pinhash
+
+        if pinhash.problem(value):
+            raise ConfigError(f"{where}: {pinhash.problem(value)}")
     if kind == "windows":
         from kiosk.timewindows import parse_window
 
@@ -346,7 +406,21 @@ def _check_value(where, f, value):
             bytes.fromhex(value)
         except ValueError:
             raise ConfigError(f"{where}: not a hex string") from None
+    if kind == "key" and value and not (len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+        raise ConfigError(f"{where}: not an Ed25519 public key (64 lowercase hex digits)")
     return value
+
+
+UTC_OFFSET_RE = re.compile(r"^[+-](0\d|1[0-4]):[0-5]\d$")
+
+
+def timezone_problem(value):
+    """None if ``value`` names an IANA time zone known here, else a one-line reason."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return f"{value!r} is not a known time zone (e.g. 'Asia/Riyadh', 'UTC')"
+    return None
 
 
 def _from_environ(environ):

@@ -1,4 +1,4 @@
-"""Hardware and connectivity self-test: the library behind `kiosk doctor`.
+"""Hardware, storage and connectivity self-test: the library behind `kiosk doctor`.
 
 Each check returns a ``CheckResult`` (pass, warn, fail or skip) with a one-line detail and, when
 it did not pass, a one-line remedy. ``run_checks`` runs them in order and never raises: a check
@@ -15,7 +15,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
-CHECK_NAMES = ("camera", "fingerprint", "gpio", "disk", "clock", "server", "models")
+CHECK_NAMES = ("camera", "fingerprint", "gpio", "disk", "database", "keys", "provisioning", "clock", "server",
+               "models")
 DARK_BRIGHTNESS = 25.0
 BRIGHT_BRIGHTNESS = 235.0
 
@@ -115,8 +116,12 @@ def check_fingerprint(open_sensor, *, port="", written_slots=None):
     return CheckResult("fingerprint", PASS, detail, figures=figures)
 
 
-def check_gpio(open_board, *, pulse_s=0.3, pulse_door=True):
-    """The board builds, the door relay pulses and lets go, the lights and buzzer switch."""
+def check_gpio(open_board, *, pulse_s=0.3, pulse_door=False):
+    """The board builds, the lights and buzzer switch; with ``pulse_door`` the door relay pulses and lets go.
+
+    The door is pulsed only when asked (`kiosk doctor --door`): a self-test must not unlock an
+    entrance by itself.
+    """
     board = open_board()
     try:
         notes = []
@@ -130,7 +135,7 @@ def check_gpio(open_board, *, pulse_s=0.3, pulse_door=True):
                                    "check gpio.door_pin and the relay wiring (docs/hardware.md)")
             notes.append(f"door pulsed {pulse_s:g} s")
         else:
-            notes.append("door pulse skipped")
+            notes.append("door not pulsed (kiosk doctor --door pulses it)")
         for name in ("green", "amber", "red"):
             light = getattr(board, name)
             light.on()
@@ -173,6 +178,82 @@ def check_disk(data_dir, *, min_free_mb_enrol, min_free_mb_attendance):
         return CheckResult("disk", WARN, detail + f"; {path} does not exist yet",
                            f"create {path} (owned by the kiosk user) or run `kiosk run` once", figures=figures)
     return CheckResult("disk", PASS, detail, figures=figures)
+
+
+def check_database(db_path):
+    """The database passes PRAGMA quick_check and its folder is writable (a missing one is made at first start)."""
+    import os
+    import tempfile
+
+    from kiosk.errors import CorruptDatabaseError
+    from kiosk.storage import db, events, outbox
+
+    path = Path(db_path)
+    folder = path.parent
+    if not folder.is_dir():
+        return CheckResult("database", WARN, f"{folder} does not exist yet",
+                           f"create {folder} (owned by the kiosk user) or run `kiosk run` once")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".doctor-", dir=folder)
+        os.write(fd, b"probe")
+        os.fsync(fd)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return CheckResult("database", FAIL, f"{folder} is not writable ({e.strerror})",
+                           f"give {folder} to the kiosk user (chown kiosk: {folder}); check the card is not read-only")
+    if not path.exists():
+        return CheckResult("database", WARN, f"no database yet at {path} (made at the first start)",
+                           "run `kiosk run` (or `kiosk provision`) once")
+    try:
+        database = db.open_db(path, migrate=False, create=False, check=True)
+    except CorruptDatabaseError as e:
+        return CheckResult("database", FAIL, str(e).split(";")[0], str(e).split("; ", 1)[-1])
+    try:
+        applied = [v for v, _, at in db.migration_status(database) if at]
+        if len(applied) < len(db.migration_status(database)):
+            return CheckResult("database", WARN, f"{path}: schema migrations pending", "run `kiosk db migrate`")
+        stats = outbox.stats(database)
+        count = events.count(database)
+    finally:
+        database.close()
+    return CheckResult("database", PASS, f"{path}: integrity ok, {count} events, {stats['pending']} pending upload",
+                       figures={"events": count, "pending": stats["pending"]})
+
+
+def check_keys(*, data_key_file, device_key_file, provisioned):
+    """The data key (and, once provisioned, the device key) load: present, 0600, well-formed."""
+    from kiosk.errors import KioskError
+    from kiosk.storage.seal import DataKey
+    from kiosk.sync.keys import load_device_key
+
+    notes = []
+    if Path(data_key_file).exists() or provisioned:
+        try:
+            key = DataKey.load(data_key_file)
+        except KioskError as e:
+            return CheckResult("keys", FAIL, str(e), "restore the data key file from the device's backup, "
+                               "or re-provision (sealed templates then come down again from the server)")
+        notes.append(f"data key {key.key_id} ok")
+    else:
+        return CheckResult("keys", WARN, f"no data key at {data_key_file} yet (made by `kiosk provision`)",
+                           "provision the kiosk")
+    if provisioned:
+        try:
+            load_device_key(device_key_file)
+        except KioskError as e:
+            return CheckResult("keys", FAIL, str(e), "fix the file's mode, or re-provision the kiosk")
+        notes.append("device key ok")
+    return CheckResult("keys", PASS, ", ".join(notes))
+
+
+def check_provisioning(settings):
+    """Whether this kiosk is registered with a server (sync.device_id is set)."""
+    sync = settings.sync
+    if not sync.device_id:
+        return CheckResult("provisioning", WARN, "not provisioned: records stay on this kiosk",
+                           "put kiosk-provision.toml on the boot partition and run `kiosk provision`")
+    return CheckResult("provisioning", PASS, f"registered as {sync.device_id} with {sync.server_url}")
 
 
 def check_clock(clock):
@@ -230,6 +311,9 @@ REMEDIES = {
                    "console is off (docs/hardware.md)",
     "gpio": "check gpio.* pin settings and that the user is in group gpio (docs/hardware.md)",
     "disk": "check storage.data_dir exists and is readable",
+    "database": "check storage.data_dir and the database file (kiosk db status)",
+    "keys": "check security.data_key_file and security.device_key_file (mode 0600)",
+    "provisioning": "run `kiosk provision`",
     "clock": "check the system clock service (systemd-timesyncd)",
     "server": "check sync.server_url and the network",
     "models": "reinstall the kiosk package",
@@ -264,7 +348,7 @@ def render_table(report):
 
 
 def run_checks(settings, *, open_camera=None, open_sensor=None, open_board=None, clock=None,
-               verify_models=None, require_server=False, pulse_door=True, only=None, skipped=None,
+               verify_models=None, require_server=False, pulse_door=False, only=None, skipped=None,
                written_slots=None):
     """Run every check (or those named in ``only``) and return a Report.
 
@@ -300,6 +384,14 @@ def run_checks(settings, *, open_camera=None, open_sensor=None, open_board=None,
         results.append(run_check("disk", check_disk, settings.storage.data_dir,
                                  min_free_mb_enrol=settings.storage.min_free_mb_enrol,
                                  min_free_mb_attendance=settings.storage.min_free_mb_attendance))
+    if want("database"):
+        results.append(run_check("database", check_database, settings.db_path))
+    if want("keys"):
+        results.append(run_check("keys", check_keys, data_key_file=settings.security.data_key_file,
+                                 device_key_file=settings.security.device_key_file,
+                                 provisioned=bool(settings.sync.device_id)))
+    if want("provisioning"):
+        results.append(run_check("provisioning", check_provisioning, settings))
     if want("clock"):
         if clock is None:
             from kiosk.clock import SystemClock

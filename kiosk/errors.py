@@ -38,8 +38,12 @@ class UnknownPersonError(StorageError, LookupError):
     """A record names a person id that is not in the people table."""
 
 
+class CorruptDatabaseError(StorageError):
+    """The database file is empty, not a database, or fails SQLite's integrity check."""
+
+
 class DiskFullError(StorageError, OSError):
-    """Free space is below the floor for this kind of write."""
+    """Free space is below the floor for this kind of write, or the disk is full."""
 
 
 class ExportError(KioskError, OSError):
@@ -48,6 +52,10 @@ class ExportError(KioskError, OSError):
 
 class HardwareError(KioskError, OSError):
     """A device did not respond or answered in a way we cannot use."""
+
+
+class ActuatorLimitError(KioskError, ValueError):
+    """An actuator was asked for a number that is not finite or beyond its configured bound."""
 
 
 class DeviceAbsentError(HardwareError):
@@ -114,6 +122,10 @@ class SyncError(KioskError, ConnectionError):
 
 class RejectedError(SyncError):
     """The server understood a request and refused it (bad signature, replay, unknown device)."""
+
+
+class UntrustedAnswerError(SyncError):
+    """An answer is not signed by the pinned server key (unsigned, wrongly signed, or replayed)."""
 
 
 class ProvisioningError(KioskError, RuntimeError):

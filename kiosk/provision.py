@@ -142,7 +142,8 @@ def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s
     from kiosk.sync import protocol
 
     record = {"device_id": registration.device_id, "server_url": pf.server_url,
-              "server_public_key": registration.server_public_key, "public_key": protocol.public_key_hex(device_key),
+              "server_public_key": registration.server_public_key,
+              "server_signing_key": registration.server_signing_key, "public_key": protocol.public_key_hex(device_key),
               "token_sha256": pf.token_sha256, "registered_at": clock.time(), "site": pf.site, "door": pf.door,
               "signers": [pf.signing_public_key] if pf.signing_public_key else [], "sequence": 0,
               "server_settings": registration.settings}
@@ -192,7 +193,7 @@ def _again(pf, record, *, paths, console, clock):
 def register_with_retry(pf, *, device_key, ca_file, console, sleep, clock, max_attempts=0, max_backoff_s=300.0,
                         timeout_s=15.0, rng=None):
     """Register, retrying with backoff while the server is unreachable; a refusal is final."""
-    from kiosk.sync.backoff import Backoff
+    from kiosk.backoff import Backoff
     from kiosk.sync.registration import register
 
     backoff = Backoff(base_s=2.0, cap_s=max_backoff_s, rng=rng)
@@ -203,7 +204,8 @@ def register_with_retry(pf, *, device_key, ca_file, console, sleep, clock, max_a
         console.show("registering with the server", pf.server_url, f"Attempt {attempt}")
         try:
             return register(server_url=pf.server_url, token=pf.enrolment_token, device_key=device_key,
-                            ca_file=ca_file, timeout_s=timeout_s, info=info, clock=clock)
+                            ca_file=ca_file, timeout_s=timeout_s, info=info, clock=clock,
+                            server_key_sha256=pf.server_key_sha256)
         except ProvisioningError as e:
             raise ProvisioningError(f"{e}\nThe token may be wrong, used or expired: ask for a new one "
                                     "and put it in kiosk-provision.toml.") from None
@@ -254,7 +256,8 @@ def write_settings(pf, record, paths):
     sections.setdefault("storage", {})["data_dir"] = str(paths.state_dir)
     sections.setdefault("security", {}).update({
         "device_key_file": str(paths.device_key), "data_key_file": str(paths.data_key),
-        "server_public_key": record.get("server_public_key", ""), "admin_pin_hash": pf.admin_pin_hash})
+        "server_public_key": record.get("server_public_key", ""),
+        "server_signing_key": record.get("server_signing_key", ""), "admin_pin_hash": pf.admin_pin_hash})
     text = ("# Written by `kiosk provision` from kiosk-provision.toml; a signed re-provisioning file\n"
             "# changes it. Check with: kiosk config check /etc/kiosk/kiosk.toml\n" + config.to_toml(sections))
     tmp = paths.settings_file.with_name(paths.settings_file.name + ".new")
@@ -286,9 +289,9 @@ def _apply_system(pf, paths):
     conn_dir.mkdir(parents=True, exist_ok=True)
     conn_uuid = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{WIFI_CONNECTION}.{pf.wifi_ssid}"))
     lines = ["[connection]", f"id={WIFI_CONNECTION}", f"uuid={conn_uuid}", "type=wifi", "autoconnect=true", "",
-             "[wifi]", "mode=infrastructure", f"ssid={pf.wifi_ssid}", ""]
+             "[wifi]", "mode=infrastructure", f"ssid={keyfile_ssid(pf.wifi_ssid)}", ""]
     if pf.wifi_psk:
-        lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={pf.wifi_psk}", ""]
+        lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={keyfile_string(pf.wifi_psk)}", ""]
     lines += ["[ipv4]", "method=auto", "", "[ipv6]", "method=auto", ""]
     _write_private(conn_dir / f"{WIFI_CONNECTION}.nmconnection", "\n".join(lines).encode(), mode=0o600)
     _set_wifi_country(paths, pf.wifi_country)
@@ -301,6 +304,21 @@ def _apply_system(pf, paths):
                 subprocess.run(command, capture_output=True, timeout=60)
             except (OSError, subprocess.TimeoutExpired) as e:
                 log.warning("%s: %s", " ".join(command), e)
+
+
+def keyfile_string(value):
+    """A value escaped for a NetworkManager keyfile (GKeyFile rules): no newline can start a new key."""
+    out = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    if out.startswith(" "):
+        out = "\\s" + out[1:]
+    return out
+
+
+def keyfile_ssid(ssid):
+    """An SSID for a NetworkManager keyfile: plain when that is unambiguous, else its bytes as 'n;n;...;'."""
+    raw = ssid.encode("utf-8")
+    plain = all(0x20 <= b <= 0x7E for b in raw) and b";" not in raw and b"\\" not in raw and ssid == ssid.strip()
+    return ssid if plain else "".join(f"{b};" for b in raw)
 
 
 def _set_wifi_country(paths, country):

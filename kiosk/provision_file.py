@@ -16,16 +16,16 @@ import hashlib
 import logging
 import re
 import tomllib
-import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kiosk import config
+from kiosk import config, pinhash
 from kiosk.errors import ConfigError, ProvisioningError
 # the admin PIN hash: hash_pin and check_pin stay importable from here for the CLI and old callers
 from kiosk.pinhash import PIN_HASH_RE, hash_pin  # noqa: F401
 from kiosk.pinhash import verify_pin as check_pin  # noqa: F401
+from kiosk.urls import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ SIGNATURE_SUFFIX = ".sig"
 PLACEHOLDER_TOKEN = "PASTE-THE-ONE-TIME-TOKEN-HERE"
 SECRET_KEYS = ("enrolment_token", "psk")
 TABLES = {
-    "server": {"url", "ca_file", "ca_pem", "enrolment_token"},
+    "server": {"url", "ca_file", "ca_pem", "enrolment_token", "signing_key_sha256"},
     "device": {"site", "door", "timezone", "display_rotation", "language"},
     "wifi": {"ssid", "psk", "country"},
     "admin": {"pin_hash", "signing_public_key"},
@@ -63,6 +63,7 @@ class ProvisionFile:
     wifi_country: str
     admin_pin_hash: str = field(repr=False)
     signing_public_key: str
+    server_key_sha256: str
     settings: dict
     reprovision: dict | None
 
@@ -105,12 +106,15 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
     get = _Getter(data, problems)
 
     url = get.str("server", "url", required=True)
-    if url:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            problems.append(f"server.url: {url!r} is not an http(s) address with a host")
+    url_trouble = url_problem(url) if url else None
+    if url_trouble:
+        problems.append(f"server.url: {url_trouble}")
+        url = ""
+    server_key_sha256 = get.str("server", "signing_key_sha256").lower()
+    if server_key_sha256 and not re.fullmatch(r"[0-9a-f]{64}", server_key_sha256):
+        problems.append("server.signing_key_sha256: must be the sha256 of the server's signing key, 64 hex digits")
     ca_pem = _ca(get, boot_dir, problems)
-    if url and urlparse(url).scheme == "https" and not ca_pem:
+    if url and not url_trouble and urlparse(url).scheme == "https" and not ca_pem:
         log.info("server.url is https without a CA: the system's CA store will be used")
     token = get.str("server", "enrolment_token")
     if token == PLACEHOLDER_TOKEN:
@@ -121,10 +125,8 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
         problems.append("server.enrolment_token: missing; a first provisioning needs a one-time token")
 
     tz = get.str("device", "timezone", default="UTC")
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        problems.append(f"device.timezone: {tz!r} is not a known time zone (e.g. 'Asia/Riyadh', 'UTC')")
+    if config.timezone_problem(tz):
+        problems.append(f"device.timezone: {config.timezone_problem(tz)}")
     rotation = get.int("device", "display_rotation", default=0)
     if rotation not in (0, 90, 180, 270):
         problems.append(f"device.display_rotation: {rotation!r} is not one of 0, 90, 180, 270")
@@ -140,12 +142,14 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
             problems.append("wifi.ssid: longer than 32 bytes")
         if psk and not (8 <= len(psk) <= 63 or re.fullmatch(r"[0-9a-fA-F]{64}", psk)):
             problems.append("wifi.psk: must be 8 to 63 characters (or 64 hex digits)")
+        if psk and not all(" " <= ch <= "~" for ch in psk):
+            problems.append("wifi.psk: only printable ASCII characters (WPA passphrases allow no others)")
         if not COUNTRY_RE.match(country):
             problems.append(f"wifi.country: {country!r} is not a two-letter country code (e.g. 'SA')")
 
     pin_hash = get.str("admin", "pin_hash")
-    if pin_hash and not PIN_HASH_RE.match(pin_hash):
-        problems.append("admin.pin_hash: not a PIN hash made by `kiosk provision --hash-pin` (scrypt$...)")
+    if pin_hash and pinhash.problem(pin_hash):
+        problems.append(f"admin.pin_hash: {pinhash.problem(pin_hash)}")
     signer = get.str("admin", "signing_public_key").lower()
     if signer and not re.fullmatch(r"[0-9a-f]{64}", signer):
         problems.append("admin.signing_public_key: must be an Ed25519 public key, 64 hex digits")
@@ -155,7 +159,7 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
         try:
             config.build([(f"{path.name} [settings]", settings)])
         except ConfigError as e:
-            problems.append(str(e))
+            problems.extend(getattr(e, "problems", None) or [str(e)])
     if reprovision is not None:
         if not isinstance(reprovision.get("device_id"), str) or not reprovision.get("device_id"):
             problems.append("reprovision.device_id: missing (the device this file is for)")
@@ -168,6 +172,7 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
                          site=get.str("device", "site"), door=get.str("device", "door"), timezone=tz,
                          display_rotation=rotation, language=language, wifi_ssid=ssid, wifi_psk=psk,
                          wifi_country=country, admin_pin_hash=pin_hash, signing_public_key=signer,
+                         server_key_sha256=server_key_sha256,
                          settings=settings if isinstance(settings, dict) else {}, reprovision=reprovision)
 
 
@@ -181,7 +186,7 @@ def _ca(get, boot_dir, problems):
         where = Path(ca_file) if Path(ca_file).is_absolute() else Path(boot_dir) / ca_file
         try:
             pem = where.read_text()
-        except (OSError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError, ValueError):  # ValueError: a NUL in the name
             problems.append(f"server.ca_file: {ca_file!r} is not a readable file on the boot partition")
             return ""
     if pem:

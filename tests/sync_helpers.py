@@ -22,6 +22,7 @@ class Device:
     key: object
     key_path: Path
     device_id: str
+    server_key: str
     clock: FakeClock
     client: SyncClient
     worker: SyncWorker
@@ -58,8 +59,8 @@ def make_device(tmp_path, server, *, settings=None, hooks=None, data_key=None, n
     path = tmp_path / f"{name}.db"
     database = db.open_db(path)
     settings = settings or sync_settings()
-    client = SyncClient(server_url=server.url, device_id=reg.device_id, device_key=key, ca_file=server.ca_file or "",
-                        timeout_s=settings.request_timeout_s, clock=clock)
+    client = SyncClient(server_url=server.url, server_key=reg.server_signing_key, device_id=reg.device_id,
+                        device_key=key, ca_file=server.ca_file or "", timeout_s=settings.request_timeout_s, clock=clock)
     worker = SyncWorker(database, client, settings=settings, clock=clock, data_key=data_key, hooks=hooks,
                         rng=random.Random(seed), key_path=key_path, **worker_kw)
-    return Device(path, database, key, key_path, reg.device_id, clock, client, worker)
+    return Device(path, database, key, key_path, reg.device_id, reg.server_signing_key, clock, client, worker)

@@ -204,7 +204,7 @@ def test_commands_info_door_unknown_and_shell(database, db_path, server, clock, 
         ("door2", "CONTROL DEVICE 01020105"), ("shell", f"Shell touch {marker}"),
         ("reboot", "REBOOT"), ("clear", "CLEAR LOG"), ("delete", "DATA DELETE USERINFO PIN=1")]}
     door = Door()
-    with make_adapter(db_path, server, clock, open_door=door) as adapter:
+    with make_adapter(db_path, server, clock, open_door=door, door_commands=True) as adapter:
         adapter.run_once()
     results = server.results
     assert results[ids["info"]]["code"] == 0
@@ -213,8 +213,8 @@ def test_commands_info_door_unknown_and_shell(database, db_path, server, clock, 
     assert info["~SerialNumber"] == SN and info["FWVersion"].startswith("kiosk")
     assert (results[ids["unlock"]]["code"], results[ids["unlock"]]["cmd"]) == (0, "AC_UNLOCK")
     assert results[ids["control"]]["code"] == 0
-    assert door.openings == [(1, None), (1, 5.0)]  # door 2 was refused, not opened
-    assert results[ids["door2"]]["code"] == -1
+    assert door.openings == [(1, 3.0), (1, 5.0)]  # AC_UNLOCK: gpio.door_pulse_s; door 2 refused, not opened
+    assert results[ids["door2"]]["code"] == -1002
     assert (results[ids["shell"]]["code"], results[ids["shell"]]["cmd"]) == (-1, "Shell")
     assert not marker.exists()
     assert all(results[ids[name]]["code"] == -1 for name in ("reboot", "clear", "delete"))
@@ -235,7 +235,7 @@ def test_heartbeat_carries_info_once_per_handshake(database, db_path, server, cl
 
 def test_door_failures_and_missing_door(database, db_path, server, clock):
     failing = server.enqueue(SN, "AC_UNLOCK")
-    with make_adapter(db_path, server, clock, open_door=Door(fail=True)) as adapter:
+    with make_adapter(db_path, server, clock, open_door=Door(fail=True), door_commands=True) as adapter:
         adapter.run_once()
     assert server.results[failing]["code"] == -2
     absent = server.enqueue(SN, "AC_UNLOCK")
@@ -248,13 +248,13 @@ def test_results_are_retried_without_opening_the_door_twice(database, db_path, s
     unlock = server.enqueue(SN, "AC_UNLOCK")
     server.inject("http500", endpoint="devicecmd")
     door = Door()
-    with make_adapter(db_path, server, clock, open_door=door) as adapter:
+    with make_adapter(db_path, server, clock, open_door=door, door_commands=True) as adapter:
         first_wait = adapter.run_once()
         assert unlock not in server.results
         clock.advance(first_wait)
         adapter.run_once()
     assert server.results[unlock]["code"] == 0
-    assert door.openings == [(1, None)]
+    assert door.openings == [(1, 3.0)]
 
 
 def test_check_command_handshakes_again(database, db_path, server, clock):
@@ -296,7 +296,7 @@ def test_trans_times_trigger_an_upload(database, db_path, clock):
 
 def test_worker_thread_pushes_on_notify(database, db_path, server, clock):
     door = Door()
-    with make_adapter(db_path, server, clock, open_door=door) as adapter:
+    with make_adapter(db_path, server, clock, open_door=door, door_commands=True) as adapter:
         adapter.start()
         record(database, clock, [("1", 0, "face"), ("2", 1, "face")])
         adapter.notify()
@@ -306,7 +306,7 @@ def test_worker_thread_pushes_on_notify(database, db_path, server, clock):
         clock.advance(5)
         adapter.notify()
         assert server.wait_for_result(command, timeout_s=10)["code"] == 0
-    assert door.openings == [(1, None)]
+    assert door.openings == [(1, 3.0)]
 
 
 def test_unparseable_rows_are_skipped_not_blocking(database, db_path, server, clock):
@@ -360,10 +360,11 @@ def test_server_error_delay_is_used_after_a_handshake(database, db_path, clock):
 
 def test_a_command_id_seen_again_is_answered_not_rerun():
     door = Door()
-    runner = CommandRunner(open_door=door, info=lambda: (), on_check=lambda: None, on_log=lambda: None)
+    runner = CommandRunner(open_door=door, info=lambda: (), on_check=lambda: None, on_log=lambda: None,
+                           door_commands=True)
     first = runner.run(Command("41", "AC_UNLOCK"))
     again = runner.run(Command("41", "AC_UNLOCK"))
     assert first == again and first.code == 0
-    assert door.openings == [(1, None)]
+    assert door.openings == [(1, 3.0)]
     assert runner.run(Command("42", "CONTROL DEVICE 0101010A")).code == 0
-    assert door.openings == [(1, None), (1, 10.0)]
+    assert door.openings == [(1, 3.0), (1, 10.0)]

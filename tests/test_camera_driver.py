@@ -94,7 +94,7 @@ def test_frozen_camera_is_lost_reconnected_with_backoff_and_recovers(faces, cloc
     cam.step()  # reopen
     cam.step()  # a live frame
     assert events[-1] == ("recovered",) and cam.is_healthy
-    assert cam.backoff.attempts == 0 and cam.losses == 1
+    assert cam.backoff.failures == 0 and cam.losses == 1
     cam.close()
 
 

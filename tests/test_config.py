@@ -111,11 +111,14 @@ def test_environment_unknown_section_named():
 
 
 def test_secrets_are_masked():
-    settings = config.build([("t", {"security": {"admin_pin_hash": "scrypt$abc"}, "fingerprint": {"password": 7}})])
+    from kiosk.provision_file import hash_pin
+
+    pin_hash = hash_pin("4321", salt=b"0123456789abcdef")
+    settings = config.build([("t", {"security": {"admin_pin_hash": pin_hash}, "fingerprint": {"password": 7}})])
     shown = config.as_dict(settings)
     assert shown["security"]["admin_pin_hash"] == "***"
     assert shown["fingerprint"]["password"] == "***"
-    assert "scrypt$abc" not in config.to_toml(shown)
+    assert pin_hash.split("$")[-1] not in config.to_toml(shown)
 
 
 def test_replace_validates():

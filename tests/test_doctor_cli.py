@@ -191,6 +191,6 @@ def test_run_checks_reports_skipped_parts(tmp_path):
 def test_every_doctor_option_has_help():
     result = subprocess.run([sys.executable, "-m", "kiosk.cli", "doctor", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for option in ("--backend", "--json", "--require-server", "--only", "--no-door", "--sim-fault"):
+    for option in ("--backend", "--json", "--require-server", "--only", "--door", "--sim-fault"):
         assert option in result.stdout
     assert Path(doctor.__file__).exists()

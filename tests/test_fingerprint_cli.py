@@ -81,6 +81,36 @@ def test_sensor_ctl_without_a_simulator_says_so(tmp_path):
     assert code == 2 and "cannot reach the simulator" in message
 
 
+def test_second_simulator_on_the_same_link_refuses(sensor_process, tmp_path, datasets):
+    proc, link, lines = sensor_process
+    second = subprocess.run(SIM + ["sensor", "--link", str(link), "--speed", "0", "--fingers", str(datasets / "fingers")],
+                            capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1
+    message = second.stderr.strip().splitlines()
+    assert len(message) == 1 and "in use by another running simulator" in message[0]
+    assert f"pid {proc.pid}" in message[0]
+    # the first one keeps its link and its control socket
+    assert str(link.resolve()) == lines["port"]
+    code, answer = ctl(link, "status")
+    assert code == 0 and answer["status"]["port"] == lines["port"]
+
+
+def test_link_left_by_a_killed_simulator_is_taken_over(sensor_process, tmp_path, datasets):
+    proc, link, lines = sensor_process
+    proc.kill()
+    proc.wait()
+    assert link.is_symlink()  # a killed simulator cannot clean up
+    again = subprocess.Popen(SIM + ["sensor", "--link", str(link), "--speed", "0", "--fingers", str(datasets / "fingers")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = again.stdout.readline()
+        assert first.startswith("port: /dev/pts/"), again.stderr.read() if again.poll() is not None else first
+        assert str(link.resolve()) == first.split(": ", 1)[1].strip()
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(timeout=30)
+
+
 @pytest.mark.parametrize("command, words", [
     ("sensor", ["--link", "--library", "--capacity", "--fault", "--model", "--speed", "sensor-ctl", "silence"]),
     ("sensor-ctl", ["place", "lift", "fault", "clear", "status"]),

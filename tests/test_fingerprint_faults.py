@@ -138,3 +138,27 @@ def test_power_cycle_of_a_password_protected_module_is_handled(datasets):
             assert sensor.count() == 0  # handshake repeated on "password must be verified"
         with pytest.raises(WrongPasswordError):
             FingerprintSensor(port=sim.port, password=1).open()
+
+
+@pytest.mark.timeout(60)
+def test_a_sensor_streaming_without_end_is_cut_off_at_the_call_deadline(sim, datasets):
+    # a module that keeps sending well-formed data packets never lets a read time out: before the
+    # per-call deadline, the driver (and the worker thread with it) stayed in the call for as long
+    # as the module streamed
+    with FingerprintSensor(port=sim.port, deadline_s=1.0, transfer_deadline_s=2.0) as sensor:
+        enroll(sim, sensor, slot=2)
+        sim.set_fault("stream")
+        start = time.monotonic()
+        with pytest.raises(CommunicationError, match="deadline"):
+            sensor.count()  # a quick command
+        quick_s = time.monotonic() - start
+        start = time.monotonic()
+        with pytest.raises(CommunicationError, match="deadline"):
+            sensor.search()  # a slow call (the transfer deadline)
+        slow_s = time.monotonic() - start
+        assert quick_s < 1.0 + 1.5, f"quick command held the driver {quick_s:.1f} s"
+        assert slow_s < 2.0 + 1.5, f"slow call held the driver {slow_s:.1f} s"
+        sim.clear_fault()
+        assert sensor.count() == 1  # the sensor is usable again
+        sim.place_finger(FINGER, 4)
+        assert sensor.identify(timeout_s=2)[0] == 2

@@ -47,7 +47,7 @@ def test_a_second_pulse_while_open_extends_the_opening(rig):
 
 def test_lock_ends_a_pulse_early(rig):
     board, panel = rig
-    board.door.pulse(30.0)
+    board.door.pulse(9.0)
     board.door.lock()
     assert board.door.wait_for_closed(timeout=1.0)
     (_, duration), = panel.pulses("door")
@@ -133,7 +133,7 @@ def test_an_open_enclosure_reads_as_tampered_from_the_start():
 
 def test_close_is_idempotent_and_releases_the_pins(rig):
     board, panel = rig
-    board.door.pulse(30.0)
+    board.door.pulse(9.0)
     board.close()
     board.close()
     assert board.closed and not panel.is_active("door")

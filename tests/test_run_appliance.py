@@ -63,6 +63,7 @@ def test_run_uploads_recorded_events_to_the_server(tmp_path):
         database.close()
         child, listener = start_kiosk(tmp_path, {"KIOSK_SYNC__SERVER_URL": server.url,
                                                  "KIOSK_SYNC__DEVICE_ID": reg.device_id,
+                                                 "KIOSK_SECURITY__SERVER_SIGNING_KEY": f'"{reg.server_signing_key}"',
                                                  "KIOSK_SYNC__INTERVAL_S": "0.2"})
         try:
             messages_until(listener, "READY=1")
@@ -104,6 +105,7 @@ def test_run_puts_downloaded_fingerprint_templates_on_the_sensor(tmp_path):
         server.set_finger_templates("emp-7", "R307", [(5, template)])
         child, listener = start_kiosk(tmp_path, {"KIOSK_SYNC__SERVER_URL": server.url,
                                                  "KIOSK_SYNC__DEVICE_ID": reg.device_id,
+                                                 "KIOSK_SECURITY__SERVER_SIGNING_KEY": f'"{reg.server_signing_key}"',
                                                  "KIOSK_SYNC__INTERVAL_S": "0.2",
                                                  "KIOSK_FINGERPRINT__PORT": kiosk_sensor.port})
         try:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kiosk.errors import ProvisioningError
 from kiosk.sync import keys, protocol
-from kiosk.sync.backoff import Backoff, parse_retry_after
+from kiosk.backoff import Backoff, parse_retry_after
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=20)
@@ -141,6 +141,7 @@ def test_device_key_errors_are_clear(tmp_path):
         keys.load_device_key(tmp_path / "missing.key")
     bad = tmp_path / "bad.key"
     bad.write_text("hello")
+    bad.chmod(0o600)
     with pytest.raises(ProvisioningError, match="PEM"):
         keys.load_device_key(bad)
 

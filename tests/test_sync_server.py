@@ -66,7 +66,8 @@ def test_tls_with_pinned_ca_works_and_another_ca_is_refused(tmp_path):
         device.drain()
         assert len(server.events()) == 20
         with ServerSimulator(workdir=tmp_path / "other", tls=True) as other:
-            client = SyncClient(server_url=server.url, ca_file=other.ca_file, clock=device.clock)
+            client = SyncClient(server_url=server.url, server_key=device.server_key, ca_file=other.ca_file,
+                                clock=device.clock)
             with pytest.raises(ServerUnavailableError, match="TLS"):
                 client.health()
 

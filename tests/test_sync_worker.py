@@ -96,7 +96,7 @@ def test_commands_run_once_and_report_results(server, tmp_path):
     reboot = server.queue_command(device.device_id, "reboot")
     expired = server.queue_command(device.device_id, "sync_now", ttl_s=-5)
     device.worker.run_once()
-    assert recorder.doors == [{"seconds": 3}]
+    assert recorder.doors == [{"seconds": 3.0, "door": 1}]  # checked and bounded by the command path
     assert server.command(door)["status"] == "done" and server.command(door)["detail"] == {"opened_s": 3}
     assert server.command(purge)["status"] == "done"
     assert server.command(purge)["detail"]["face_templates"] == 1
@@ -126,7 +126,7 @@ def test_command_result_lost_is_reported_again_without_running_twice(server, tmp
     device.worker.run_once()
     device.clock.advance(60)
     device.worker.run_once()
-    assert recorder.doors == [{"seconds": 1}]
+    assert recorder.doors == [{"seconds": 1.0, "door": 1}]
     assert server.command(door)["status"] == "done"
 
 
@@ -213,7 +213,7 @@ def test_a_restart_resumes_where_it_stopped(server, tmp_path):
     # a new process: new connection, new client, new worker, same files
     database = db.open_db(device.path)
     assert status(database)["pending"] == 30
-    client = SyncClient(server_url=server.url, device_id=device.device_id,
+    client = SyncClient(server_url=server.url, server_key=device.server_key, device_id=device.device_id,
                         device_key=keys.load_device_key(device.key_path), clock=device.clock)
     worker = SyncWorker(database, client, settings=device.worker.settings, clock=device.clock, rng=random.Random(2))
     for _ in range(5):
@@ -236,8 +236,8 @@ def test_worker_thread_drains_and_stops(server, tmp_path):
         if len(acked) >= 300:
             done.set()
 
-    client = SyncClient(server_url=server.url, device_id=device.device_id, device_key=device.key,
-                        clock=SystemClock())
+    client = SyncClient(server_url=server.url, server_key=device.server_key, device_id=device.device_id,
+                        device_key=device.key, clock=SystemClock())
     worker = SyncWorker(db.open_db(device.path), client, settings=sync_settings(), clock=SystemClock(),
                         on_acknowledged=on_ack)
     with worker.start():
@@ -261,6 +261,7 @@ def test_cli_sync_now_and_status(server, tmp_path):
     device.database.conn.close()
     env = {"KIOSK_SYNC__SERVER_URL": server.url, "KIOSK_SYNC__DEVICE_ID": device.device_id,
            "KIOSK_SECURITY__DEVICE_KEY_FILE": str(device.key_path),
+           "KIOSK_SECURITY__SERVER_SIGNING_KEY": f'"{device.server_key}"',
            "KIOSK_SECURITY__DATA_KEY_FILE": str(tmp_path / "none.key"), "KIOSK_STORAGE__DATA_DIR": str(tmp_path)}
     before = _kiosk(["sync", "status", "--db", str(device.path)], tmp_path, env)
     assert before.returncode == 0 and "pending records:  25" in before.stdout

@@ -19,6 +19,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 FAULTS = ("http500", "outage", "drop_ok")
@@ -325,12 +327,12 @@ def register(subparsers):
     """Add `kiosk-sim adms`."""
     parser = subparsers.add_parser("adms", help="a minimal ZKTeco PUSH/ADMS server (HR side) on 127.0.0.1",
                                    description="Serve the ZKTeco PUSH/ADMS protocol on 127.0.0.1 until Ctrl-C.")
-    parser.add_argument("--port", type=int, default=8081, help="TCP port (default 8081; 0 = any free port)")
+    parser.add_argument("--port", type=argtypes.port_number, default=8081, help="TCP port (default 8081; 0 = any free port)")
     parser.add_argument("--timezone", default=DEFAULT_OPTIONS["TimeZone"],
                         help="TimeZone option sent at handshake, hours east of UTC (default %(default)s)")
-    parser.add_argument("--delay", type=float, default=float(DEFAULT_OPTIONS["Delay"]),
+    parser.add_argument("--delay", type=argtypes.non_negative_float, default=float(DEFAULT_OPTIONS["Delay"]),
                         help="Delay option: seconds between command polls (default %(default)s)")
-    parser.add_argument("--error-delay", type=float, default=float(DEFAULT_OPTIONS["ErrorDelay"]),
+    parser.add_argument("--error-delay", type=argtypes.non_negative_float, default=float(DEFAULT_OPTIONS["ErrorDelay"]),
                         help="ErrorDelay option: seconds to wait after an error (default %(default)s)")
     parser.set_defaults(func=run)
     return parser
@@ -339,7 +341,10 @@ def register(subparsers):
 def run(args):
     """Serve until interrupted (Ctrl-C)."""
     options = {"TimeZone": args.timezone, "Delay": f"{args.delay:g}", "ErrorDelay": f"{args.error_delay:g}"}
-    server = AdmsServer(port=args.port, options=options)
+    try:
+        server = AdmsServer(port=args.port, options=options)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot listen on 127.0.0.1:{args.port}: {e.strerror}") from None
     print(f"ADMS simulator on {server.url} (state: {server.url}/sim/state)", flush=True)
     try:
         server.serve_forever()

@@ -22,6 +22,8 @@ import numpy as np
 from kiosk_sim import scenarios
 from kiosk_sim.scenarios import FRAME_SIZE, SceneFrame
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
@@ -331,10 +333,10 @@ def register(sub):
                              "(see --list), or a video file or image folder to replay (default: walk_up)")
     parser.add_argument("--out", metavar="PATH",
                         help="output: a .mp4/.avi/.mkv file, or a folder (created) for PNG frames")
-    parser.add_argument("--frames", type=int, metavar="N",
+    parser.add_argument("--frames", type=argtypes.positive_int, metavar="N",
                         help="frames to write (default: one pass of the scenario)")
     parser.add_argument("--seed", type=int, default=0, help="seed choosing people and noise (default 0)")
-    parser.add_argument("--fps", type=float, help="frame rate of the output video (default: the source's)")
+    parser.add_argument("--fps", type=argtypes.positive_float, help="frame rate of the output video (default: the source's)")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.set_defaults(func=run)
 

@@ -35,6 +35,10 @@ def main(argv=None):
         return args.func(args) or 0
     except KeyboardInterrupt:
         return 130
+    except OSError as e:  # a port in use, a link path that cannot be made: one line, not a traceback
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"kiosk-sim {args.simulator}: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,11 +15,13 @@ as to a real R307/R503/AS608. Tests drive the finger on the glass and inject fau
 """
 
 import argparse
+import fcntl
 import logging
 import os
 import random
 import select
 import signal
+import sys
 import threading
 import time
 import tty
@@ -30,9 +32,18 @@ from kiosk_sim.r30x_fingers import FingerCatalog, Matcher
 from kiosk_sim.r30x_library import MODEL_CAPACITY, TemplateLibrary
 from kiosk_sim.r30x_module import Faults, ModuleLogic, Timing
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 WRITE_STALL_S = 5.0  # give up a reply nobody reads for this long (the host went away)
+
+
+STREAM_S = 60.0  # a "stream" fault sends data packets this long, or until it is cleared
+
+
+class LinkInUseError(RuntimeError):
+    """Another running simulator owns the ``--link`` path."""
 
 
 class SensorSimulator:
@@ -63,7 +74,9 @@ class SensorSimulator:
         self._wake_r = self._wake_w = None
         self._thread = None
         self._stop = threading.Event()
+        self._stream_cleared = threading.Event()
         self._port = None
+        self._link_lock = None
         self.packets_received = 0
         self.replies_sent = 0
 
@@ -73,6 +86,8 @@ class SensorSimulator:
         """Create the pseudo-terminal (and the link) and start serving; returns self."""
         if self._thread is not None:
             return self
+        if self.link is not None:
+            self._link_lock = _lock_link(self.link)
         self._master, self._slave = os.openpty()
         # Raw on both sides: no echo, no line editing, all 256 byte values pass. The slave stays
         # open here so the master never sees EOF/EIO while no client has the port open.
@@ -110,6 +125,10 @@ class SensorSimulator:
                 pass
         if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self._port:
             self.link.unlink()
+        if self._link_lock is not None:
+            _lock_path(self.link).unlink(missing_ok=True)
+            os.close(self._link_lock)  # closing releases the lock
+            self._link_lock = None
         log.info("R30x simulator on %s closed", self._port)
 
     def __enter__(self):
@@ -137,6 +156,8 @@ class SensorSimulator:
     def set_fault(self, kind, *, count=None):
         """Switch a fault on until cleared, or for the next ``count`` replies."""
         self.faults.set(kind, count)
+        if kind == "stream":
+            self._stream_cleared.clear()
         if kind in ("silence", "wrong_password"):
             self.logic.power_on()  # unplugged, or another module: the session is gone
 
@@ -144,6 +165,8 @@ class SensorSimulator:
         """Switch one fault (or all) off; ending silence powers the module up again."""
         was_silent = self.faults.active("silence")
         self.faults.clear(kind)
+        if kind in (None, "stream"):
+            self._stream_cleared.set()
         if was_silent and not self.faults.active("silence"):
             self.logic.power_on()
 
@@ -209,13 +232,20 @@ class SensorSimulator:
                 self.packets_received += 1
                 if self.faults.take("silence"):
                     continue
-                self._reply(self.logic.handle(packet))
+                if self._reply(self.logic.handle(packet)) == "streamed":
+                    # busy streaming, the module heard nothing: commands sent meanwhile are lost
+                    reader = p.PacketReader()
+                    self._drain_input()
+                    break
 
     def _reply(self, reply):
         if not reply.packets:
             return
         if self.speed and reply.delay_s:
             self._stop.wait(reply.delay_s * self.speed)
+        if self.faults.take("stream"):
+            self._stream()
+            return "streamed"
         packets = list(reply.packets)
         if self.faults.take("bad_checksum"):
             first = bytearray(packets[0])
@@ -232,6 +262,28 @@ class SensorSimulator:
             if not self._write(packet):
                 return
         self.replies_sent += 1
+
+    def _stream(self):
+        """A module gone wrong: instead of its reply, well-formed data packets without an end.
+
+        Every read on the host side succeeds, so only a deadline on the whole call ends the
+        host's wait. Lasts STREAM_S, until the fault is cleared, or until nobody reads.
+        """
+        packet = p.encode(self.logic.address, p.DATA, bytes(self.logic.packet_size))
+        until = time.monotonic() + STREAM_S
+        while not self._stop.is_set() and not self._stream_cleared.is_set() and time.monotonic() < until:
+            if self.speed:
+                self._stop.wait(len(packet) * 10 / self.logic.baud * self.speed)
+            if not self._write(packet):
+                return
+
+    def _drain_input(self):
+        while True:
+            try:
+                if not os.read(self._master, 4096):
+                    return
+            except (BlockingIOError, OSError):
+                return
 
     def _write(self, data):
         view = memoryview(data)
@@ -259,6 +311,31 @@ class SensorSimulator:
 def start_simulator(**options):
     """Start a simulator (options as for SensorSimulator) and return it; call ``.close()``."""
     return SensorSimulator(**options).start()
+
+
+def _lock_path(link):
+    return link.with_name(link.name + ".lock")
+
+
+def _lock_link(link):
+    """Take LINK.lock for the life of this simulator; LinkInUseError if a running one holds it.
+
+    The lock (not the symlink, which a killed simulator leaves behind) says whether the link is
+    live: the kernel drops it when its holder exits, however it exits.
+    """
+    path = _lock_path(link)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise LinkInUseError(f"{link} is in use by another running simulator (pid {holder}); "
+                             "stop it or choose another --link") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def _replace_symlink(link, target):
@@ -294,17 +371,17 @@ def register(subparsers):
         epilog=r30x_control.CONTROL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--link", type=Path, help="keep a symlink to the port here (a stable path for clients)")
     parser.add_argument("--library", type=Path, help="JSON file keeping the template library (default: in memory)")
-    parser.add_argument("--capacity", type=int, help="template slots (default by model: "
+    parser.add_argument("--capacity", type=argtypes.positive_int, help="template slots (default by model: "
                         + ", ".join(f"{m} {c}" for m, c in MODEL_CAPACITY.items()) + ")")
     parser.add_argument("--model", default="R307", choices=sorted(MODEL_CAPACITY),
                         help="module model; R503 also answers the LED ring command (default R307)")
     parser.add_argument("--fault", type=_fault_spec, action="append", default=[], metavar="KIND[:COUNT]",
                         help="start with a fault on: " + ", ".join(Faults.KINDS) + " (repeatable)")
-    parser.add_argument("--speed", type=float, default=1.0,
+    parser.add_argument("--speed", type=argtypes.non_negative_float, default=1.0,
                         help="timing factor: 1 = datasheet-like delays, 0 = answer at once (default 1)")
     parser.add_argument("--password", type=lambda s: int(s, 0), help="module password (e.g. 0x1234; default 0)")
-    parser.add_argument("--frr", type=float, default=0.0, help="injected false-reject rate 0..1 (default 0)")
-    parser.add_argument("--far", type=float, default=0.0, help="injected false-accept rate 0..1 (default 0)")
+    parser.add_argument("--frr", type=argtypes.probability, default=0.0, help="injected false-reject rate 0..1 (default 0)")
+    parser.add_argument("--far", type=argtypes.probability, default=0.0, help="injected false-accept rate 0..1 (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the matcher's and module's randomness")
     parser.add_argument("--fingers", type=Path, help="finger dataset folder (default ../shared/datasets/fingers)")
     parser.add_argument("--finger", type=_finger_spec, metavar="IDENTITY[:IMPRESSION]",
@@ -326,6 +403,11 @@ def run(args):
     if args.finger:
         sim.place_finger(*args.finger)
     control_path = args.control or r30x_control.default_control_path(args.link)
+    try:
+        sim.start()  # takes the link's lock before anything of the link is touched
+    except LinkInUseError as e:
+        print(f"kiosk-sim sensor: {e}", file=sys.stderr)
+        return 1
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -14,6 +14,8 @@ import sys
 import threading
 from pathlib import Path
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTROL = Path("/tmp/kiosk-sim-sensor.ctl")
@@ -31,7 +33,8 @@ control interface:
     kiosk-sim sensor-ctl --link /tmp/sensor status
     kiosk-sim sensor-ctl --link /tmp/sensor fingers              (identities available)
   or send one JSON object per line to the socket, e.g. {"cmd": "place", "finger": "FVC2002_DB1_B/101",
-  "impression": 1}. Faults: bad_checksum, truncated, silence, busy, wrong_password, garbage.
+  "impression": 1}. Faults: bad_checksum, truncated, silence, busy, wrong_password, garbage,
+  stream (endless data packets instead of a reply).
   Finger conditions: clean, wet, oily (image too messy), dirty (too few features), moved."""
 
 
@@ -150,14 +153,14 @@ def register(subparsers):
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     place = sub.add_parser("place", help="put a finger on the glass")
     place.add_argument("finger", help='identity: dataset folder/prefix, e.g. "FVC2002_DB1_B/101"')
-    place.add_argument("--impression", type=int, default=1, help="impression number 1-8 (default 1)")
+    place.add_argument("--impression", type=argtypes.int_range(1, 8), default=1, help="impression number 1-8 (default 1)")
     place.add_argument("--condition", default="clean", help="clean, wet, oily, dirty or moved (default clean)")
     sub.add_parser("lift", help="take the finger off")
     condition = sub.add_parser("condition", help="change the condition of the finger on the glass")
     condition.add_argument("condition", help="clean, wet, oily, dirty or moved")
     fault = sub.add_parser("fault", help="switch a fault on")
-    fault.add_argument("kind", help="bad_checksum, truncated, silence, busy, wrong_password or garbage")
-    fault.add_argument("--count", type=int, help="only for the next COUNT replies (default: until cleared)")
+    fault.add_argument("kind", help="bad_checksum, truncated, silence, busy, wrong_password, garbage or stream")
+    fault.add_argument("--count", type=argtypes.positive_int, help="only for the next COUNT replies (default: until cleared)")
     clear = sub.add_parser("clear", help="switch faults off (all, or one KIND)")
     clear.add_argument("kind", nargs="?", help="the fault to clear (default: all)")
     sub.add_parser("status", help="print the simulator's state as JSON")

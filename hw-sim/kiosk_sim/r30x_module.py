@@ -63,7 +63,7 @@ class _Capture:
 class Faults:
     """Run-time fault switches; each is on until cleared, or for the next ``count`` replies."""
 
-    KINDS = ("bad_checksum", "truncated", "silence", "busy", "wrong_password", "garbage")
+    KINDS = ("bad_checksum", "truncated", "silence", "busy", "wrong_password", "garbage", "stream")
 
     def __init__(self):
         self._left = {}  # kind -> remaining count (None = until cleared)

@@ -14,6 +14,7 @@ never to the normal log.
 import gzip
 import json
 import logging
+import re
 import socket
 import struct
 import tempfile
@@ -22,11 +23,13 @@ import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from kiosk_sim.server_faults import FAULTS, FaultSwitch
+from kiosk_sim.server_input import decode_request_body, parse_query
 from kiosk_sim.server_store import Refusal, ServerStore, phone_for
 
+from kiosk import argtypes
 from kiosk.sync import protocol
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,7 @@ class ServerSimulator:
     """A real HTTP server speaking the sync protocol, for tests, the demo and outside tools."""
 
     def __init__(self, *, db_path=None, host="127.0.0.1", port=0, tls=False, workdir=None, sms_log=None,
-                 device_settings=None, fault_seed=None):
+                 device_settings=None, fault_seed=None, signing_key=None):
         self._tmp = None
         if workdir is None and db_path is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="kiosk-server-")
@@ -49,9 +52,12 @@ class ServerSimulator:
         self.sms_log = Path(sms_log) if sms_log else self.db_path.with_name(self.db_path.name + ".sms.log")
         self.host = host
         self.port = port
-        self.store = ServerStore(self.db_path, device_settings=device_settings)
+        self.store = ServerStore(self.db_path, device_settings=device_settings, signing_key=signing_key)
         self.faults = FaultSwitch(seed=fault_seed)
         self.schema = json.loads(SCHEMA_PATH.read_text())
+        self._routes = [(re.compile("^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$"),
+                         sorted(m.upper() for m in ops if m.lower() in ("get", "post", "put", "delete", "patch")))
+                        for path, ops in self.schema.get("paths", {}).items()]
         self.ca_file = None
         self._ssl = None
         if tls:
@@ -245,6 +251,16 @@ class ServerSimulator:
         """The X25519 key activation packets are sealed to (tests decrypt with it)."""
         return self.store.server_key
 
+    @property
+    def signing_public_key(self):
+        """Hex Ed25519 key that signs every answer (devices pin it at registration)."""
+        return self.store.signing_public_key_hex
+
+    @property
+    def signing_key_fingerprint(self):
+        """sha256 of the signing key: what a provisioning file may pin in advance."""
+        return protocol.key_fingerprint(self.store.signing_public_key_hex)
+
     def stats(self):
         with self.store.lock:
             return {"requests": self.requests, "records": self.store.record_count(),
@@ -252,6 +268,14 @@ class ServerSimulator:
                     "faults_applied": dict(self.faults.applied)}
 
     # --- protocol --------------------------------------------------------------------------------
+
+    def allowed_methods(self, path):
+        """The methods the schema documents for ``path`` ([] for a path it does not know)."""
+        route = urlsplit(path).path
+        for pattern, methods in self._routes:
+            if pattern.match(route):
+                return methods
+        return []
 
     def route(self, method, path, headers, raw):
         """(status, body dict, extra headers) for one request; raises Refusal."""
@@ -264,19 +288,23 @@ class ServerSimulator:
         if method == "GET" and route == "/v1/health":
             return 200, {"status": "ok", "version": 1}, {}
         body = self._body(headers, raw)
+        if method == "POST" and raw and not isinstance(body, dict):
+            raise Refusal(400, protocol.MALFORMED, f"the body must be a JSON object, not {type(body).__name__}")
         with store.lock:
             if method == "POST" and route == "/v1/devices/register":
                 device_id = store.register(body or {}, now=now)
                 return 201, {"device_id": device_id, "server_public_key": store.server_public_key_hex,
+                             "server_signing_key": store.signing_public_key_hex,
                              "settings": store.device_settings}, {}
             if not route.startswith("/v1/") or route == "/v1/devices/register":
                 raise Refusal(404, "not_found", f"no route {method} {route}")
             device_id = store.authenticate(headers, method, path, raw, now=now)
             if method == "POST" and route == "/v1/batches":
                 results = store.store_batch(device_id, body, now=now)
-                return 200, {"batch_id": body["batch_id"], "results": results}, {}
+                return 200, {"batch_id": body["batch_id"], "results": results,
+                             "confirmed_head": store.confirmed_head(device_id)}, {}
             if method == "GET" and route == "/v1/delta":
-                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                query = parse_query(parts.query)
                 return 200, store.changes_after(query.get("cursor", ""), limit=query.get("limit", 500),
                                                 face_model=query.get("face_model", ""),
                                                 finger_sensor=query.get("finger_sensor", "")), {}
@@ -297,12 +325,7 @@ class ServerSimulator:
         raise Refusal(404, "not_found", f"no route {method} {route}")
 
     def _body(self, headers, raw):
-        if not raw:
-            return None
-        try:
-            return protocol.decode_body(raw, content_encoding=headers.get("Content-Encoding", ""))
-        except ValueError as e:
-            raise Refusal(400, protocol.MALFORMED, str(e)) from None
+        return decode_request_body(raw, content_encoding=headers.get("Content-Encoding", ""))
 
     def _send_sms(self, code, national_id):
         # the code goes to the SMS log only: the normal log says that a code was sent, not which
@@ -321,6 +344,16 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address, handler, *, ssl_context=None):
         self._ssl = ssl_context
         super().__init__(address, handler)
+
+    def handle_error(self, request, client_address):
+        """A client that hangs up mid-request is routine: a log line, not a traceback on stderr."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("connection from %s ended: %s", client_address[0], error)
+        else:
+            log.error("connection from %s failed: %r", client_address[0], error)
 
     def get_request(self):
         conn, addr = super().get_request()
@@ -357,6 +390,33 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._serve("POST")
 
+    def __getattr__(self, name):
+        # http.server answers 501 for a method without a do_ method: ours is 405 for every one
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _not_allowed(self):
+        self.simulator.requests += 1
+        if self._read_body() is None:
+            return
+        allowed = self.simulator.allowed_methods(self.path) or ["GET", "POST"]
+        self._send(405, {"error": "method_not_allowed", "message": f"{str(self.command)[:20]} is not served here"},
+                   {"Allow": ", ".join(allowed)})
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (bad request line, header too long, ...) as JSON, never a 5xx."""
+        if code >= 500:  # 505 (an HTTP version we do not speak) is the client's problem here
+            code, message = 400, f"unsupported request: {message or code}"
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # failed before the version was read: answer in HTTP/1.1
+            self.request_version = "HTTP/1.1"
+        try:
+            self._send(code, {"error": "bad_request", "message": str(message or "bad request")[:200]},
+                       {"Connection": "close"})
+        except OSError:
+            pass
+
     def _serve(self, method):
         sim = self.simulator
         sim.requests += 1
@@ -376,6 +436,10 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "unavailable":
             return self._send(503, {"error": "unavailable", "message": "simulated overload"},
                               {"Retry-After": str(int(fault.retry_after_s))})
+        allowed = sim.allowed_methods(self.path)
+        if allowed and method not in allowed:
+            return self._send(405, {"error": "method_not_allowed", "message": f"{method} is not served here"},
+                              {"Allow": ", ".join(allowed)})
         try:
             status, body, extra = sim.route(method, self.path, self.headers, raw)
         except Refusal as e:
@@ -394,14 +458,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, extra, cut=(kind == "reset"))
 
     def _read_body(self):
+        """The request body, or None after answering 4xx (the connection then closes: the stream is unusable)."""
         length = self.headers.get("Content-Length")
-        try:
-            length = int(length or 0)
-        except ValueError:
-            self._send(400, {"error": protocol.MALFORMED, "message": "bad Content-Length"})
-            return None
-        if length > protocol.MAX_BODY_BYTES:
-            self._send(413, {"error": "too_large", "message": "body too large"})
+        refusal = None
+        if self.headers.get("Transfer-Encoding"):
+            refusal = (411, "length_required", "chunked bodies are not accepted: send Content-Length")
+        else:
+            try:
+                length = int(length or 0)
+                if length < 0:
+                    raise ValueError
+            except ValueError:
+                refusal = (400, protocol.MALFORMED, "bad Content-Length")
+            else:
+                if length > protocol.MAX_BODY_BYTES:
+                    refusal = (413, "too_large", "body too large")
+        if refusal is not None:
+            self.close_connection = True
+            self._send(refusal[0], {"error": refusal[1], "message": refusal[2]}, {"Connection": "close"})
             return None
         return self.rfile.read(length) if length else b""
 
@@ -410,8 +484,12 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(body, dict) and body is not self.simulator.schema:
             body = dict(body, server_time=now)
         raw = json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", protocol.HEADER_SERVER_TIME: f"{now:.3f}", **(extra or {})}
-        if "gzip" in self.headers.get("Accept-Encoding", "") and len(raw) > 512:
+        server_time = f"{now:.3f}"
+        headers = {"Content-Type": "application/json", protocol.HEADER_SERVER_TIME: server_time, **(extra or {}),
+                   protocol.HEADER_SERVER_SIGNATURE: self._signature(status, server_time, raw),
+                   protocol.HEADER_SERVER_KEY: self.simulator.store.signing_public_key_hex}
+        request_headers = getattr(self, "headers", None) or {}
+        if "gzip" in request_headers.get("Accept-Encoding", "") and len(raw) > 512:
             raw = gzip.compress(raw, compresslevel=5, mtime=0)
             headers["Content-Encoding"] = "gzip"
         self.send_response(status)
@@ -423,6 +501,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(raw[: max(1, len(raw) // 2)])
             return self._abort()
         self.wfile.write(raw)
+
+    def _signature(self, status, server_time, raw):
+        """Sign this answer for the request it answers: its nonce, device, method and path."""
+        headers = getattr(self, "headers", None) or {}  # none when the request line itself was refused
+        nonce = headers.get(protocol.HEADER_NONCE, "")
+        if not protocol.NONCE_RE.match(nonce):
+            nonce = ""
+        return protocol.sign_answer(self.simulator.store.signing_key, nonce=nonce,
+                                    device_id=headers.get(protocol.HEADER_DEVICE, ""),
+                                    method=getattr(self, "command", None) or "", path=getattr(self, "path", None) or "",
+                                    status=status, server_time=server_time, body=raw)
 
     def _abort(self):
         self.close_connection = True
@@ -448,25 +537,31 @@ def _abort(conn, *, wake=False):
 def register(sub):
     parser = sub.add_parser("server", help="central sync server with fault injection",
                             description="Run the central server simulator on 127.0.0.1 (schema at /openapi.json).")
-    parser.add_argument("--port", type=int, default=8443, help="TCP port (0 = any free port; default 8443)")
+    parser.add_argument("--port", type=argtypes.port_number, default=8443, help="TCP port (0 = any free port; default 8443)")
     parser.add_argument("--db", metavar="FILE", help="SQLite file to keep its state in (default: a temp dir)")
     parser.add_argument("--fault", choices=sorted(FAULTS), help="inject this fault into requests")
-    parser.add_argument("--fault-probability", type=float, default=1.0, metavar="P",
+    parser.add_argument("--fault-probability", type=argtypes.probability, default=1.0, metavar="P",
                         help="share of requests the fault hits (default 1.0)")
     parser.add_argument("--tls", action="store_true", help="serve https with a fresh CA (its file is printed)")
-    parser.add_argument("--tokens", type=int, default=1, help="enrolment tokens to issue and print (default 1)")
+    parser.add_argument("--tokens", type=argtypes.non_negative_int, default=1, help="enrolment tokens to issue and print (default 1)")
     parser.add_argument("--sms-log", metavar="FILE", help="where one-time codes are written (default: next to the db)")
     parser.set_defaults(func=run)
 
 
 def run(args):
     server = ServerSimulator(db_path=args.db, port=args.port, tls=args.tls, sms_log=args.sms_log)
-    server.start()
+    try:
+        server.start()
+    except OSError as e:
+        server.close()
+        raise OSError(e.errno, f"cannot listen on {server.host}:{args.port}: {e.strerror}") from None
     if args.fault:
         server.set_fault(args.fault, probability=args.fault_probability)
     print(f"server simulator listening on {server.url}  (schema: {server.url}/openapi.json)", flush=True)
     if server.ca_file:
         print(f"CA certificate: {server.ca_file}", flush=True)
+    print(f"signing key sha256 (server.signing_key_sha256 in kiosk-provision.toml): "
+          f"{server.signing_key_fingerprint}", flush=True)
     print(f"SMS log: {server.sms_log}", flush=True)
     for _ in range(args.tokens):
         print(f"enrolment token: {server.issue_enrolment_token()}", flush=True)

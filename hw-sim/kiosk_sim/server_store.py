@@ -13,7 +13,9 @@ import sqlite3
 import threading
 import uuid
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from kiosk_sim import server_people
 
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 EVENT_FIELDS = ("id", "seq", "person_id", "status", "verify_mode", "score", "wall_time", "clock_synced",
                 "prev_hash", "hash")
+MAX_DELTA_LIMIT = 5000  # as the schema says
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 NONCE_KEEP_S = 2 * protocol.MAX_SKEW_S
 CODE_TTL_S = 300.0
@@ -40,6 +43,8 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS records_device_seq ON records(device_id, kind, seq)",
     """CREATE TABLE IF NOT EXISTS refused_records (record_id TEXT, device_id TEXT, reason TEXT, at REAL)""",
     "CREATE TABLE IF NOT EXISTS chain_heads (device_id TEXT PRIMARY KEY, seq INTEGER, hash TEXT)",
+    """CREATE TABLE IF NOT EXISTS checkpoints (device_id TEXT, seq INTEGER, hash TEXT NOT NULL,
+        signature TEXT NOT NULL, received_at REAL, PRIMARY KEY (device_id, seq))""",
     """CREATE TABLE IF NOT EXISTS batches (batch_id TEXT PRIMARY KEY, device_id TEXT, digest TEXT,
         received_at REAL, results TEXT)""",
     "CREATE TABLE IF NOT EXISTS nonces (device_id TEXT, nonce TEXT, at REAL, PRIMARY KEY (device_id, nonce))",
@@ -66,7 +71,7 @@ class Refusal(Exception):
 class ServerStore:
     """The simulator's database and the protocol rules that need it."""
 
-    def __init__(self, path, *, device_settings=None):
+    def __init__(self, path, *, device_settings=None, signing_key=None):
         self.path = str(path)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
@@ -77,6 +82,8 @@ class ServerStore:
         self.device_settings = device_settings if device_settings is not None else \
             {"sync": {"interval_s": 30.0, "batch_size": 500}}
         self.server_key = self._server_key()
+        # a given key (a test's impostor server) is used, not stored: the database keeps the real one
+        self.signing_key = signing_key if signing_key is not None else self._signing_key()
         self.duplicate_results = 0
 
     def close(self):
@@ -98,15 +105,27 @@ class ServerStore:
         if row:
             return X25519PrivateKey.from_private_bytes(bytes.fromhex(json.loads(row[0])))
         key = X25519PrivateKey.generate()
-        from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-
         raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()).hex()
         self._conn.execute("INSERT INTO meta (name, value) VALUES ('x25519_private', ?)", [json.dumps(raw)])
+        return key
+
+    def _signing_key(self):
+        """The Ed25519 key every answer is signed with (made once, kept in the database)."""
+        row = self._one("SELECT value FROM meta WHERE name = 'ed25519_signing_private'")
+        if row:
+            return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(json.loads(row[0])))
+        key = Ed25519PrivateKey.generate()
+        raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()).hex()
+        self._conn.execute("INSERT INTO meta (name, value) VALUES ('ed25519_signing_private', ?)", [json.dumps(raw)])
         return key
 
     @property
     def server_public_key_hex(self):
         return protocol.public_key_hex(self.server_key)
+
+    @property
+    def signing_public_key_hex(self):
+        return protocol.public_key_hex(self.signing_key)
 
     # --- registration and keys -------------------------------------------------------------------
 
@@ -242,10 +261,16 @@ class ServerStore:
             stored[record_id] = data.get("hash")
             results.append(_result(record_id, protocol.STORED))
         claimed = body.get("chain_head")
+        if claimed is not None and not isinstance(claimed, dict):
+            raise Refusal(400, protocol.MALFORMED, "chain_head must be an object {seq, hash} or null")
         last_event = next((r["data"] for r in reversed(records) if r["kind"] == "event"), None)
         if claimed and last_event and (claimed.get("seq"), claimed.get("hash")) != (last_event["seq"], last_event["hash"]):
             raise Refusal(422, protocol.BROKEN_CHAIN, "chain_head does not name the batch's last event")
+        checkpoint = self._check_checkpoint(device_id, body.get("checkpoint"), last_event, head_seq, head_hash)
         with self._tx():
+            if checkpoint is not None:
+                self._conn.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                                   [device_id, checkpoint[0], checkpoint[1], body["checkpoint"]["signature"], now])
             self._conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self._conn.executemany("INSERT INTO refused_records VALUES (?, ?, ?, ?)", refused)
             server_people.store(self._conn, device_id, person_rows, now=now)
@@ -257,6 +282,48 @@ class ServerStore:
                 self._conn.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
                                    [batch_id, device_id, digest, now, ""])
         return results
+
+    def _check_checkpoint(self, device_id, checkpoint, last_event, head_seq, head_hash):
+        """(seq, hash) of a batch's signed checkpoint once checked, None if it has none; raises Refusal.
+
+        The checkpoint must be signed by the device key, name the batch's last event, and agree
+        with every head this server has confirmed: a device whose chain was rewritten (one event
+        changed, every later hash recomputed) cannot get another hash accepted for a seq it holds.
+        """
+        if checkpoint is None:
+            return None
+        try:
+            seq, claimed_hash = protocol.parse_head(checkpoint)
+        except ValueError as e:
+            raise Refusal(400, protocol.MALFORMED, f"checkpoint: {e}") from None
+        keys = self._one("SELECT public_key, next_public_key FROM devices WHERE device_id = ?", [device_id]) or ()
+        if not any(key and protocol.verify_checkpoint(key, device_id, checkpoint) for key in keys):
+            raise Refusal(401, protocol.BAD_SIGNATURE, "the chain checkpoint is not signed by this device's key")
+        if last_event is not None and (seq, claimed_hash) != (last_event["seq"], last_event["hash"]):
+            raise Refusal(422, protocol.BROKEN_CHAIN, "the checkpoint does not name the batch's last event")
+        if seq > head_seq:
+            raise Refusal(422, protocol.BROKEN_CHAIN, f"the checkpoint names seq {seq}, the server holds up to {head_seq}")
+        known = self._one("SELECT hash FROM checkpoints WHERE device_id = ? AND seq = ?", [device_id, seq])
+        stored = self._one("SELECT hash FROM records WHERE device_id = ? AND kind = 'event' AND seq = ?",
+                           [device_id, seq])
+        confirmed = head_hash if seq == head_seq else None
+        for seen in (known and known[0], stored and stored[0], confirmed):
+            if seen and seen != claimed_hash:
+                raise Refusal(409, protocol.CHECKPOINT_CONFLICT,
+                              f"checkpoint for seq {seq} has hash {claimed_hash[:12]}..., the server confirmed "
+                              f"{seen[:12]}... for that seq: the device's chain was rewritten")
+        return seq, claimed_hash
+
+    def confirmed_head(self, device_id):
+        """{seq, hash} of the last event of this device's chain the server holds, or None."""
+        row = self._one("SELECT seq, hash FROM chain_heads WHERE device_id = ?", [device_id])
+        return {"seq": row[0], "hash": row[1]} if row else None
+
+    def checkpoints(self, device_id):
+        """Signed checkpoints received from a device, oldest first."""
+        rows = self._conn.execute("SELECT seq, hash, signature, received_at FROM checkpoints WHERE device_id = ? "
+                                  "ORDER BY seq", [device_id])
+        return [dict(zip(("seq", "hash", "signature", "received_at"), r)) for r in rows]
 
     def _stored_hashes(self, ids):
         found = {}
@@ -306,9 +373,17 @@ class ServerStore:
     def changes_after(self, cursor, *, limit, face_model="", finger_sensor=""):
         try:
             after = int(cursor or 0)
+            if not 0 <= after < 2 ** 63:
+                raise ValueError
         except ValueError:
-            raise Refusal(400, protocol.MALFORMED, f"cursor {cursor!r} is not one this server issued") from None
-        limit = max(1, min(int(limit), 5000))
+            raise Refusal(400, protocol.MALFORMED, f"cursor {str(cursor)[:40]!r} is not one this server issued") from None
+        try:
+            limit = int(limit)
+            if not 1 <= limit <= MAX_DELTA_LIMIT:
+                raise ValueError
+        except ValueError:
+            raise Refusal(400, protocol.MALFORMED,
+                          f"limit {str(limit)[:40]!r} is not a whole number from 1 to {MAX_DELTA_LIMIT}") from None
         sql = "SELECT seq, type, model, body FROM changes WHERE seq > ?"
         params = [after]
         if face_model:
@@ -333,7 +408,7 @@ class ServerStore:
         command_id = str(uuid.uuid4())
         self._conn.execute("INSERT INTO commands (id, device_id, kind, args, issued_at, expires_at, status) "
                            "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                           [command_id, device_id, kind, json.dumps(args or {}), now, now + ttl_s])
+                           [command_id, device_id, kind, protocol.dumps(args or {}).decode(), now, now + ttl_s])
         return command_id
 
     def pending_commands(self, device_id):

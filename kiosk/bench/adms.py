@@ -6,14 +6,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 
 def register(subparsers):
     parser = subparsers.add_parser("adms", help="ADMS push: events per second to the simulator on loopback",
                                    description=__doc__)
-    parser.add_argument("--events", type=int, default=10_000, help="backlog size (default %(default)s)")
-    parser.add_argument("--batch-rows", type=int, default=200, help="ATTLOG rows per POST (default %(default)s)")
+    parser.add_argument("--events", type=argtypes.positive_int, default=10_000, help="backlog size (default %(default)s)")
+    parser.add_argument("--batch-rows", type=argtypes.positive_int, default=200, help="ATTLOG rows per POST (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=run)
     return parser

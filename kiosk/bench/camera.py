@@ -11,6 +11,8 @@ import logging
 import statistics
 import time
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 
@@ -20,7 +22,7 @@ def register(subparsers):
     parser.add_argument("--backend", choices=("player", "v4l2", "picamera2"), default="player",
                         help="camera backend (default %(default)s: the simulator's scenario player)")
     parser.add_argument("--scenario", default="walk_up", help="player scenario (default %(default)s)")
-    parser.add_argument("--frames", type=int, default=150, help="frames timed (default %(default)s)")
+    parser.add_argument("--frames", type=argtypes.positive_int, default=150, help="frames timed (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=run)
     return parser

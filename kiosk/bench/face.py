@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from kiosk import argtypes
 from kiosk.bench import face_protocol as protocol
 from kiosk.bench import positive_ints
 
@@ -30,15 +31,15 @@ def register(sub):
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     parser.add_argument("--threads", type=positive_ints("--threads"), default=[1, 2], metavar="N,N",
                         help="interpreter thread counts to time (default 1,2; the first one runs every image)")
-    parser.add_argument("--impostors", type=int, default=protocol.DEFAULT_IMPOSTORS, metavar="N",
+    parser.add_argument("--impostors", type=argtypes.non_negative_int, default=protocol.DEFAULT_IMPOSTORS, metavar="N",
                         help="impostor pairs sampled with a fixed seed (default 20000; 0 = all pairs)")
     parser.add_argument("--seed", type=int, default=protocol.DEFAULT_SEED, help="impostor sampling seed")
-    parser.add_argument("--people", type=int, default=0, metavar="N", help="use only the first N people (0 = all)")
+    parser.add_argument("--people", type=argtypes.non_negative_int, default=0, metavar="N", help="use only the first N people (0 = all)")
     parser.add_argument("--detector", help="detector id (default: the face.detector setting)")
     parser.add_argument("--embedder", help="embedder id (default: the face.embedder setting)")
     parser.add_argument("--align", choices=("mesh", "detector"), default="mesh",
                         help="alignment points: 5 from the face mesh (default) or 4 from the detector")
-    parser.add_argument("--latency-images", type=int, default=100, metavar="N",
+    parser.add_argument("--latency-images", type=argtypes.non_negative_int, default=100, metavar="N",
                         help="images re-timed at the second and later thread counts (default 100)")
     parser.add_argument("--scores", metavar="FILE.npz",
                         help="also save the pair scores (genuine, sampled impostors, and all impostor "

@@ -10,17 +10,19 @@ import logging
 import statistics
 import time
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 
 def register(subparsers):
     parser = subparsers.add_parser("fingerprint", help="fingerprint driver: enrol, identify, transfers, "
                                    "unplug detection against the simulator", description=__doc__)
-    parser.add_argument("--speed", type=float, default=0.0,
+    parser.add_argument("--speed", type=argtypes.non_negative_float, default=0.0,
                         help="simulator timing factor: 0 = driver overhead only, 1 = datasheet timing "
                              "(default %(default)s)")
-    parser.add_argument("--templates", type=int, default=1000, help="library size searched (default %(default)s)")
-    parser.add_argument("--repeat", type=int, default=5, help="identifications timed (default %(default)s)")
+    parser.add_argument("--templates", type=argtypes.positive_int, default=1000, help="library size searched (default %(default)s)")
+    parser.add_argument("--repeat", type=argtypes.positive_int, default=5, help="identifications timed (default %(default)s)")
     parser.add_argument("--model", default="R307", help="simulated module model (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=run)

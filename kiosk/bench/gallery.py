@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from kiosk import argtypes
 from kiosk.bench import positive_ints
 
 CHUNK = 10_000
@@ -79,9 +80,9 @@ def register(sub):
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=positive_ints("--sizes"), default=[1000, 10000, 100000], metavar="N,N,...",
                         help="gallery sizes (people, one template each); default 1000,10000,100000")
-    parser.add_argument("--dim", type=int, default=128,
+    parser.add_argument("--dim", type=argtypes.positive_int, default=128,
                         help="embedding size: 128 SFace (default), 192 MobileFaceNet, 512 large models")
-    parser.add_argument("--queries", type=int, default=200, help="timed searches per size (default 200)")
+    parser.add_argument("--queries", type=argtypes.positive_int, default=200, help="timed searches per size (default 200)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(func=run)
 

@@ -6,15 +6,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from kiosk import argtypes
+
 log = logging.getLogger(__name__)
 
 
 def register(subparsers):
     parser = subparsers.add_parser("sync", help="sync upload: events per second to the server simulator",
                                    description=__doc__)
-    parser.add_argument("--events", type=int, default=10_000, help="backlog size (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=500, help="first batch size (default %(default)s)")
-    parser.add_argument("--max-batch-size", type=int, default=5000,
+    parser.add_argument("--events", type=argtypes.positive_int, default=10_000, help="backlog size (default %(default)s)")
+    parser.add_argument("--batch-size", type=argtypes.positive_int, default=500, help="first batch size (default %(default)s)")
+    parser.add_argument("--max-batch-size", type=argtypes.positive_int, default=5000,
                         help="adaptive batch size cap (default %(default)s)")
     parser.add_argument("--tls", action="store_true", help="https with a pinned test CA instead of http")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -49,8 +51,9 @@ def run(args):
         for start in range(0, len(items), 1000):
             events.record_events(database, items[start:start + 1000], clock=clock)
         create_s = time.perf_counter() - began
-        with SyncClient(server_url=server.url, device_id=reg.device_id, device_key=key, ca_file=server.ca_file or "",
-                        timeout_s=settings.request_timeout_s, clock=clock) as client:
+        with SyncClient(server_url=server.url, server_key=reg.server_signing_key, device_id=reg.device_id,
+                        device_key=key, ca_file=server.ca_file or "", timeout_s=settings.request_timeout_s,
+                        clock=clock) as client:
             uploader = Uploader(database, client, clock=clock, batch_size=args.batch_size,
                                 max_batch_size=args.max_batch_size, target_request_s=settings.target_request_s)
             began = time.perf_counter()

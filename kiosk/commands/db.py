@@ -11,8 +11,8 @@ def register(sub):
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     verbs.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=run_migrate)
     verbs.add_parser("status", help="schema version, record and outbox counts").set_defaults(func=run_status)
-    verbs.add_parser("verify-chain", help="check the attendance hash chain; exit 1 naming the first bad row"
-                     ).set_defaults(func=run_verify_chain)
+    verbs.add_parser("verify-chain", help="check the attendance hash chain and the last server-confirmed head; "
+                     "exit 1 naming the first bad row or the disagreeing head").set_defaults(func=run_verify_chain)
 
 
 def _path(args):
@@ -33,7 +33,8 @@ def run_migrate(args):
 
 
 def run_status(args):
-    database = db.open_db(_path(args), migrate=False)
+    # read-only: a missing file is an error (a typo'd --db never creates a database)
+    database = db.open_db(_path(args), migrate=False, create=False, check=True)
     for version, name, applied_at in db.migration_status(database):
         when = datetime.fromtimestamp(applied_at).isoformat(timespec="seconds") if applied_at else "PENDING"
         print(f"migration {version:3d} {name:<30} {when}")
@@ -45,13 +46,33 @@ def run_status(args):
 
 
 def run_verify_chain(args):
-    from kiosk.errors import ChainError
+    from kiosk.errors import ChainError, StorageError
+    from kiosk.storage import chain_anchor
 
-    database = db.open_db(_path(args))
+    path = _path(args)
+    database = db.open_db(path, migrate=False, create=False, check=True)
+    if not any(applied for _, _, applied in db.migration_status(database)):
+        raise StorageError(f"{path}: holds no kiosk schema (is it the kiosk's database? `kiosk db status` shows it)")
+    ok = True
     try:
         checked = events.verify_chain(database)
+        print(f"chain ok: {checked} events (each links to the one before it)")
     except ChainError as e:
         print(f"chain BROKEN: {e}")
+        checked, ok = None, False
+    head = chain_anchor.confirmed_head(database)
+    if head is None:
+        print("server-confirmed head: none yet (nothing uploaded and confirmed); the events are only "
+              "checked against each other, which does not show a rewritten chain")
+        return 0 if ok else 1
+    when = datetime.fromtimestamp(head["confirmed_at"]).isoformat(timespec="seconds")
+    try:
+        chain_anchor.check(database)
+    except ChainError as e:
+        print(f"server-confirmed head: seq {head['seq']} hash {head['hash'][:16]}... (confirmed {when}): "
+              f"DISAGREES: {e}")
         return 1
-    print(f"chain ok: {checked} events")
-    return 0
+    after = f"; {checked - head['seq']} later event(s) not yet confirmed" if checked is not None else ""
+    print(f"server-confirmed head: seq {head['seq']} hash {head['hash'][:16]}... (confirmed {when}) "
+          f"matches the local chain{after}")
+    return 0 if ok else 1

@@ -8,8 +8,10 @@ server (hash chain verified there) -> push to a ZKTeco ADMS server.
 """
 
 import argparse
+import functools
 import logging
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -115,7 +117,8 @@ class Demo:
         reg = register(server_url=server.url, token=server.issue_enrolment_token(), device_key=device_key)
         self.say(f"registered as device {reg.device_id}; server clock {time.strftime('%H:%M:%S', time.gmtime(reg.server_time))} UTC")
         return settings.replace(sync={"server_url": server.url, "device_id": reg.device_id},
-                                security={"server_public_key": reg.server_public_key})
+                                security={"server_public_key": reg.server_public_key,
+                                          "server_signing_key": reg.server_signing_key})
 
     def self_test(self, settings, sims):
         from kiosk import app, doctor
@@ -126,7 +129,7 @@ class Demo:
                                    open_camera=lambda: app.build_camera(settings, player=sims.player),
                                    open_sensor=lambda: app.build_fingerprint_sensor(settings),
                                    open_board=lambda: app.build_board(settings, pin_factory=sims.pin_factory),
-                                   verify_models=None)
+                                   verify_models=None, pulse_door=True)
         for line in doctor.render_table(report).splitlines():
             self.say(line)
         return report
@@ -371,6 +374,24 @@ def _datasets(arg):
     return path
 
 
+def _cleans_up_on_sigterm(func):
+    """SIGTERM ends the demo through its ``finally`` (work folder and keys removed), not mid-air."""
+
+    @functools.wraps(func)
+    def wrapper(args):
+        def stop(signum, _frame):
+            raise SystemExit(128 + signum)
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            return func(args)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
+
+
+@_cleans_up_on_sigterm
 def run(args):
     import contextlib
 

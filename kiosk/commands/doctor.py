@@ -26,8 +26,9 @@ def register(sub):
                         help="fail (not warn) when the sync server is not configured or not reachable")
     parser.add_argument("--only", action="append", choices=doctor.CHECK_NAMES, metavar="CHECK",
                         help=f"run only this check (repeatable; one of {', '.join(doctor.CHECK_NAMES)})")
-    parser.add_argument("--no-door", action="store_true",
-                        help="do not pulse the door relay (the GPIO check still tests lights and buzzer)")
+    parser.add_argument("--door", action="store_true",
+                        help="also pulse the door relay for 0.3 s (off by default: the door stays locked; "
+                             "the GPIO check still tests lights and buzzer)")
     parser.add_argument("--sim-fault", action="append", default=[], metavar="PART:KIND",
                         help="with --backend sim, start a simulator broken: sensor:silence, sensor:busy, "
                              "sensor:wrong_password, sensor:garbage, camera:stall, camera:freeze, "
@@ -71,7 +72,7 @@ def run(args):
             open_sensor=lambda: app.build_fingerprint_sensor(settings),
             open_board=lambda: app.build_board(settings, pin_factory=factory),
             require_server=args.require_server,
-            pulse_door=not args.no_door,
+            pulse_door=args.door,
             only=args.only,
             written_slots=lambda: sensor_slots.written_slot_numbers_at(settings.db_path),
         )

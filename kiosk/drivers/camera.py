@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from kiosk.backoff import Backoff
 from kiosk.errors import CameraError
 
 log = logging.getLogger(__name__)
@@ -53,25 +54,6 @@ class Frame:
 class _MonotonicClock:
     def monotonic(self):
         return time.monotonic()
-
-
-class Backoff:
-    """Exponential delays for retries: initial_s, 2x each time, capped at max_s; reset on success."""
-
-    def __init__(self, *, initial_s=0.5, max_s=30.0, factor=2.0):
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self.factor = factor
-        self.attempts = 0
-
-    def next_delay(self):
-        """The delay before the next attempt (and count the attempt)."""
-        delay = min(self.initial_s * self.factor ** self.attempts, self.max_s)
-        self.attempts += 1
-        return delay
-
-    def reset(self):
-        self.attempts = 0
 
 
 class FrameHealth:
@@ -120,7 +102,7 @@ class Camera:
         self.rotation = rotation
         self.clock = clock or _MonotonicClock()
         self.health = FrameHealth(frame_timeout_s=frame_timeout_s, frozen_frames=frozen_frames)
-        self.backoff = Backoff(initial_s=retry_initial_s, max_s=retry_max_s)
+        self.backoff = Backoff(base_s=retry_initial_s, cap_s=retry_max_s, jitter=False)
         self.when_frame = None
         self.when_lost = None
         self.when_recovered = None
@@ -149,7 +131,7 @@ class Camera:
         if self._running:
             return self
         self._lost_reason = None
-        self.backoff.reset()
+        self.backoff.success()
         self._open_source()
         self._running = True
         self._stop.clear()
@@ -259,7 +241,7 @@ class Camera:
             try:
                 self._open_source()
             except CameraError as e:
-                delay = self.backoff.next_delay()
+                delay = self.backoff.failure()
                 self._retry_at_s = now + delay
                 log.debug("camera reopen failed (%s); next try in %.1f s", e, delay)
                 return delay
@@ -332,7 +314,7 @@ class Camera:
         first = self._lost_reason is None
         self._lost_reason = reason
         self._close_source()
-        delay = self.backoff.next_delay()
+        delay = self.backoff.failure()
         self._retry_at_s = now + delay
         if first:
             self.losses += 1
@@ -344,7 +326,7 @@ class Camera:
     def _recover(self):
         log.info("camera recovered after: %s", self._lost_reason)
         self._lost_reason = None
-        self.backoff.reset()
+        self.backoff.success()
         self._call(self.when_recovered)
 
     def _make_frame(self, main, lores, now):

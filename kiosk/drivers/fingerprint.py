@@ -83,13 +83,17 @@ class FingerprintSensor:
     ``command_timeout_s`` (at most ``timeout_s``) every other command, image capture included;
     ``probe_timeout_s`` the handshake and ``probe()``. Each is how long a silent sensor takes to
     be reported absent on that path. A corrupt or truncated reply is retried ``retries`` times.
+    Deadlines bound each call as a whole, retries included (the handshake again after a power
+    cycle starts a new one), against a sensor that keeps sending:
+    ``deadline_s`` the quick commands and the handshake, ``transfer_deadline_s`` the slow calls
+    (an image upload takes about 6.4 s at 57,600 bps).
     ``security_level`` (1-5), when given, is written to the module on the handshake if it differs.
     """
 
     def __init__(self, *, port, baud=57600, password=0, address=0xFFFFFFFF, timeout_s=2.0,
                  command_timeout_s=0.7, probe_timeout_s=0.3, retries=2, model="R307",
                  security_level=None, capture_timeout_s=10.0, enroll_captures=3,
-                 poll_interval_s=0.05, clock=None):
+                 poll_interval_s=0.05, deadline_s=3.0, transfer_deadline_s=15.0, clock=None):
         self.port = str(port)
         self.baud = baud
         self.model = model
@@ -101,6 +105,8 @@ class FingerprintSensor:
         self.capture_timeout_s = capture_timeout_s
         self.enroll_captures = enroll_captures
         self.poll_interval_s = poll_interval_s
+        self.deadline_s = deadline_s
+        self.transfer_deadline_s = max(transfer_deadline_s, deadline_s)
         self._password = password
         self._address = address
         self._clock = clock or SystemClock()
@@ -110,6 +116,7 @@ class FingerprintSensor:
         self._ready = False
         self._params = None
         self._closed = False
+        self._line_dirty = False  # a call ran past its deadline: late bytes may still arrive
 
     @classmethod
     def from_settings(cls, settings, **overrides):
@@ -163,7 +170,7 @@ class FingerprintSensor:
             raise DeviceAbsentError(f"fingerprint sensor port {self.port} cannot be opened: {e}") from None
         # pyfingerprint keeps its pyserial object in a name-mangled attribute; we put our guard
         # around it (timeouts, silence detection) without changing the library.
-        self._wire = link.GuardedSerial(fp._PyFingerprint__serial)
+        self._wire = link.GuardedSerial(fp._PyFingerprint__serial, monotonic=self._clock.monotonic)
         fp._PyFingerprint__serial = self._wire
         self._fp = fp
         log.info("fingerprint sensor port %s open at %d bps", self.port, self.baud)
@@ -174,7 +181,12 @@ class FingerprintSensor:
             return
         if self._fp is None:
             self._open_port()
-        self._attempt("handshake", self._handshake, self.probe_timeout_s, handshake=True)
+        self._wire.set_deadline(self.deadline_s)
+        try:
+            self._attempt("handshake", self._handshake, self.probe_timeout_s, handshake=True)
+        finally:
+            if self._wire is not None:
+                self._wire.set_deadline(None)
         self._ready = True
 
     def _handshake(self):
@@ -197,20 +209,28 @@ class FingerprintSensor:
             if self._closed:
                 raise SensorError("the fingerprint sensor is closed")
             self._ensure_ready()
+            deadline_s = self.deadline_s if timeout_s is None else self.transfer_deadline_s
+            self._wire.set_deadline(deadline_s)
             try:
                 return self._attempt(what, fn, timeout_s or self.command_timeout_s)
             except link.SessionLostError:
                 self._ready = False  # the module was power-cycled: handshake, then once more
                 self._ensure_ready()
+                self._wire.set_deadline(deadline_s)
                 return self._attempt(what, fn, timeout_s or self.command_timeout_s)
+            finally:
+                if self._wire is not None:
+                    self._wire.set_deadline(None)
 
     def _attempt(self, what, fn, timeout_s, *, handshake=False):
         last = None
         for attempt in range(self.retries + 1):
             try:
                 self._wire.set_timeout(timeout_s)
-                # a late or corrupt reply must not be read as the answer to this command
-                self._wire.discard_input(quiet_s=0.05 if last else 0.0)
+                # a late or corrupt reply must not be read as the answer to this command; after
+                # a deadline, replies to the abandoned commands may still be on their way
+                self._wire.discard_input(quiet_s=0.05 if last or self._line_dirty else 0.0)
+                self._line_dirty = False
                 return fn()
             except KioskError as e:  # from GuardedSerial: silence or a reply cut short
                 error = e
@@ -219,7 +239,7 @@ class FingerprintSensor:
                 raise DeviceAbsentError(f"{what}: serial port {self.port} failed: {e}") from None
             except Exception as e:  # pyfingerprint raises plain Exception for everything else
                 error = link.translate(e, what)
-            if isinstance(error, CommunicationError):
+            if isinstance(error, CommunicationError) and not isinstance(error, link.CallDeadlineError):
                 last = error
                 log.warning("%s (attempt %d of %d)", error, attempt + 1, self.retries + 1)
                 continue
@@ -227,6 +247,8 @@ class FingerprintSensor:
                 error = WrongPasswordError(f"{what}: the sensor keeps asking for the password")
             if isinstance(error, (DeviceAbsentError, WrongPasswordError)):
                 self._ready = False
+            if isinstance(error, link.CallDeadlineError):
+                self._line_dirty = True
             raise error from None
         self._ready = False
         raise CommunicationError(f"{last} ({self.retries + 1} attempts)") from None
@@ -250,7 +272,12 @@ class FingerprintSensor:
                 return params, self._fp.getTemplateCount()
 
             self._ensure_ready()
-            params, count = self._attempt("probe", read, self.probe_timeout_s)
+            self._wire.set_deadline(self.deadline_s)
+            try:
+                params, count = self._attempt("probe", read, self.probe_timeout_s)
+            finally:
+                if self._wire is not None:
+                    self._wire.set_deadline(None)
             self._params = params
             return SensorInfo(handshake=True, model=self.model, capacity=params[2], template_count=count,
                               security_level=params[3], packet_size=(32, 64, 128, 256)[params[5] & 3],

@@ -5,7 +5,9 @@ byte, so a silent (unplugged) sensor costs it 12 timeouts before it complains ab
 header. ``GuardedSerial`` wraps the library's pyserial object: it applies the timeout the
 driver chose for the current call and raises at the first read that times out, as
 ``DeviceAbsentError`` when nothing at all came back since the last write, as
-``CommunicationError`` when a reply stopped halfway. ``LibraryErrors.translate`` maps the
+``CommunicationError`` when a reply stopped halfway, and as ``CommunicationError`` too once the
+call's deadline has passed (a module that streams bytes without end never times out a read, so
+only a deadline on the whole call frees the driver). ``translate`` maps the
 library's plain ``Exception`` messages and unknown confirmation codes onto ``kiosk.errors``.
 """
 
@@ -36,13 +38,30 @@ class SessionLostError(WrongPasswordError):
     """The module asks for the password again (it was power-cycled)."""
 
 
+class CallDeadlineError(CommunicationError):
+    """The call ran past its deadline: the sensor kept sending (retrying would not help)."""
+
+
 class GuardedSerial:
     """A pyserial port as pyfingerprint uses it, with the driver's timeout and silence checks."""
 
-    def __init__(self, port):
+    def __init__(self, port, *, monotonic):
         self.port = port
         self.timeout_s = port.timeout
         self.received = 0  # bytes read since the last write
+        self._monotonic = monotonic
+        self._deadline = None  # monotonic time the current call must end by
+        self._budget_s = None
+
+    def set_deadline(self, budget_s):
+        """Bound the current call (all its reads and discards) to ``budget_s`` from now; None: none."""
+        self._budget_s = budget_s
+        self._deadline = None if budget_s is None else self._monotonic() + budget_s
+
+    def _check_deadline(self):
+        if self._deadline is not None and self._monotonic() >= self._deadline:
+            raise CallDeadlineError(f"the fingerprint sensor on {self.port.port} was still sending after the "
+                                     f"call's {self._budget_s:.1f} s deadline (a module streaming without end?)")
 
     def set_timeout(self, timeout_s):
         self.timeout_s = timeout_s
@@ -54,6 +73,7 @@ class GuardedSerial:
         return self.port.write(data)
 
     def read(self, size=1):
+        self._check_deadline()
         data = self.port.read(size)
         if not data:
             if self.received == 0:
@@ -73,7 +93,7 @@ class GuardedSerial:
         self.port.timeout = quiet_s
         try:
             while self.port.read(4096):
-                pass
+                self._check_deadline()
         finally:
             self.port.timeout = saved
 

@@ -12,11 +12,12 @@ presence.
 """
 
 import logging
+import math
 import threading
 import time
 from pathlib import Path
 
-from kiosk.errors import ConfigError, HardwareError
+from kiosk.errors import ActuatorLimitError, ConfigError, HardwareError
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,18 @@ def pin_factory_name(backend, pi_model="auto", *, model_path="/proc/device-tree/
 
 
 class Door:
-    """The door-strike relay: ``pulse(seconds)`` opens the door and closes it again on time."""
+    """The door-strike relay: ``pulse(seconds)`` opens the door and closes it again on time.
 
-    def __init__(self, pin, *, active_low=False, pin_factory):
+    The relay itself refuses a pulse that is not a finite number in (0, ``max_pulse_s``]: a
+    door held open by a bad number (infinity, NaN, an hour) is the failure that matters most.
+    """
+
+    def __init__(self, pin, *, active_low=False, max_pulse_s, pin_factory):
         from gpiozero import OutputDevice
 
+        if not (isinstance(max_pulse_s, (int, float)) and math.isfinite(max_pulse_s) and max_pulse_s > 0):
+            raise ConfigError(f"door max_pulse_s must be a positive finite number, not {max_pulse_s!r}")
+        self.max_pulse_s = float(max_pulse_s)
         self.relay = OutputDevice(pin, active_high=not active_low, initial_value=False, pin_factory=pin_factory)
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -123,9 +131,17 @@ class Door:
         return bool(self.relay.value)
 
     def pulse(self, seconds):
-        """Open now and close ``seconds`` from now; a pulse while open extends the opening."""
+        """Open now and close ``seconds`` from now; a pulse while open extends the opening.
+
+        ActuatorLimitError (a ValueError) for anything but a finite number in (0, max_pulse_s].
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise ActuatorLimitError(f"door pulse refused: {seconds!r} is not a finite number of seconds")
         if seconds <= 0:
-            raise ValueError("door pulse must last more than 0 s")
+            raise ActuatorLimitError("door pulse refused: it must last more than 0 s")
+        if seconds > self.max_pulse_s:
+            raise ActuatorLimitError(f"door pulse refused: {seconds:g} s is longer than the maximum "
+                                     f"{self.max_pulse_s:g} s (gpio.door_max_pulse_s)")
         with self._lock:
             self._deadline_s = time.monotonic() + seconds
             self.relay.on()
@@ -198,7 +214,8 @@ class Board:
         self.when_no_motion = None
         s, f = gpio_settings, pin_factory
         try:
-            self.door = self._add(Door(s.door_pin, active_low=s.door_active_low, pin_factory=f))
+            self.door = self._add(Door(s.door_pin, active_low=s.door_active_low, max_pulse_s=s.door_max_pulse_s,
+                                       pin_factory=f))
             self.green = self._add(LED(s.green_pin, pin_factory=f))
             self.red = self._add(LED(s.red_pin, pin_factory=f))
             self.amber = self._add(LED(s.amber_pin, pin_factory=f))

@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kiosk.errors import SealError
+from kiosk.files import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class DataKey:
             f.write(key_bytes)
             f.flush()
             os.fsync(f.fileno())
+        fsync_dir(path.parent)  # the new name survives a power cut, as the device key's does
         log.info("created data key %s at %s", cls(key_bytes).key_id, path)
         return cls(key_bytes)
 

@@ -137,12 +137,16 @@ def _face_templates(database, key, change, summary, now):
     person_id, model_id = str(change["person_id"]), str(change["model_id"])
     if not _known(database, person_id, summary, "face templates"):
         return
-    vectors = change.get("vectors") or []
+    vectors = [np.frombuffer(_unb64(text), dtype="<f4") for text in change.get("vectors") or []]
+    if not all(np.isfinite(vector).all() for vector in vectors):
+        # a NaN or infinite template would match nobody, or everybody: keep the set on the device as it was
+        log.warning("skipping face templates for %s: not finite numbers", person_id)
+        summary.skipped += 1
+        return
     if vectors:
         _need_key(key)
     people.delete_face_templates(database, person_id, model_id=model_id)
-    for text in vectors:
-        vector = np.frombuffer(_unb64(text), dtype="<f4")
+    for vector in vectors:
         people.add_face_template(database, key, person_id, model_id, vector, now=now)
     summary.faces.add(person_id)
 

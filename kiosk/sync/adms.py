@@ -27,6 +27,7 @@ from kiosk.errors import ConfigError, SyncError
 from kiosk.storage import db, events, people
 from kiosk.sync import adms_codec as codec
 from kiosk.sync.adms_commands import CommandRunner
+from kiosk.sync.command_path import Limits
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ class AdmsHttpError(SyncError):
 class AdmsAdapter:
     """A PUSH/ADMS terminal personality for the kiosk: ``run_once()`` steps it, ``start()`` runs a thread."""
 
-    def __init__(self, database, *, url, serial, open_door=None, clock, timezone_name="",
-                 timeout_s=15.0, batch_rows=200, max_backoff_s=300.0, error_delay_s=DEFAULT_ERROR_DELAY_S,
-                 verify=True, rng=None, firmware=None):
+    def __init__(self, database, *, url, serial, open_door=None, door_commands=False, limits=Limits(), clock,
+                 timezone_name="", timeout_s=15.0, batch_rows=200, max_backoff_s=300.0,
+                 error_delay_s=DEFAULT_ERROR_DELAY_S, verify=True, rng=None, firmware=None):
         if not url:
             raise ConfigError("sync.adms_url: empty; the ADMS adapter needs the server's base URL")
         if not serial or any(ch in serial for ch in "&=?# \t\r\n"):
@@ -70,8 +71,9 @@ class AdmsAdapter:
         self._session = requests.Session()
         self._session.verify = verify
         self._session.headers.update({"User-Agent": f"kiosk-adms/{_version()}"})
-        self._commands = CommandRunner(open_door=open_door, info=self._info_pairs,
-                                       on_check=self._request_handshake, on_log=self.upload_now)
+        self._commands = CommandRunner(open_door=open_door, info=self._info_pairs, on_check=self._request_handshake,
+                                       on_log=self.upload_now, door_commands=door_commands, limits=limits,
+                                       database=database)
         self.options = None          # ServerOptions once the handshake succeeded
         self.tz = timezone.utc
         self._errors = 0
@@ -91,10 +93,12 @@ class AdmsAdapter:
 
     @classmethod
     def from_settings(cls, settings, database, *, open_door=None, clock):
-        """Build from ``settings.sync`` (adms_url, adms_serial or device_id, adms_timezone)."""
+        """Build from ``settings.sync`` (adms_url, adms_serial or device_id, adms_timezone, adms_door_commands)."""
         sync = settings.sync
         # https ADMS servers are checked against the system CA store (sync.ca_file pins our own server)
         return cls(database, url=sync.adms_url, serial=sync.adms_serial or sync.device_id, open_door=open_door,
+                   door_commands=sync.adms_door_commands,
+                   limits=Limits(settings.gpio.door_pulse_s, settings.gpio.door_max_pulse_s),
                    clock=clock, timezone_name=sync.adms_timezone, timeout_s=sync.request_timeout_s,
                    max_backoff_s=sync.max_backoff_s)
 

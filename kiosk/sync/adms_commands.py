@@ -1,86 +1,86 @@
-"""Server commands of the ADMS adapter: what each does on a kiosk, and what it answers.
+"""Server commands of the ADMS adapter: decode ZKTeco command words, run them on the command path, answer.
 
-Supported: INFO, CHECK, LOG, AC_UNLOCK and CONTROL DEVICE 01<door>01<seconds> (door pulse).
-Everything else is answered Return=-1 without doing anything. ``Shell`` in particular is never
-executed: an HR server must not be able to run programs on a kiosk.
+Decoded: INFO, CHECK, LOG, AC_UNLOCK and CONTROL DEVICE 01<door>01<seconds> (door pulse). The
+command path (``command_path``) checks, bounds and runs them; everything else, and any door
+command while ``door_commands`` is off (the default: ADMS answers are not signed, so any server
+on the path could send one), is answered Return=-1 without doing anything. ``Shell`` in
+particular is never executed: an HR server must not be able to run programs on a kiosk.
 """
 
 import logging
-from collections import OrderedDict
 
-from kiosk.sync.adms_codec import (RETURN_FAILED, RETURN_OK, RETURN_UNSUPPORTED, DoorRequest, Result,
-                                   parse_control_device)
+from kiosk.errors import HardwareError
+from kiosk.sync import command_path
+from kiosk.sync.adms_codec import (RETURN_BAD_SYNTAX, RETURN_FAILED, RETURN_OK, RETURN_UNSUPPORTED, DoorRequest,
+                                   Result, parse_control_device)
 
 log = logging.getLogger(__name__)
 
-REMEMBERED_IDS = 256
+DONE_KEY = "adms.commands_done"
+_CODES = {command_path.DONE: RETURN_OK, command_path.UNSUPPORTED: RETURN_UNSUPPORTED,
+          command_path.EXPIRED: RETURN_UNSUPPORTED, command_path.FAILED: RETURN_FAILED}
 
 
 class CommandRunner:
-    """Run server commands at most once each and build their results.
+    """Run ADMS server commands at most once each and build their results.
 
-    ``open_door(door=1, seconds=None)`` is the app's door callback (None: door commands are
-    unsupported); it returns False (or raises) when the door could not be opened.
+    ``open_door(door=1, seconds)`` is the app's door callback; it returns False (or raises) when
+    the door could not be opened. It is used only with ``door_commands=True``.
     ``info()`` returns the ``(key, value)`` pairs of the INFO answer.
     ``on_check()`` and ``on_log()`` ask the adapter to re-handshake / upload now.
+    ``database``: where finished command ids are remembered (None: in memory only).
     """
 
-    def __init__(self, *, open_door=None, info, on_check, on_log):
+    def __init__(self, *, open_door=None, info, on_check, on_log, door_commands=False,
+                 limits=command_path.Limits(), database=None):
         self._open_door = open_door
-        self._info = info
-        self._on_check = on_check
-        self._on_log = on_log
-        self._done = OrderedDict()  # command id -> Result, so a re-sent command is not re-run
+        handlers = {"info": lambda args: {"pairs": list(info())},
+                    "check": lambda args: on_check(),
+                    "upload": lambda args: on_log()}
+        if door_commands and open_door is not None:
+            handlers["open_door"] = self._door
+        elif open_door is not None:
+            log.info("ADMS door commands are off (sync.adms_door_commands = false): they are answered -1")
+        self.path = command_path.CommandPath(handlers=handlers, done_log=command_path.DoneLog(database, DONE_KEY),
+                                             limits=limits, source="ADMS server")
 
     def run(self, command):
-        """Execute one Command (unless already done) and return its Result."""
-        if command.id in self._done:
-            log.info("command id %s was already executed; answering its earlier result again", command.id)
-            return self._done[command.id]
-        result = self._execute(command)
-        self._done[command.id] = result
-        while len(self._done) > REMEMBERED_IDS:
-            self._done.popitem(last=False)
-        return result
+        """Execute one codec Command (unless already done) and return its codec Result."""
+        decoded = decode(command)
+        if isinstance(decoded, int):
+            return Result(command.id, decoded, command.name)
+        outcome = self.path.run(decoded)
+        if outcome.reason == command_path.INVALID:
+            code = RETURN_BAD_SYNTAX
+        else:
+            code = _CODES.get(outcome.status, RETURN_FAILED)
+        pairs = tuple(tuple(pair) for pair in outcome.detail.get("pairs", ())) if code == RETURN_OK else ()
+        return Result(command.id, code, command.name, pairs)
 
-    def _execute(self, command):
-        name = command.name
-        upper = name.upper()
-        if upper == "SHELL":
-            # never executed, and its text is not logged (it may carry secrets)
-            log.warning("refused Shell command id %s: kiosks never run shell commands from a server", command.id)
-            return Result(command.id, RETURN_UNSUPPORTED, name)
-        if upper == "INFO":
-            return Result(command.id, RETURN_OK, name, tuple(self._info()))
-        if upper == "CHECK":
-            self._on_check()
-            return Result(command.id, RETURN_OK, name)
-        if upper == "LOG":
-            self._on_log()
-            return Result(command.id, RETURN_OK, name)
-        if upper == "AC_UNLOCK":
-            return Result(command.id, self._door(DoorRequest(), command), name)
-        if upper == "CONTROL":
-            request = parse_control_device(command.argument)
-            code = request if isinstance(request, int) else self._door(request, command)
-            return Result(command.id, code, name)
-        log.info("unsupported command %r (id %s) answered -1", upper[:32], command.id)
-        return Result(command.id, RETURN_UNSUPPORTED, name)
+    def _door(self, args):
+        if self._open_door(door=args["door"], seconds=args["seconds"]) is False:
+            raise HardwareError("the door refused to open")
+        log.info("door opened by an ADMS server command")
+        return {"opened_s": args["seconds"]}
 
-    def _door(self, request, command):
-        if self._open_door is None:
-            log.warning("door command id %s: no door on this kiosk (answered -1)", command.id)
-            return RETURN_UNSUPPORTED
-        if request.door != 1:
-            log.warning("door command id %s asks for door %d; this kiosk has door 1 only", command.id, request.door)
-            return RETURN_UNSUPPORTED
-        try:
-            opened = self._open_door(door=request.door, seconds=request.seconds)
-        except Exception:
-            log.exception("door command id %s: the door callback failed", command.id)
-            return RETURN_FAILED
-        if opened is False:
-            log.warning("door command id %s: the door refused to open", command.id)
-            return RETURN_FAILED
-        log.info("door opened by server command id %s", command.id)
-        return RETURN_OK
+
+def decode(command):
+    """A codec Command -> command_path.Command, or an ADMS return code when its text is malformed."""
+    upper = command.name.upper()
+    if upper == "SHELL":
+        # never executed, and its text is not logged (it may carry secrets)
+        log.warning("refused Shell command id %s: kiosks never run shell commands from a server", command.id)
+        return RETURN_UNSUPPORTED
+    if upper in ("INFO", "CHECK"):
+        return command_path.Command(command.id, upper.lower())
+    if upper == "LOG":
+        return command_path.Command(command.id, "upload")
+    if upper in ("AC_UNLOCK", "CONTROL"):
+        request = DoorRequest() if upper == "AC_UNLOCK" else parse_control_device(command.argument)
+        if isinstance(request, int):
+            return request
+        args = {"door": request.door}
+        if request.seconds is not None:
+            args["seconds"] = request.seconds
+        return command_path.Command(command.id, "open_door", args)
+    return command_path.Command(command.id, "adms:" + upper[:32])

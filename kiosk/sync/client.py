@@ -1,15 +1,24 @@
-"""HTTP client for the central server: TLS with a pinned CA, gzip bodies, signed requests, server time."""
+"""HTTP client for the central server: TLS with a pinned CA, gzip bodies, signed requests and answers, server time.
+
+Only the real server is obeyed: every answer must carry the server's Ed25519 signature over the
+request it answers (its nonce, device, method, path), the status, the server time and the body.
+The server's key is pinned at registration (``security.server_signing_key``); an answer that is
+unsigned, wrongly signed or signed by another key raises ``UntrustedAnswerError`` before any of
+it is used, and an unsigned 5xx or 429 only counts as "server unavailable".
+"""
 
 import logging
+import math
 import threading
 import uuid
 from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from kiosk.errors import RejectedError, SyncError
+from kiosk.backoff import parse_retry_after
+from kiosk.errors import RejectedError, SyncError, UntrustedAnswerError
 from kiosk.sync import protocol
-from kiosk.sync.backoff import parse_retry_after
+from kiosk.urls import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +46,14 @@ def rejected(reason, message, *, http_status=None):
 class SyncClient:
     """One device's connection to the central server (thread-safe for one caller at a time)."""
 
-    def __init__(self, *, server_url, device_id="", device_key=None, ca_file="", timeout_s=15.0, clock,
-                 session=None, nonce_factory=None):
+    def __init__(self, *, server_url, server_key, device_id="", device_key=None, ca_file="", timeout_s=15.0, clock,
+                 session=None, nonce_factory=None, server_key_sha256=""):
+        """``server_key``: the pinned hex Ed25519 key answers must be signed by; None only to register,
+        when the key arrives in the answer (and must then match ``server_key_sha256`` if given)."""
+        problem = url_problem(server_url)
+        if problem:
+            raise SyncError(f"sync.server_url: {problem}")
         parsed = urlsplit(server_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise SyncError(f"sync.server_url {server_url!r} is not an http(s) URL")
         self.server_url = server_url.rstrip("/")
         self._base_path = parsed.path.rstrip("/")
         self.device_id = device_id
@@ -55,6 +67,8 @@ class SyncClient:
         # pinning: with a CA file, only that CA is trusted (not the system store). Passed with every
         # request, because requests lets REQUESTS_CA_BUNDLE override a Session's own verify setting.
         self._verify = ca_file if ca_file else True
+        self.server_key = _public_key(server_key) if server_key else None
+        self._server_key_sha256 = (server_key_sha256 or "").lower()
         self._lock = threading.Lock()
         self.clock_offset_s = 0.0
         self.last_server_time = None
@@ -81,8 +95,12 @@ class SyncClient:
         return self._request("GET", "/health", signed=False)
 
     def register(self, body):
-        """POST /v1/devices/register (not signed: the device has no id yet; the body carries a proof)."""
-        return self._request("POST", "/devices/register", body=body, signed=False)
+        """POST /v1/devices/register (not signed: the device has no id yet; the body carries a proof).
+
+        The answer names the server's signing key and must be signed by it; with a pinned
+        ``server_key_sha256`` the key must also have that fingerprint. The client keeps the key.
+        """
+        return self._request("POST", "/devices/register", body=body, signed=False, registration=True)
 
     def upload_batch(self, body):
         """POST /v1/batches; returns the per-record answer."""
@@ -120,21 +138,25 @@ class SyncClient:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _request(self, method, path, *, body=None, query=None, signed=True, _retried=False):
+    def _request(self, method, path, *, body=None, query=None, signed=True, registration=False, _retried=False):
         if self._session is None:
             raise SyncError("sync client is closed")
+        if self.server_key is None and not registration:
+            raise SyncError("no server signing key is pinned (security.server_signing_key): "
+                            "provision the kiosk again (`kiosk provision`)")
         full_path = f"{self._base_path}{protocol.API_PREFIX}{path}"
         if query:
             full_path += "?" + urlencode(query)
         raw = protocol.encode_body(body) if body is not None else b""
-        headers = {}
+        nonce = self._nonce()
+        headers = {protocol.HEADER_NONCE: nonce}
         if body is not None:
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
         if signed:
             if not self.device_id or self.device_key is None:
                 raise SyncError("this device is not registered (no device id or key)")
             headers.update(protocol.sign_request(self.device_key, self.device_id, method, full_path, raw,
-                                                 now=self.server_now(), nonce=self._nonce()))
+                                                 now=self.server_now(), nonce=nonce))
         url = self.server_url[: len(self.server_url) - len(self._base_path)] + full_path
         sent_at = self._clock.monotonic()
         sent_wall = self._clock.time()
@@ -151,12 +173,27 @@ class SyncClient:
             except requests.exceptions.RequestException as e:
                 raise ServerUnavailableError(f"{method} {path}: {type(e).__name__}: {_short(e)}") from None
         self.last_latency_s = max(0.0, self._clock.monotonic() - sent_at)
-        self._note_server_time(response.headers.get(protocol.HEADER_SERVER_TIME), sent_wall)
-        data = _parse_json(content)
-        if isinstance(data, dict) and data.get("server_time") is not None and \
-                response.headers.get(protocol.HEADER_SERVER_TIME) is None:
-            self._note_server_time(data["server_time"], sent_wall)
         status = response.status_code
+        data = _parse_json(content)
+        server_time = response.headers.get(protocol.HEADER_SERVER_TIME, "")
+        key = self._answer_key(response.headers.get(protocol.HEADER_SERVER_KEY), data) if registration \
+            else self.server_key
+        problem = self._signature_problem(key, response.headers.get(protocol.HEADER_SERVER_SIGNATURE), nonce=nonce,
+                                          device_id=self.device_id if signed else "", method=method,
+                                          path=full_path, status=status, server_time=server_time, body=content)
+        if problem and (status >= 500 or status == 429):
+            # nothing in it is used: the device only waits, as it would for a dead server
+            raise ServerUnavailableError(f"{method} {path}: server answered {status} (unsigned, not trusted)")
+        if problem:
+            log.error("REFUSED the answer to %s %s from %s: %s; nothing in it is used", method, path,
+                      self.server_url, problem)
+            raise UntrustedAnswerError(f"{method} {path}: answer refused: {problem}")
+        if registration:
+            self.server_key = key
+        # the server's clock is believed only from answers it signed
+        self._note_server_time(server_time or None, sent_wall)
+        if isinstance(data, dict) and data.get("server_time") is not None and not server_time:
+            self._note_server_time(data["server_time"], sent_wall)
         if status < 300:
             if not isinstance(data, dict):
                 raise ServerUnavailableError(f"{method} {path}: answer {status} is not a JSON object")
@@ -173,6 +210,33 @@ class SyncClient:
             return self._request(method, path, body=body, query=query, signed=signed, _retried=True)
         raise rejected(reason, message, http_status=status)
 
+    def _answer_key(self, text, data):
+        """At registration: the signing key the answer names, if it matches the pinned fingerprint."""
+        if not text:
+            return None
+        if isinstance(data, dict) and data.get("server_signing_key") not in (None, text):
+            log.error("the registration answer names two different server signing keys")
+            return None
+        try:
+            key = _public_key(text)
+        except ValueError:
+            return None
+        if self._server_key_sha256 and protocol.key_fingerprint(text) != self._server_key_sha256:
+            log.error("the server's signing key has fingerprint %s, not the %s pinned by the provisioning "
+                      "file", protocol.key_fingerprint(text)[:16], self._server_key_sha256[:16])
+            return None
+        return key
+
+    @staticmethod
+    def _signature_problem(key, signature, **fields):
+        if key is None:
+            return "no usable server signing key (missing, malformed or not the pinned fingerprint)"
+        if not signature:
+            return f"not signed (no {protocol.HEADER_SERVER_SIGNATURE} header)"
+        if not protocol.verify_answer(key, signature, **fields):
+            return "the signature does not verify with the pinned server key (another server, or a replayed answer)"
+        return None
+
     def _note_server_time(self, value, sent_wall):
         if value is None:
             return
@@ -180,9 +244,15 @@ class SyncClient:
             server_time = float(value)
         except (TypeError, ValueError):
             return
+        if not math.isfinite(server_time):
+            return
         received_wall = self._clock.time()
         self.last_server_time = server_time
         self.clock_offset_s = server_time - (sent_wall + received_wall) / 2
+
+
+def _public_key(key):
+    return protocol.public_key_from_hex(key) if isinstance(key, str) else key
 
 
 def _parse_json(content):

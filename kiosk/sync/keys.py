@@ -2,6 +2,7 @@
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -16,14 +17,18 @@ NEXT_SUFFIX = ".next"
 
 
 def load_device_key(path):
-    """The private key stored at ``path``; ProvisioningError if missing, unreadable or not Ed25519."""
+    """The private key stored at ``path``; ProvisioningError if missing, unreadable, open to others or not Ed25519."""
     path = Path(path)
     try:
+        mode = path.stat().st_mode
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ProvisioningError(f"{path}: device key not found (is the device provisioned?)") from None
     except PermissionError:
         raise ProvisioningError(f"{path}: device key not readable (permission denied)") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ProvisioningError(f"{path}: device key file is accessible to others (mode {stat.S_IMODE(mode):04o}); "
+                                "run: chmod 600 " + str(path))
     try:
         key = serialization.load_pem_private_key(raw, password=None)
     except ValueError as e:

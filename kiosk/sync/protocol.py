@@ -2,7 +2,11 @@
 
 Every request a registered device makes is signed with its Ed25519 key over
 ``KIOSK-SIG-1 \\n METHOD \\n PATH?QUERY \\n TIMESTAMP \\n NONCE \\n sha256(body as sent)``.
-Bodies are JSON, gzip-compressed on the wire. See docs/sync-protocol.md.
+Every answer of the server is signed with the server's Ed25519 key over
+``KIOSK-ANSWER-1 \\n NONCE \\n DEVICE \\n METHOD \\n PATH?QUERY \\n STATUS \\n SERVER-TIME \\n sha256(JSON)``,
+where NONCE is the request's own ``X-Nonce``: an answer verifies only for the request it answers.
+Bodies are JSON, gzip-compressed on the wire; numbers must be finite (no NaN or Infinity).
+See docs/sync-protocol.md.
 """
 
 import base64
@@ -11,6 +15,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -23,8 +28,10 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
 SIGNATURE_SCHEME = "KIOSK-SIG-1"
+ANSWER_SCHEME = "KIOSK-ANSWER-1"
 REGISTRATION_SCHEME = "KIOSK-REGISTER-1"
 ROTATION_SCHEME = "KIOSK-ROTATE-1"
+CHECKPOINT_SCHEME = "KIOSK-CHECKPOINT-1"
 MAX_SKEW_S = 300.0
 MAX_BODY_BYTES = 32 * 1024 * 1024
 GZIP_LEVEL = 5
@@ -34,6 +41,8 @@ HEADER_TIMESTAMP = "X-Timestamp"
 HEADER_NONCE = "X-Nonce"
 HEADER_SIGNATURE = "X-Signature"
 HEADER_SERVER_TIME = "X-Server-Time"
+HEADER_SERVER_SIGNATURE = "X-Server-Signature"
+HEADER_SERVER_KEY = "X-Server-Signing-Key"  # hex Ed25519 key; only a registering device uses it (then pins it)
 
 # per-record answers to an uploaded batch
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
@@ -46,6 +55,7 @@ STALE_TIMESTAMP = "stale_timestamp"
 REPLAYED_NONCE = "replayed_nonce"
 BATCH_ID_REUSED = "batch_id_reused"
 BROKEN_CHAIN = "broken_chain"
+CHECKPOINT_CONFLICT = "checkpoint_conflict"
 MALFORMED = "malformed"
 
 # record kinds a batch carries: events are hash-chained; people enrolled or deleted at the kiosk are
@@ -60,12 +70,18 @@ COMMAND_KINDS = ("open_door", "sync_now", "purge_person", "reboot", "rotate_key"
 COMMAND_RESULTS = ("done", "failed", "unsupported", "expired")
 CHANGE_TYPES = ("person", "face_templates", "finger_templates", "settings", "revocation")
 
-_NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
+NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
+_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def dumps(obj):
-    """Compact JSON bytes (UTF-8)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON bytes (UTF-8); ValueError for NaN or infinity, which JSON does not have."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _refuse_constant(name):
+    # Python's json module would otherwise accept NaN, Infinity and -Infinity
+    raise ValueError(f"{name} is not a JSON number (numbers must be finite)")
 
 
 def encode_body(obj, *, level=GZIP_LEVEL):
@@ -83,9 +99,19 @@ def decode_body(raw, *, content_encoding=""):
         except (OSError, EOFError) as e:
             raise ValueError(f"body is not valid gzip: {e}") from None
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"body is not JSON: {e}") from None
+
+
+def finite_number(value, what):
+    """``value`` as a finite float; ValueError naming ``what`` for text, booleans, NaN and infinities."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, not {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
+    return number
 
 
 def _gunzip_limited(raw):
@@ -105,6 +131,33 @@ def body_digest(raw):
 def canonical_request(method, path, timestamp, nonce, digest):
     """The string a request signature covers."""
     return "\n".join((SIGNATURE_SCHEME, method.upper(), path, timestamp, nonce, digest)).encode()
+
+
+def answer_message(*, nonce, device_id, method, path, status, server_time, body):
+    """The bytes a server answer's signature covers (``body``: the JSON bytes, without Content-Encoding)."""
+    return "\n".join((ANSWER_SCHEME, nonce, device_id, method.upper(), path, str(int(status)), server_time,
+                      body_digest(body))).encode()
+
+
+def sign_answer(private_key, **fields):
+    """The ``X-Server-Signature`` value for one answer (fields as in ``answer_message``)."""
+    return b64(private_key.sign(answer_message(**fields)))
+
+
+def verify_answer(public_key, signature_text, **fields):
+    """True if ``signature_text`` (base64) is the server key's signature over this answer."""
+    if not signature_text:
+        return False
+    try:
+        signature = unb64(signature_text)
+    except ValueError:
+        return False
+    return verify(public_key, signature, answer_message(**fields))
+
+
+def key_fingerprint(public_key_text):
+    """sha256 hex of a raw 32-byte public key given as hex: what a technician compares or pins."""
+    return hashlib.sha256(bytes.fromhex(public_key_text)).hexdigest()
 
 
 def new_nonce():
@@ -143,8 +196,10 @@ def parse_signature_headers(headers):
         timestamp = float(headers[HEADER_TIMESTAMP])
     except ValueError:
         raise ValueError(f"{HEADER_TIMESTAMP} is not a number") from None
+    if not math.isfinite(timestamp):  # NaN compares false with everything: it would pass any freshness test
+        raise ValueError(f"{HEADER_TIMESTAMP} is not a finite number")
     nonce = headers[HEADER_NONCE]
-    if not _NONCE_RE.match(nonce):
+    if not NONCE_RE.match(nonce):
         raise ValueError(f"{HEADER_NONCE} must be 16-64 lowercase hex characters")
     try:
         signature = unb64(headers[HEADER_SIGNATURE])
@@ -234,10 +289,47 @@ def chain_head(wire_records):
     return None
 
 
-def batch_body(batch_id, device_id, wire_records, *, created_at):
-    """Body of POST /v1/batches."""
-    return {"batch_id": batch_id, "device_id": device_id, "created_at": created_at,
-            "records": wire_records, "chain_head": chain_head(wire_records)}
+def batch_body(batch_id, device_id, wire_records, *, created_at, device_key=None):
+    """Body of POST /v1/batches; with ``device_key``, the chain head goes as a signed checkpoint too."""
+    head = chain_head(wire_records)
+    body = {"batch_id": batch_id, "device_id": device_id, "created_at": created_at,
+            "records": wire_records, "chain_head": head}
+    if head is not None and device_key is not None:
+        body["checkpoint"] = sign_checkpoint(device_key, device_id, head["seq"], head["hash"])
+    return body
+
+
+def checkpoint_message(device_id, seq, head_hash):
+    """What the device key signs for a chain checkpoint: 'this device's chain has this hash at seq'."""
+    return "\n".join((CHECKPOINT_SCHEME, device_id, str(int(seq)), head_hash)).encode()
+
+
+def sign_checkpoint(private_key, device_id, seq, head_hash):
+    """{seq, hash, signature}: a chain checkpoint signed with the device key."""
+    return {"seq": int(seq), "hash": head_hash,
+            "signature": b64(private_key.sign(checkpoint_message(device_id, seq, head_hash)))}
+
+
+def verify_checkpoint(public_key, device_id, checkpoint):
+    """True if ``checkpoint`` ({seq, hash, signature}) is well formed and signed by ``public_key``."""
+    try:
+        seq, head_hash = parse_head(checkpoint)
+        signature = unb64(checkpoint["signature"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return verify(public_key, signature, checkpoint_message(device_id, seq, head_hash))
+
+
+def parse_head(value):
+    """(seq, hash) of a {seq, hash} object from outside; ValueError unless seq >= 1 and hash is sha256 hex."""
+    if not isinstance(value, dict):
+        raise ValueError("a chain head is an object with seq and hash")
+    seq, head_hash = value.get("seq"), value.get("hash")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise ValueError(f"chain head seq must be an integer >= 1, got {seq!r}")
+    if not isinstance(head_hash, str) or not _HASH_RE.match(head_hash):
+        raise ValueError("chain head hash must be 64 lowercase hex characters")
+    return seq, head_hash
 
 
 def batch_digest(body):

@@ -1,18 +1,22 @@
-"""Server-to-device commands: open door, sync now, purge a person, reboot, rotate key."""
+"""Server-to-device commands of the sync protocol: decode, hand to the command path, report results.
+
+Commands arrive in answers signed by the pinned server key (the client refuses any other). What
+each command may ask for, and its bounds, is decided in ``command_path``; this module only turns
+the protocol's command objects into ``Command``s and adds the handlers that belong to sync itself
+(sync now, purge a person, rotate the device key).
+"""
 
 import logging
 import os
 from dataclasses import dataclass, field
 
-from kiosk.errors import KioskError, SyncError
 from kiosk.storage import sync_state
-from kiosk.storage.db import get_meta, set_meta
 from kiosk.sync import keys
+from kiosk.sync.command_path import DONE, UNSUPPORTED, Command, CommandPath, DoneLog, Limits
 
 log = logging.getLogger(__name__)
 
 DONE_KEY = "sync.commands_done"
-REMEMBER_DONE = 200
 
 
 @dataclass
@@ -27,72 +31,67 @@ class CommandOutcome:
 class CommandRunner:
     """Runs commands from the server once each and reports their results."""
 
-    def __init__(self, database, client, *, clock, handlers=None, key_path=None):
+    def __init__(self, database, client, *, clock, handlers=None, key_path=None, limits=Limits()):
         self._db = database
         self._client = client
         self._clock = clock
-        self._handlers = dict(handlers or {})
         self._key_path = key_path
+        self._outcome = CommandOutcome()
+        own = {"sync_now": self._sync_now, "purge_person": self._purge_person}
+        if key_path:
+            own["rotate_key"] = self._rotate_key
+        self.path = CommandPath(handlers={**dict(handlers or {}), **own}, done_log=DoneLog(database, DONE_KEY),
+                                limits=limits, now=client.server_now, source="server")
 
     def poll(self):
-        outcome = CommandOutcome()
-        for command in self._client.commands():
-            command_id, kind = str(command.get("id")), command.get("kind")
-            done = get_meta(self._db, DONE_KEY, {}) or {}
-            if command_id in done:
-                # ran before, but the result did not reach the server: report it again, do not re-run
-                status, detail = done[command_id]
-            else:
-                status, detail = self._run(kind, command, outcome)
-                done[command_id] = [status, detail]
-                while len(done) > REMEMBER_DONE:
-                    done.pop(next(iter(done)))
-                set_meta(self._db, DONE_KEY, done)
-            self._client.command_result(command_id, status=status, detail=detail)
+        self._outcome = outcome = CommandOutcome()
+        for item in self._client.commands():
+            command = decode(item)
+            if not command.id:
+                log.warning("ignored a server command without an id")
+                continue
+            result = self.path.run(command)
+            self._client.command_result(command.id, status=result.status, detail=result.detail)
             outcome.ran += 1
-            log.info("command %s (%s): %s", kind, command_id, status)
         return outcome
 
-    def _run(self, kind, command, outcome):
-        args = command.get("args") or {}
-        expires_at = command.get("expires_at")
-        if expires_at is not None and self._client.server_now() > float(expires_at):
-            return "expired", {}
-        try:
-            if kind == "sync_now":
-                outcome.sync_again = True
-                return "done", {}
-            if kind == "purge_person":
-                person_id = str(args["person_id"])
-                removed = sync_state.purge_person(self._db, person_id)
-                outcome.people_purged.add(person_id)
-                return "done", removed
-            if kind == "rotate_key":
-                return self.rotate_key()
-            handler = self._handlers.get(kind)
-            if handler is None:
-                return "unsupported", {"message": f"this kiosk has no handler for {kind}"}
-            return "done", dict(handler(args) or {})
-        except SyncError:
-            raise  # not run to the end: not recorded, so it runs again at the next poll
-        except (KioskError, KeyError, ValueError, OSError) as e:
-            log.error("command %s failed: %s", kind, e)
-            return "failed", {"message": str(e)}
+    # --- sync's own handlers ----------------------------------------------------------------------
+
+    def _sync_now(self, args):
+        self._outcome.sync_again = True
+        return {}
+
+    def _purge_person(self, args):
+        removed = sync_state.purge_person(self._db, args["person_id"])
+        self._outcome.people_purged.add(args["person_id"])
+        return removed
+
+    def _rotate_key(self, args):
+        return self.rotate_key()[1]
 
     def rotate_key(self):
         """Make a new device key, have the server accept it, then switch to it (crash-safe)."""
         if not self._key_path:
-            return "unsupported", {"message": "the device key file is not known to the sync worker"}
+            return UNSUPPORTED, {"message": "the device key file is not known to the sync worker"}
         next_path = keys.next_key_path(self._key_path)
         new_key = keys.load_or_create_device_key(next_path)
         self._client.rotate_key(new_key)
         os.replace(next_path, self._key_path)
         self._client.device_key = new_key
         log.info("device key rotated")
-        return "done", {}
+        return DONE, {}
 
     def finish_interrupted_rotation(self):
         """A rotation that crashed half-way: announce the waiting key again and switch to it."""
         if self._key_path and keys.next_key_path(self._key_path).exists():
             log.info("finishing an interrupted key rotation")
             self.rotate_key()
+
+
+def decode(item):
+    """A command object of GET /v1/commands -> Command (whatever it holds: the path checks it)."""
+    if not isinstance(item, dict):
+        return Command(id="", kind="")
+    args = item.get("args")
+    return Command(id=str(item.get("id", ""))[:256], kind=str(item.get("kind", ""))[:64],
+                   args=args if args is not None else {}, expires_at=item.get("expires_at"))

@@ -2,20 +2,24 @@
 
 A record leaves the "pending" state only when the server answers ``stored`` or ``duplicate`` for
 its id in the batch that carried it; it is deleted later, by the retention purge, and only if it
-was acknowledged. The batch size adapts to how long the server takes to answer.
+was acknowledged. The batch size adapts to how long the server takes to answer. Each batch with
+events carries a chain checkpoint signed with the device key; the chain head the server confirms
+in its answer is stored (kiosk.storage.chain_anchor) for `kiosk db verify-chain`.
 """
 
 import logging
 import uuid
 from dataclasses import dataclass
 
-from kiosk.errors import RejectedError, SyncError
-from kiosk.storage import outbox, sync_state
+from kiosk.errors import DiskFullError, RejectedError, SyncError
+from kiosk.storage import chain_anchor, outbox, sync_state
 from kiosk.storage.db import transaction
 from kiosk.sync import protocol
 from kiosk.sync.client import ServerUnavailableError
 
 log = logging.getLogger(__name__)
+
+MAX_UNRECORDED = 100_000  # answers held in memory while the disk is full (about 10 MB at most)
 
 
 @dataclass
@@ -49,35 +53,76 @@ class Uploader:
         self._on_acknowledged = on_acknowledged
         self._new_batch_id = batch_id_factory or (lambda: str(uuid.uuid4()))
         self.last_latency_s = None
+        # answers the server gave that the full disk could not record: {record_id: None (acked) or
+        # reason (refused)}. Kept in memory so those records are not sent again every cycle.
+        self.unrecorded = {}
+
+    def _record_answers(self, acked, refused, *, head=None):
+        """Write acknowledgements, refusals and the confirmed chain head; on a full disk keep the
+        answers in memory and raise DiskFullError (the head comes again with the next answer)."""
+        try:
+            with transaction(self._db):
+                if acked:
+                    outbox.acknowledge(self._db, acked, now=self._clock.time())
+                if refused:
+                    sync_state.mark_rejected(self._db, refused, now=self._clock.time())
+                if head is not None:
+                    chain_anchor.record_confirmed_head(self._db, *head, now=self._clock.time())
+        except DiskFullError:
+            if len(self.unrecorded) < MAX_UNRECORDED:
+                self.unrecorded.update(dict.fromkeys(acked))
+                self.unrecorded.update(refused)
+            raise
+
+    def _flush_unrecorded(self):
+        """Write answers held in memory since the disk was full; quietly keep them while it still is."""
+        if not self.unrecorded:
+            return []
+        acked = [rid for rid, reason in self.unrecorded.items() if reason is None]
+        refused = [(rid, reason) for rid, reason in self.unrecorded.items() if reason is not None]
+        held, self.unrecorded = self.unrecorded, {}
+        try:
+            self._record_answers(acked, refused)
+        except DiskFullError:
+            self.unrecorded = held
+            return []
+        log.info("recorded %d answer(s) held since the disk was full", len(held))
+        return acked
+
+    def _mark_attempted(self, records):
+        try:
+            outbox.mark_attempted(self._db, [r.record_id for r in records])
+        except DiskFullError as e:  # bookkeeping only: the upload error is what the caller must hear
+            log.warning("could not count the upload attempt: %s", e)
 
     def upload_batch(self, report=None):
         """Send one batch of pending records; returns the number sent (0 = nothing pending)."""
         report = report if report is not None else UploadReport()
-        records = sync_state.pending_for_upload(self._db, limit=self.batch_size)
+        flushed = self._flush_unrecorded()
+        if flushed and self._on_acknowledged is not None:
+            self._on_acknowledged(flushed)
+        records = sync_state.pending_for_upload(self._db, limit=self.batch_size + len(self.unrecorded))
+        records = [r for r in records if r.record_id not in self.unrecorded][: self.batch_size]
         if not records:
             report.drained = True
             return 0
         wire = [protocol.outbox_to_wire(record) for record in records]
         body = protocol.batch_body(self._new_batch_id(), self._client.device_id, wire,
-                                   created_at=self._client.server_now())
+                                   created_at=self._client.server_now(), device_key=self._client.device_key)
         try:
             answer = self._client.upload_batch(body)
         except ServerUnavailableError as e:
             if e.http_status is None:
                 # no answer at all (timeout, reset): a smaller batch is likelier to get through
                 self._shrink()
-            outbox.mark_attempted(self._db, [r.record_id for r in records])
+            self._mark_attempted(records)
             raise
         except RejectedError:
-            outbox.mark_attempted(self._db, [r.record_id for r in records])
+            self._mark_attempted(records)
             raise
         self.last_latency_s = self._client.last_latency_s
         acked, refused, stored = self._read_answer(body, answer, {r.record_id for r in records})
-        with transaction(self._db):
-            if acked:
-                outbox.acknowledge(self._db, acked, now=self._clock.time())
-            if refused:
-                sync_state.mark_rejected(self._db, refused, now=self._clock.time())
+        self._record_answers(acked, refused, head=self._confirmed_head(answer))
         if acked and self._on_acknowledged is not None:
             self._on_acknowledged(acked)
         for record_id, reason in refused[:5]:
@@ -125,6 +170,17 @@ class Uploader:
             log.warning("server answered for %d of %d records of batch %s; the rest stay pending",
                         len(seen), len(sent_ids), body["batch_id"])
         return acked, refused, stored
+
+    def _confirmed_head(self, answer):
+        # the head the server holds for this device's chain, (seq, hash); None if absent or malformed
+        value = answer.get("confirmed_head")
+        if value is None:
+            return None
+        try:
+            return protocol.parse_head(value)
+        except ValueError as e:
+            log.warning("ignored the server's confirmed chain head: %s", e)
+            return None
 
     def _adapt(self, sent):
         latency = self.last_latency_s

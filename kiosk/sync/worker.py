@@ -9,12 +9,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from kiosk.errors import RejectedError, StorageError, SyncError
+from kiosk.errors import RejectedError, StorageError, SyncError, UntrustedAnswerError
 from kiosk.storage import outbox, sync_state
 from kiosk.storage.db import get_meta, set_meta
 from kiosk.sync import downloader
-from kiosk.sync.backoff import Backoff
+from kiosk.backoff import Backoff
 from kiosk.sync.client import ServerUnavailableError
+from kiosk.sync.command_path import Limits
 from kiosk.sync.remote import CommandRunner
 from kiosk.sync.uploader import Uploader
 
@@ -33,6 +34,7 @@ class SyncHooks:
     on_settings_changed: Callable | None = None  # ({"section.key": value}) -> apply server settings
     on_clock_offset: Callable | None = None  # (offset_s) -> the device clock is this far behind the server
     commands: dict = field(default_factory=dict)  # "open_door" / "reboot" -> (args) -> detail dict
+    limits: Limits = field(default_factory=Limits)  # door pulse default and maximum, from the gpio settings
 
 
 class SyncWorker:
@@ -52,7 +54,8 @@ class SyncWorker:
                                  max_batch_size=settings.max_batch_size, target_request_s=settings.target_request_s,
                                  on_acknowledged=on_acknowledged, batch_id_factory=batch_id_factory)
         self.backoff = Backoff(base_s=settings.min_backoff_s, cap_s=settings.max_backoff_s, rng=rng)
-        self.commands = CommandRunner(database, client, clock=clock, handlers=self.hooks.commands, key_path=key_path)
+        self.commands = CommandRunner(database, client, clock=clock, handlers=self.hooks.commands, key_path=key_path,
+                                      limits=self.hooks.limits)
         self._rotation_checked = False
         self._warned_offset = 0.0
         self._thread = None
@@ -95,6 +98,10 @@ class SyncWorker:
         except ServerUnavailableError as e:
             delay = self._failed(status, "offline", e, retry_after_s=e.retry_after_s)
             log.warning("sync: server unavailable (%s); next try in %.1f s", e, delay)
+        except UntrustedAnswerError as e:
+            delay = self._failed(status, "untrusted", e)
+            log.error("sync: an answer was not signed by the pinned server key, so nothing in it was used "
+                      "(%s); is something impersonating the server? next try in %.0f s", e, delay)
         except RejectedError as e:
             delay = self._failed(status, "rejected", e)
             status["last_rejection"] = {"reason": getattr(e, "reason", "rejected"), "message": getattr(e, "detail", str(e)),
@@ -114,8 +121,12 @@ class SyncWorker:
         return self.backoff.failure(retry_after_s=retry_after_s)
 
     def _finish(self, status, now, delay):
-        purged = outbox.purge_acknowledged(self._db, older_than_s=self.settings.retention_days * DAY_S,
-                                           now=self._clock.time())
+        try:
+            purged = outbox.purge_acknowledged(self._db, older_than_s=self.settings.retention_days * DAY_S,
+                                               now=self._clock.time())
+        except StorageError as e:  # a full disk: the cycle's own error is what counts; try again next cycle
+            log.warning("could not purge acknowledged records: %s", e)
+            purged = 0
         if purged:
             log.debug("purged %d acknowledged record(s) past retention", purged)
         offset = self.client.clock_offset_s
