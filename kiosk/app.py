@@ -37,10 +37,13 @@ def configure_logging(*, level="INFO", json_lines=False, stream=None):
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    from kiosk.admin_pages import RECENT
+
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    root.addHandler(RECENT)  # the admin's log page
     root.setLevel(level)
 
 
@@ -339,9 +342,16 @@ class Kiosk:
             self.camera.stop()
 
 
-def build_kiosk(settings, *, clock, board, camera, sensor_worker, data_key, screen=None, rng=None):
-    """The flows wired to the hardware: a FlowHost (not started), its ports, engine and poller."""
+def build_kiosk(settings, *, clock, board, camera, sensor_worker, data_key, screen=None, rng=None,
+                reconcile_sensor=None):
+    """The flows wired to the hardware: a FlowHost (not started), its ports, engine and poller.
+
+    Attendance is the home flow; ``admin_requested`` switches to a fresh AdminFlow (enrolment
+    runs inside it), and the host goes home when it finishes.
+    """
+    from kiosk.admin_pages import PUNCH_MODE_META, PUNCH_MODES, AdminPages
     from kiosk.device_ports import DevicePorts, HeadlessScreen
+    from kiosk.flows.admin import AdminFlow
     from kiosk.flows.attendance import AttendanceFlow
     from kiosk.host import FlowHost, SensorPoller
     from kiosk.storage import db
@@ -355,25 +365,33 @@ def build_kiosk(settings, *, clock, board, camera, sensor_worker, data_key, scre
 
         server_key = public_key_from_hex(settings.security.server_public_key)
     ports = DevicePorts(settings=settings, database=database, data_key=data_key, clock=clock, screen=screen,
-                        board=board, gallery=engine.gallery, server_key=server_key)
+                        board=board, gallery=engine.gallery, server_key=server_key,
+                        on_fingers_changed=reconcile_sensor)
     host = FlowHost(None, clock=clock, camera=camera, engine=engine)
     ports.host = host
     if sensor_worker is not None:
         ports.poller = SensorPoller(sensor_worker, host.post,
                                     capture_timeout_s=min(1.0, settings.fingerprint.capture_timeout_s))
     flow = AttendanceFlow(ports=ports, clock=clock, settings=settings, rng=rng)
+    chosen = db.get_meta(database, PUNCH_MODE_META)
+    if chosen in PUNCH_MODES and chosen != settings.attendance.status_rule:
+        log.info("punch-state mode %s (chosen on the admin page)", chosen)
+        flow.set_punch_rule(chosen)
     host.home = host.flow = flow
+    ports.pages = AdminPages(settings=settings, database=database, clock=clock, board=board, camera=camera,
+                             poller=ports.poller, gallery=engine.gallery, attendance=flow)
+    host.flow_factories["admin_requested"] = lambda: AdminFlow(ports=ports, clock=clock, settings=settings)
     if board is not None:
         board.when_motion = lambda: host.post("presence_detected")
     return Kiosk(host=host, ports=ports, engine=engine, flow=flow, camera=camera, poller=ports.poller, screen=screen)
 
 
 def start_kiosk(settings, *, stack, clock, board, data_key, player=None, sensor_worker=None, screen=None,
-                stop, rng=None):
+                stop, rng=None, reconcile_sensor=None):
     """Camera, face engine, flows and the fingerprint poller, started; closed by ``stack``."""
     camera = build_camera(settings, player=player)
     kiosk = build_kiosk(settings, clock=clock, board=board, camera=camera, sensor_worker=sensor_worker,
-                        data_key=data_key, screen=screen, rng=rng)
+                        data_key=data_key, screen=screen, rng=rng, reconcile_sensor=reconcile_sensor)
     stack.callback(kiosk.close)
     try:
         camera.start()
@@ -426,7 +444,7 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
         flows_stop = threading.Event()
         stack.callback(flows_stop.set)
         kiosk = start_kiosk(settings, stack=stack, clock=clock, board=board, data_key=key, player=player,
-                            sensor_worker=sensor_worker, stop=flows_stop)
+                            sensor_worker=sensor_worker, stop=flows_stop, reconcile_sensor=reconcile_sensor)
         if sims is not None:
             sims.follow_prompts(kiosk.screen)
 
@@ -435,6 +453,7 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
 
         sync_worker = build_sync_worker(settings, clock=clock, data_key=key, board=board,
                                         on_fingers_changed=reconcile_sensor, on_faces_changed=faces_changed)
+        kiosk.ports.pages.sync_worker = sync_worker
         workers = [w for w in (sync_worker, build_adms_adapter(settings, clock=clock, board=board)) if w is not None]
         for worker in workers:
             worker.start()

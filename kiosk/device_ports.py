@@ -9,6 +9,7 @@ screen for `kiosk run` status and logs each change without biometric data, PINs 
 import logging
 import threading
 
+from kiosk.errors import NoMatchError
 from kiosk.flows import ports
 from kiosk.storage import enrolment, events, people, pins
 
@@ -48,7 +49,7 @@ class DevicePorts:
     """The Ports protocol (kiosk.flows.ports) over the real parts."""
 
     def __init__(self, *, settings, database, data_key, clock, screen, board=None, host=None, poller=None,
-                 gallery=None, server_key=None, sensor_model=None):
+                 gallery=None, server_key=None, sensor_model=None, pages=None, on_fingers_changed=None):
         self.settings = settings
         self.db = database
         self.key = data_key
@@ -60,6 +61,8 @@ class DevicePorts:
         self.gallery = gallery
         self.server_key = server_key
         self.sensor_model = sensor_model or settings.fingerprint.sensor_model
+        self.pages = pages                            # kiosk.admin_pages.AdminPages
+        self.on_fingers_changed = on_fingers_changed  # queue a sensor library reconcile
         self.door_pulses = 0
 
     # --- effects --------------------------------------------------------------------------------
@@ -153,21 +156,62 @@ class DevicePorts:
                 return best[0].person_id
         return None
 
+    def finger_duplicate(self, template):
+        """The person already enrolled with this finger (searched on the sensor), or None."""
+        if self.poller is None:
+            return None
+
+        def search(sensor):
+            sensor.load_characteristics(template)
+            return sensor.search()
+
+        try:
+            slot, _score = self.poller.worker.run(search).result(timeout=30)
+        except NoMatchError:
+            return None
+        person = self.person_for_finger(slot)
+        return person.person_id if person is not None else f"slot {slot}"
+
     def enrol(self, *, person_id, name, role, faces, fingers, pin=None):
+        from kiosk.storage import db
+
         model_id = self.settings.face.embedder
-        result = enrolment.enrol_person(self.db, self.key, person_id=person_id, name=name, role=role,
-                                        face=[(model_id, v) for v in faces], fingers=list(fingers), pin=pin,
-                                        server_key=self.server_key, now=self.clock.time())
+        db.ensure_room_for_enrolment(self.settings.storage.data_dir, self.settings.storage)
+        finger_items, taken = [], []
+        capacity = self._sensor_capacity()
+        for template in fingers:
+            slot = enrolment.next_free_slot(self.db, self.sensor_model, occupied=taken, capacity=capacity)
+            taken.append(slot)
+            finger_items.append((self.sensor_model, slot, bytes(template)))
+        enrolment.enrol_person(self.db, self.key, person_id=person_id, name=name, role=role,
+                               face=[(model_id, v) for v in faces], fingers=finger_items, pin=pin,
+                               server_key=self.server_key, now=self.clock.time())
         if self.gallery is not None:
             self.gallery.remove(person_id)
             for vector in faces:
                 self.gallery.add(person_id, vector, model_id=model_id)
-        return ports.EnrolResult(person_id, len(faces), len(fingers), tuple(s for _, s, _ in fingers))
+        if finger_items and self.on_fingers_changed is not None:
+            self.on_fingers_changed({person_id})  # the sensor's thread writes the new slots
+        log.info("enrolled %s at the kiosk: %d face, %d finger template(s)", person_id, len(faces), len(fingers))
+        return ports.EnrolResult(person_id, len(faces), len(finger_items), tuple(taken))
+
+    def _sensor_capacity(self):
+        if self.poller is None:
+            return 0
+        return int(self.poller.worker.run(lambda sensor: sensor.capacity).result(timeout=30))
 
     def delete_person(self, person_id):
         enrolment.delete_person(self.db, person_id, now=self.clock.time())
         if self.gallery is not None:
             self.gallery.remove(person_id)
+        if self.on_fingers_changed is not None:
+            self.on_fingers_changed({person_id})  # empties the slots the database wrote for them
+        log.info("deleted %s at the kiosk", person_id)
+
+    def admin_page(self, page, **args):
+        if self.pages is None:
+            return {"page": page, "error": "not available"}
+        return self.pages.answer(page, **args)
 
 
 EASTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")

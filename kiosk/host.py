@@ -64,7 +64,12 @@ class FlowHost:
         """Hand one event to the active flow now (the flow thread only)."""
         factory = self.flow_factories.get(event)
         if factory is not None and self.flow is self.home:
-            self.switch(factory())
+            try:
+                self.home.handle("cancelled")  # whatever the person had started is wiped first
+                self.switch(factory())
+            except Exception:
+                log.exception("could not start the flow for %s", event)
+                self.go_home()
             return True
         try:
             return self.flow.handle(event, **data)
@@ -82,6 +87,8 @@ class FlowHost:
             self.switch(self.home)
         try:
             self.home.handle("cancelled")
+            if hasattr(self.home, "resume"):
+                self.home.resume()
         except Exception:
             log.exception("the home flow failed to go home")
 
@@ -99,7 +106,7 @@ class FlowHost:
             pass
         busy = self._camera_step() or busy
         self.flow.tick()
-        if self.flow is not self.home and getattr(self.flow, "is_finished", False):
+        if self.flow is not self.home and self.flow.state == "finished":
             self.go_home()
         return busy
 
@@ -229,7 +236,7 @@ class SensorPoller:
         def step(name, number):
             self.post("finger_step", step=name, number=number, finger=request.get("finger"))
 
-        enrollment = self._wait(self.worker.enroll(on_step=step, timeout_s=30.0))
+        enrollment = self._wait(self.worker.enroll(on_step=step, timeout_s=30.0, captures=request.get("captures")))
         self.mode = None
         self.post("finger_enrolled", template=enrollment.template, finger=request.get("finger"))
 

@@ -158,7 +158,7 @@ class Demo:
         stop = threading.Event()
         stack.callback(stop.set)
         kiosk = app.start_kiosk(settings, stack=stack, clock=clock, board=board, data_key=key, player=sims.player,
-                                sensor_worker=sensor_worker, screen=self.screen, stop=stop)
+                                sensor_worker=sensor_worker, screen=self.screen, stop=stop, reconcile_sensor=reconcile)
         self.say(f"gallery {len(kiosk.gallery)} templates; flow state {kiosk.flow.state}")
         return kiosk, board, sensor_worker, reconcile
 

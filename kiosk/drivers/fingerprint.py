@@ -428,12 +428,16 @@ class FingerprintSensor:
     def upload_template(self, slot, template):
         """Write ``template`` (from download_template or the database) into ``slot``."""
         self._check_slot(slot)
+        self.load_characteristics(template)
+        self.store(slot)
+
+    def load_characteristics(self, template, *, buffer=1):
+        """Put ``template`` into char buffer 1 or 2 without storing it (then ``search()`` finds its owner)."""
         data = list(bytes(template))
         if not data:
             raise ValueError("empty template")
-        if not self._call("write template", self._fp_call("uploadCharacteristics", 1, data), self.timeout_s):
+        if not self._call("write template", self._fp_call("uploadCharacteristics", buffer, data), self.timeout_s):
             raise CommunicationError("the template read back from the sensor differs from the one written")
-        self.store(slot)
 
     def download_image(self):
         """The last captured image as a 288x256 uint8 array (16 grey levels). Slow: ~7 s at 57,600 bps."""

@@ -167,6 +167,17 @@ class AttendanceFlow(Flow):
         self.ports.start_capture("finger", mode="identify")
         self._show("attendance_idle")
 
+    def resume(self):
+        """Back home from another flow (admin): show the idle screen and restart the captures."""
+        if self.state == "idle":
+            self.on_enter_idle()
+
+    def set_punch_rule(self, rule):
+        """The admin changed the punch-state rule (takes effect for the next person)."""
+        self.rule = PunchRule(rule, timezone=self.settings.device.timezone,
+                              windows=self.settings.attendance.time_windows,
+                              fixed_status=self.settings.attendance.fixed_status)
+
     def stay_awake(self):
         self.extend_deadline()
 

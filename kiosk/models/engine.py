@@ -3,7 +3,7 @@
 Modes:
 - ``detect``: the detector only, on the face nearest the centre: cheap, for an idle kiosk
   waiting for someone to walk up;
-- ``identify``: detector, face mesh, alignment and embedding of that face, the quality gate
+- ``identify`` (and ``enrol``): detector, face mesh, alignment and embedding of that face, the quality gate
   with its guidance, a 1:N search when the frame is good, and (when configured) the passive
   anti-spoofing score.
 
@@ -19,7 +19,7 @@ from kiosk.models.face_frame import FaceFrame
 
 log = logging.getLogger(__name__)
 
-MODES = ("detect", "identify")
+MODES = ("detect", "identify", "enrol")  # enrol analyses like identify (the flow keeps the vectors)
 
 
 class FaceEngine:
