@@ -419,6 +419,17 @@ def test_a_face_that_never_gets_into_position_is_refused_in_time(kiosk):
     assert not ports.records
 
 
+def test_what_a_flow_remembers_is_bounded(kiosk):
+    """A kiosk runs for months: the diagnostic trail of transitions must not grow without end."""
+    from kiosk.flows.base import TRANSITIONS_KEPT
+
+    flow, ports, clock, _ = kiosk(attendance={"repeat_guard_s": 0.0})
+    for _ in range(TRANSITIONS_KEPT):
+        flow.handle("finger_matched", slot=3, score=100)
+        flow.handle("cancelled")
+    assert len(flow.transitions_taken) == TRANSITIONS_KEPT
+
+
 def test_zz_every_declared_transition_was_taken():
     missing = declared_transitions(AttendanceFlow) - TAKEN
     assert not missing, f"transitions never exercised: {sorted(missing)}"

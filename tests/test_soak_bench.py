@@ -32,12 +32,18 @@ def test_bad_counts_are_one_line_errors():
         assert "error: argument" in result.stderr.strip().splitlines()[-1]
 
 
-def test_one_punch_is_one_committed_event():
+def test_one_punch_is_one_committed_event_through_the_attendance_flow():
+    from kiosk.storage.seal import DataKey
+
     database = db.open_db(":memory:")
-    recorder = soak.PunchRecorder(database, FakeClock())
-    first, second = recorder.punch(0), recorder.punch(1)
-    assert (first.seq, second.seq) == (1, 2) and events.count(database) == 2
-    assert events.verify_chain(database) == 2
+    recorder = soak.PunchRecorder(database, FakeClock(), data_key=DataKey(bytes(32)))
+    recorder.punch(0)
+    recorder.punch(1)
+    recorder.punch(soak.PunchRecorder.PEOPLE)  # the first person again: the toggle rule checks them out
+    assert events.count(database) == 3 and events.verify_chain(database) == 3
+    rows = list(database.query("SELECT person_id, status_code, verify_mode FROM attendance_events ORDER BY seq"))
+    assert [(r["person_id"], r["status_code"]) for r in rows] == [("100000", 0), ("100001", 0), ("100000", 1)]
+    assert {r["verify_mode"] for r in rows} == {"fingerprint"} and recorder.flow.state == "idle"
 
 
 def test_process_figures_read_this_process():

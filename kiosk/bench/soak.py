@@ -51,28 +51,41 @@ def _positive(text):
 
 
 class PunchRecorder:
-    """Records one attendance punch; the one place the soak touches the record path.
+    """Records one attendance punch through the attendance flow, as a finger placed at the door would.
 
-    Today a punch is ``events.record_event`` (its own transaction, as at the door); when the
-    attendance flow lands, ``punch`` drives the flow instead and nothing else here changes.
+    The flow (``AttendanceFlow``) runs on the real ports (``DevicePorts``: storage, the duplicate
+    guard's and punch rule's queries, the commit) with a headless screen and no GPIO board: each
+    punch is ``finger_matched`` for the next of ``PEOPLE`` enrolled people, then ``cancelled`` back
+    home. The repeat guard is off (the same person punches again within seconds here on purpose).
     """
 
-    MODES = ("face", "fingerprint", "pin", "card")
-
     PEOPLE = 3000
+    SENSOR = "R307"
 
-    def __init__(self, database, clock):
+    def __init__(self, database, clock, *, data_key):
+        from kiosk import config
+        from kiosk.device_ports import DevicePorts, HeadlessScreen
+        from kiosk.flows.attendance import AttendanceFlow
         from kiosk.storage import people
 
-        self._database = database
-        self._clock = clock
-        people.upsert_people(database, [{"person_id": str(100000 + n)} for n in range(self.PEOPLE)])
+        settings = config.build([("soak", {"attendance": {"repeat_guard_s": 0.0, "status_rule": "toggle"},
+                                           "fingerprint": {"sensor_model": self.SENSOR}})])
+        people.upsert_people(database, [{"person_id": str(100000 + n), "name": f"Employee {n}"}
+                                        for n in range(self.PEOPLE)])
+        for n in range(self.PEOPLE):
+            people.add_finger_template(database, data_key, str(100000 + n), self.SENSOR, n, bytes([n % 251]) * 512)
+        self.ports = DevicePorts(settings=settings, database=database, data_key=data_key, clock=clock,
+                                 screen=HeadlessScreen())
+        self.flow = AttendanceFlow(ports=self.ports, clock=clock, settings=settings)
+        self.recorded = 0
 
     def punch(self, n):
-        from kiosk.storage import events
-
-        return events.record_event(self._database, person_id=str(100000 + n % self.PEOPLE), status_code=n % 6,
-                                   verify_mode=self.MODES[n % 4], score=0.8, clock=self._clock)
+        flow = self.flow
+        flow.handle("finger_matched", slot=n % self.PEOPLE, score=100)
+        if flow.state != "showing_result":
+            raise RuntimeError(f"punch {n} was not recorded (flow in {flow.state})")
+        self.recorded += 1
+        flow.handle("cancelled")
 
 
 def process_figures():
@@ -108,6 +121,7 @@ def _start_server(workdir):
 
 def run(args):
     """Set up a registered kiosk, record the punches, wait for the upload, print the figures."""
+    logging.getLogger("kiosk.device_ports").setLevel(logging.WARNING)  # a line per punch would drown the figures
     from kiosk import config
     from kiosk.clock import SystemClock
     from kiosk.storage import db, sync_state
@@ -124,7 +138,9 @@ def run(args):
             reg = registration.register(server_url=url, token=token, device_key=key)
             settings = config.build([]).replace(sync={"interval_s": args.interval_s}).sync
             database = db.open_db(workdir / "kiosk.db")
-            recorder = PunchRecorder(database, clock)
+            from kiosk.storage.seal import DataKey
+
+            recorder = PunchRecorder(database, clock, data_key=DataKey.load_or_create(workdir / "data.key"))
             client = SyncClient(server_url=url, server_key=reg.server_signing_key, device_id=reg.device_id, device_key=key,
                                 timeout_s=settings.request_timeout_s, clock=clock)
             worker = SyncWorker(db.open_db(workdir / "kiosk.db"), client, settings=settings, clock=clock,

@@ -12,11 +12,14 @@ A flow is a ``python-statemachine`` chart (states and transitions declared on th
   is ignored and logged at DEBUG, never raised, so nothing from outside can crash a kiosk.
 """
 
+import collections
 import logging
 
 from statemachine import State, StateMachine
 
 log = logging.getLogger(__name__)
+
+TRANSITIONS_KEPT = 1000
 
 __all__ = ["Flow", "State"]
 
@@ -32,7 +35,8 @@ class Flow(StateMachine):
         self.ports = ports
         self.clock = clock
         self.deadline_s = None
-        self.transitions_taken = []  # (source, event, target), for tests and diagnostics
+        # the latest (source, event, target), for tests and diagnostics; bounded: a kiosk runs for months
+        self.transitions_taken = collections.deque(maxlen=TRANSITIONS_KEPT)
         super().__init__(**kwargs)
 
     # --- the state ------------------------------------------------------------------------------
