@@ -64,16 +64,17 @@ class AdminPages:
 
     def page_status(self):
         from kiosk import doctor
+        from kiosk.doctor import FAIL, PASS
 
         report = doctor.run_checks(self.settings, only=("disk", "database", "keys", "provisioning", "clock"),
                                    clock=self.clock)
         checks = [{"name": c.name, "status": c.status, "detail": c.detail, "remedy": c.remedy} for c in report.checks]
         camera = self.camera
-        checks.append({"name": "camera", "status": "PASS" if camera is not None and camera.is_healthy else "FAIL",
+        checks.append({"name": "camera", "status": PASS if camera is not None and camera.is_healthy else FAIL,
                        "detail": "live" if camera is not None and camera.is_healthy else
                        (camera.error if camera is not None else "no camera"), "remedy": ""})
         sensor_ok = self.poller is not None and self.poller.is_alive
-        checks.append({"name": "fingerprint", "status": "PASS" if sensor_ok else "FAIL",
+        checks.append({"name": "fingerprint", "status": PASS if sensor_ok else FAIL,
                        "detail": "polling" if sensor_ok else "sensor unavailable", "remedy": ""})
         return {"checks": checks, "faces": len(self.gallery) if self.gallery is not None else 0,
                 "people": people.count_people(self.db)}
