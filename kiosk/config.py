@@ -37,8 +37,6 @@ def setting(default, *, min=None, max=None, choices=None, kind=None, secret=Fals
 
 @dataclass(frozen=True)
 class DeviceSettings:
-    site: str = setting("", doc="site name shown on screen and sent to the server (set by provisioning)")
-    door: str = setting("", doc="door or entrance name (set by provisioning)")
     timezone: str = setting("UTC", kind="timezone", doc="IANA time zone for local times on screen and in ADMS rows")
 
 
@@ -155,14 +153,6 @@ class AttendanceSettings:
 
 
 @dataclass(frozen=True)
-class ActivationSettings:
-    code_length: int = setting(6, min=4, max=8)
-    code_attempts: int = setting(3, min=1, max=10)
-    step_timeout_s: float = setting(60.0, min=5.0, max=600.0)
-    fingers: int = setting(2, min=1, max=10)
-
-
-@dataclass(frozen=True)
 class SyncSettings:
     server_url: str = setting("", kind="url", doc="central server (https; http only on loopback); "
                                                    "empty = not provisioned (set by `kiosk provision`)")
@@ -191,8 +181,6 @@ class SyncSettings:
 @dataclass(frozen=True)
 class UiSettings:
     language: str = setting("ar", choices=("ar", "en"), doc="the language each session starts in")
-    rotation: int = setting(0, choices=(0, 90, 180, 270))
-    fullscreen: bool = setting(True)
     inactivity_timeout_s: float = setting(30.0, min=3.0, max=3600.0, doc="no input this long: wipe and go home")
     dim_after_s: float = setting(60.0, min=1.0, max=86400.0, doc="idle this long: dim the screen")
 
@@ -226,7 +214,6 @@ class Settings:
     gpio: GpioSettings = field(default_factory=GpioSettings)
     face: FaceSettings = field(default_factory=FaceSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
-    activation: ActivationSettings = field(default_factory=ActivationSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -466,16 +453,15 @@ def to_toml(data):
 
 
 SECTION_DOCS = {
-    "device": "Where this kiosk stands (written by `kiosk provision`).",
+    "device": "This kiosk's local time (written by `kiosk provision`).",
     "hardware": "Which hardware the kiosk drives. Production never falls back to the simulator.",
     "camera": "Camera: a large display stream and a small inference (lores) stream.",
     "fingerprint": "Optical fingerprint module (R30x / ZFM / AS608) on a UART.",
     "gpio": "GPIO parts, BCM numbering (see docs/hardware.md for the wiring table).",
     "face": "On-device face pipeline and the attendance decision rule (see docs/benchmarks.md).",
     "attendance": "Clocking in and out.",
-    "activation": "Digital identity activation.",
     "sync": "Central server and optional ZKTeco PUSH/ADMS server.",
-    "ui": "Touchscreen.",
+    "ui": "What the flows tell the screen: the session language, the inactivity timeout and dimming.",
     "storage": "Where data lives and the free-space floors.",
     "security": "Keys. Files named here must be mode 0600, owned by the kiosk user.",
 }

@@ -251,8 +251,8 @@ def write_settings(pf, record, paths):
         sections = {name: dict(values) for name, values in pf.settings.items() if isinstance(values, dict)}
     sections.setdefault("sync", {}).update({"server_url": pf.server_url, "device_id": record["device_id"],
                                             "ca_file": str(paths.ca_file) if pf.ca_pem else ""})
-    sections.setdefault("ui", {}).update({"rotation": pf.display_rotation, "language": pf.language})
-    sections.setdefault("device", {}).update({"site": pf.site, "door": pf.door, "timezone": pf.timezone})
+    sections.setdefault("ui", {}).update({"language": pf.language})
+    sections.setdefault("device", {}).update({"timezone": pf.timezone})
     sections.setdefault("storage", {})["data_dir"] = str(paths.state_dir)
     sections.setdefault("security", {}).update({
         "device_key_file": str(paths.device_key), "data_key_file": str(paths.data_key),
@@ -270,7 +270,7 @@ def write_settings(pf, record, paths):
     os.replace(tmp, paths.settings_file)
     _give_to_kiosk(paths.settings_file, mode=0o640, group_only=True)
     display = paths.kiosk_etc / "display.env"
-    display.write_text("# Environment for kiosk.service (eglfs). Rotation is ui.rotation in kiosk.toml;\n"
+    display.write_text("# Environment for kiosk.service (Qt eglfs, for the touchscreen UI of a later issue):\n"
                        "# set Qt platform overrides here if a panel needs them, e.g.\n"
                        "# QT_QPA_EGLFS_PHYSICAL_WIDTH=155\n# QT_QPA_EGLFS_PHYSICAL_HEIGHT=86\n")
 

@@ -1,8 +1,8 @@
 """The provisioning file on the boot partition: parse, validate, sign, and wipe its secrets.
 
 ``kiosk-provision.toml`` (see image-build/kiosk-provision.toml.example) carries the server
-URL, its CA, a one-time enrolment token, the kiosk's place, time zone, Wi-Fi, rotation and
-admin PIN hash. Every problem is reported with the key it concerns, all at once, so the
+URL, its CA, a one-time enrolment token, the kiosk's place, time zone, language, Wi-Fi
+and admin PIN hash. Every problem is reported with the key it concerns, all at once, so the
 technician fixes the file in one go.
 
 A *re-provisioning* file changes an already registered kiosk. It is the same format plus a
@@ -35,7 +35,7 @@ PLACEHOLDER_TOKEN = "PASTE-THE-ONE-TIME-TOKEN-HERE"
 SECRET_KEYS = ("enrolment_token", "psk")
 TABLES = {
     "server": {"url", "ca_file", "ca_pem", "enrolment_token", "signing_key_sha256"},
-    "device": {"site", "door", "timezone", "display_rotation", "language"},
+    "device": {"site", "door", "timezone", "language"},
     "wifi": {"ssid", "psk", "country"},
     "admin": {"pin_hash", "signing_public_key"},
     "settings": None,       # any kiosk.toml sections, checked by kiosk.config
@@ -56,7 +56,6 @@ class ProvisionFile:
     site: str
     door: str
     timezone: str
-    display_rotation: int
     language: str
     wifi_ssid: str
     wifi_psk: str = field(repr=False)
@@ -127,9 +126,6 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
     tz = get.str("device", "timezone", default="UTC")
     if config.timezone_problem(tz):
         problems.append(f"device.timezone: {config.timezone_problem(tz)}")
-    rotation = get.int("device", "display_rotation", default=0)
-    if rotation not in (0, 90, 180, 270):
-        problems.append(f"device.display_rotation: {rotation!r} is not one of 0, 90, 180, 270")
     language = get.str("device", "language", default="ar")
     if language not in ("ar", "en"):
         problems.append(f"device.language: {language!r} is not one of ar, en")
@@ -170,7 +166,7 @@ def parse(data, *, raw=b"", path=Path(FILE_NAME), boot_dir=Path(".")):
         raise ProvisioningError(f"{path.name} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))
     return ProvisionFile(path=path, raw=raw, server_url=url, ca_pem=ca_pem, enrolment_token=token,
                          site=get.str("device", "site"), door=get.str("device", "door"), timezone=tz,
-                         display_rotation=rotation, language=language, wifi_ssid=ssid, wifi_psk=psk,
+                         language=language, wifi_ssid=ssid, wifi_psk=psk,
                          wifi_country=country, admin_pin_hash=pin_hash, signing_public_key=signer,
                          server_key_sha256=server_key_sha256,
                          settings=settings if isinstance(settings, dict) else {}, reprovision=reprovision)

@@ -62,7 +62,6 @@ enrolment_token = "{token}"
 site = "Head office"
 door = "Main entrance"
 timezone = "Asia/Riyadh"
-display_rotation = 90
 language = "en"
 
 [wifi]
@@ -125,7 +124,7 @@ def test_success_registers_writes_settings_and_erases_the_token(server, paths, c
     assert settings.sync.device_id == outcome.device_id
     assert settings.sync.server_url == server.url
     assert Path(settings.sync.ca_file).read_text() == Path(server.ca_file).read_text()
-    assert settings.ui.rotation == 90 and settings.ui.language == "en"
+    assert settings.ui.language == "en" and settings.device.timezone == "Asia/Riyadh"
     assert settings.security.device_key_file == str(paths.device_key)
     assert provision_file.check_pin("4321", settings.security.admin_pin_hash)
     assert settings.storage.data_dir == str(paths.state_dir)
@@ -243,7 +242,7 @@ enrolment_token = "PASTE-THE-ONE-TIME-TOKEN-HERE"
 colour = "blue"
 [device]
 timezone = "Mars/Olympus"
-display_rotation = 45
+language = "fr"
 [wifi]
 ssid = "x"
 psk = "short"
@@ -254,7 +253,7 @@ match_threshold = 7
         run(paths)
     message = str(e.value)
     for key in ("server.url", "server.enrolment_token: still the example's placeholder", "server.colour",
-                "device.timezone", "device.display_rotation", "wifi.psk", "wifi.country", "face.match_threshold"):
+                "device.timezone", "device.language", "wifi.psk", "wifi.country", "face.match_threshold"):
         assert key in message
     assert "8 problem(s)" in message
     assert "device.timezone" in screen(paths) and "Fix kiosk-provision.toml" in screen(paths)
