@@ -117,7 +117,7 @@ def test_every_program_a_unit_runs_is_shipped(unit):
 def test_kiosk_service_watchdog_restart_and_sandboxing():
     unit = SYSTEMD / "kiosk.service"
     d = {k: v for _, k, v in directives(unit)}
-    # notify + watchdog: a hung UI loop is killed and restarted
+    # notify + watchdog: an app whose threads stop is killed and restarted
     assert d["Type"] == "notify"
     assert d["NotifyAccess"] == "main"
     assert 5 <= _seconds(d["WatchdogSec"]) <= 120
