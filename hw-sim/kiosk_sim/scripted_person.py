@@ -84,6 +84,8 @@ class ScriptedPerson:
                  raise_frames=4, leave_frames=20):
         counts = dict(approach_frames=approach_frames, turn_frames=turn_frames, hold_frames=hold_frames,
                       return_frames=return_frames, raise_frames=raise_frames, leave_frames=leave_frames)
+        self._made_with = dict(frontal=frontal, turns=turns, person=person, mirror=mirror, seed=seed, size=size,
+                               fps=fps, **counts)
         for key, value in counts.items():
             if int(value) != value or value < 1:
                 raise ValueError(f"{key} must be a whole number >= 1, not {value!r}")
@@ -105,6 +107,11 @@ class ScriptedPerson:
         self._next_index = 0
         self._busy_until = approach_frames
         self._left = False
+
+    def again(self):
+        """The same person, back at the start: walking up again with no cues given yet."""
+        made = dict(self._made_with)
+        return ScriptedPerson(made.pop("frontal"), **made)
 
     @staticmethod
     def _load_turns(turns, mirror):
