@@ -406,13 +406,18 @@ def start_kiosk(settings, *, stack, clock, board, data_key, player=None, sensor_
     return kiosk
 
 
+# a flows step is one frame's analysis plus a few database writes: far under this even on a Pi 4
+FLOWS_STALL_LIMIT_S = 15.0
+
+
 def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
     """`kiosk run`: storage, hardware, the flows, sync and the systemd watchdog until SIGTERM.
 
     Attendance runs headless (by face, fingerprint and, from the touchscreen later, PIN) until
     the touchscreen lands. READY=1 is sent once everything is up; WATCHDOG=1 only while the
-    flows, the fingerprint poller and the sync workers are alive, so a hung kiosk is restarted
-    by systemd. ``on_ready(kiosk, sims)`` is called once running (tests and the demo use it).
+    flows, the fingerprint poller and the sync workers are alive and the flows thread keeps
+    stepping (a flow stuck for ``FLOWS_STALL_LIMIT_S`` counts as dead), so a hung kiosk is
+    restarted by systemd. ``on_ready(kiosk, sims)`` is called once running (tests and the demo use it).
     """
     import contextlib
     import signal
@@ -468,6 +473,9 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
         interval = watchdog_interval_s() or 5.0
         while not stop.wait(min(interval, 1.0)):
             dead = [type(w).__name__ for w in watched if not w.is_alive]
+            stalled = kiosk.host.stalled_s()
+            if stalled > FLOWS_STALL_LIMIT_S:
+                dead.append(f"FlowHost (no step for {stalled:.0f} s)")
             if dead:
                 log.error("stopped: %s; withholding the watchdog so systemd restarts us", dead)
                 continue

@@ -38,6 +38,7 @@ class FlowHost:
         self.detect_interval_s = 1.0 / float(detect_fps)
         self.face_mode = None
         self.frames_analysed = 0
+        self.last_step_s = None  # the clock's monotonic time of the last completed step
         self.on_frame = None  # optional callback(frame, face_frame), e.g. for a preview or a benchmark
         self._events = queue.Queue(maxsize=MAX_QUEUED_EVENTS)
         self._last_index = None
@@ -108,7 +109,14 @@ class FlowHost:
         self.flow.tick()
         if self.flow is not self.home and self.flow.state == "finished":
             self.go_home()
+        self.last_step_s = self.clock.monotonic()
         return busy
+
+    def stalled_s(self):
+        """Seconds since the flows thread last finished a step (0 before the first): a hung flow grows it."""
+        if self.last_step_s is None:
+            return 0.0
+        return max(0.0, self.clock.monotonic() - self.last_step_s)
 
     def _camera_step(self):
         mode = self.face_mode

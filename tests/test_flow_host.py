@@ -1,0 +1,75 @@
+"""The flows' host: events from any thread reach the flow, a failing flow goes home, a stall shows."""
+
+from kiosk.clock import FakeClock
+from kiosk.host import MAX_QUEUED_EVENTS, FlowHost
+
+
+class Recording:
+    """A stand-in flow: remembers events; ``boom`` raises, as a flow with a bug would."""
+
+    state = "idle"
+
+    def __init__(self):
+        self.events = []
+        self.ticks = 0
+
+    def handle(self, event, **data):
+        if event == "boom":
+            raise RuntimeError("a bug in a flow")
+        self.events.append((event, data))
+        return True
+
+    def tick(self):
+        self.ticks += 1
+
+
+def test_posted_events_reach_the_flow_in_order_on_the_next_step():
+    flow = Recording()
+    host = FlowHost(flow, clock=FakeClock())
+    host.post("finger_matched", slot=3)
+    host.post("cancelled")
+    assert flow.events == []
+    host.step()
+    assert flow.events == [("finger_matched", {"slot": 3}), ("cancelled", {})] and flow.ticks == 1
+
+
+def test_a_flood_of_events_is_bounded():
+    flow = Recording()
+    host = FlowHost(flow, clock=FakeClock())
+    for n in range(MAX_QUEUED_EVENTS + 50):
+        host.post("presence_detected", n=n)
+    host.step()
+    assert len(flow.events) == MAX_QUEUED_EVENTS
+
+
+def test_a_failing_flow_is_sent_home_and_the_host_goes_on():
+    flow = Recording()
+    host = FlowHost(flow, clock=FakeClock())
+    host.post("boom")
+    host.post("presence_detected")
+    host.step()
+    assert ("cancelled", {}) in flow.events and flow.events[-1] == ("presence_detected", {})
+
+
+def test_a_stalled_flows_thread_shows_in_stalled_s():
+    clock = FakeClock()
+    host = FlowHost(Recording(), clock=clock)
+    assert host.stalled_s() == 0.0
+    host.step()
+    clock.advance(20)
+    assert host.stalled_s() == 20.0  # run_appliance withholds the watchdog past FLOWS_STALL_LIMIT_S
+    host.step()
+    assert host.stalled_s() == 0.0
+
+
+def test_another_flow_is_entered_by_its_event_and_left_when_finished():
+    home, admin = Recording(), Recording()
+    host = FlowHost(home, clock=FakeClock())
+    host.flow_factories["admin_requested"] = lambda: admin
+    host.post("admin_requested")
+    host.post("pin_entered", pin="x")
+    host.step()
+    assert host.flow is admin and admin.events == [("pin_entered", {"pin": "x"})]
+    admin.state = "finished"
+    host.step()
+    assert host.flow is home and home.events[-1] == ("cancelled", {})
