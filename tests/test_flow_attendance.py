@@ -396,17 +396,19 @@ def test_liveness_off_accepts_on_agreement_alone(kiosk):
     assert ports.records and ports.records[0].person_id == "alice"
 
 
-def test_a_second_face_in_view_holds_the_challenge(kiosk):
+def test_a_bystander_in_view_neither_starts_nor_votes_but_the_tracked_face_may_turn(kiosk):
     flow, ports, _, faces = kiosk()
     flow.handle("face_seen", frame=faces.frame("alice"))
     feed(flow, [faces.frame("alice", failures=("one_person_only",)) for _ in range(3)])
-    feed(flow, [faces.frame("alice", yaw=25.0, failures=("one_person_only", "face_the_camera"))
-                for _ in range(3)])
     assert flow.attempt.challenge is None and ports.screen["guidance"] == "one_person_only"
     feed(flow, [faces.frame("alice")])  # alone in the guide: now the challenge starts
     feed(flow, [faces.frame("alice", yaw=25.0, failures=("one_person_only", "face_the_camera"))
-                for _ in range(3)])
-    assert flow.attempt.challenge.stage.value == "acting"  # a second face holds it where it was
+                for _ in range(2)])
+    assert flow.attempt.challenge.stage.value == "returning"  # the tracked face's own turn counts
+    feed(flow, [faces.frame("alice", failures=("one_person_only",)) for _ in range(6)])
+    assert not ports.records  # no frame with someone else in view votes
+    feed(flow, [faces.frame("alice") for _ in range(2)])
+    assert [r.person_id for r in ports.records] == ["alice"]
 
 
 def test_a_face_that_never_gets_into_position_is_refused_in_time(kiosk):

@@ -25,7 +25,7 @@ import numpy as np
 
 from kiosk.models.decision import DecisionRule, Liveness
 from kiosk.models.liveness import ActiveChallenge, choose_challenge
-from kiosk.models.quality import FACE_THE_CAMERA, ONE_PERSON_ONLY
+from kiosk.models.quality import FACE_THE_CAMERA
 from kiosk.flows.tracking import FaceTracker
 from kiosk.models.face_frame import FaceFrame  # noqa: F401  (what update() takes)
 
@@ -105,9 +105,9 @@ class FaceAttempt:
                 return None  # the challenge starts once the face is in the guide, not while walking up
             kind = choose_challenge(self.rng, allowed=self.settings.challenge)
             self.challenge = ActiveChallenge.from_settings(self.settings, kind, started_s=frame.timestamp_s)
-        # a second face in view: nobody's challenge advances (but its time still runs out)
-        landmarks = None if ONE_PERSON_ONLY in frame.failures else frame.landmarks
-        return self.challenge.update(landmarks, frame.timestamp_s)
+        # the landmarks are the tracked face's own: someone else in view (a bystander) neither
+        # performs nor spoils its challenge, and frames with them in view never vote (not good)
+        return self.challenge.update(frame.landmarks, frame.timestamp_s)
 
     def _passive_state(self, frame):
         if frame.attack_score is not None and frame.guidance is None:
