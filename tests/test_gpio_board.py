@@ -37,11 +37,11 @@ def test_door_pulse_opens_and_closes_on_time(rig):
 
 def test_a_second_pulse_while_open_extends_the_opening(rig):
     board, panel = rig
-    board.door.pulse(0.05)
-    board.door.pulse(0.25)
-    assert board.door.wait_for_closed(timeout=2.0)
+    board.door.pulse(0.5)   # long enough that the second call surely finds the door still open
+    board.door.pulse(0.6)
+    assert board.door.wait_for_closed(timeout=3.0)
     (_, duration), = panel.pulses("door")  # one opening, not two
-    assert duration >= 0.25
+    assert duration >= 0.6
     assert board.door.pulses == 2
 
 
