@@ -39,8 +39,8 @@ class Watcher:
         if screen == "enrol_finger" and self.sensor is not None:
             if data.get("step") == "place_finger":
                 self.sensor.place_finger(FINGER, int(data.get("number") or 1))
-            elif data.get("step") == "lift_finger":
-                self.sensor.lift_finger()
+            elif data.get("step") in ("lift_finger", "captured"):
+                self.sensor.lift_finger()  # a person lifts once the capture is taken
 
     def wait(self, wanted, *, timeout_s=60.0, since=0):
         deadline = time.monotonic() + timeout_s

@@ -255,12 +255,17 @@ class Demo:
 
     def _place_when_asked(self, screen, data, sims):
         """The employee at the sensor during enrolment: places and lifts the finger the screen names."""
+        if screen == "enrol_finger_retry":  # the sensor asks again: lift, and try that finger once more
+            sims.sensor.lift_finger()
+            self.say(f"... the sensor asked to try again ({data.get('guidance')}); the employee does")
+            self.kiosk_host.post("retry_requested")
+            return
         if screen != "enrol_finger":
             return
         if data.get("step") == "place_finger":
             sims.sensor.place_finger(FINGERS[data.get("finger", 1)], int(data.get("number") or 1))
-        elif data.get("step") == "lift_finger":
-            sims.sensor.lift_finger()
+        elif data.get("step") in ("lift_finger", "captured"):
+            sims.sensor.lift_finger()  # a person lifts once the capture is taken
 
     def kiosk_enrolment(self, kiosk, sims, lfw, enrolled):
         """An admin enrols a new employee at the kiosk, through the admin and enrolment flows."""
@@ -281,6 +286,7 @@ class Demo:
         self.wait_for(("enrol_details",), what="the enrolment form")
         sims.player.play(f"walk_up:person={name},photo=1")  # the new employee stands at the kiosk
         host.post("details_entered", person_id=KIOSK_EMPLOYEE, name=name.replace("_", " "), role="employee")
+        self.kiosk_host = host
         self.actor = lambda screen, data: self._place_when_asked(screen, data, sims)
         screen, data = self.wait_for(("enrol_finger", "enrol_duplicate", "enrol_failed"), timeout_s=60,
                                      what="the face captures")
