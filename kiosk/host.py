@@ -244,6 +244,10 @@ class SensorPoller:
         def step(name, number):
             self.post("finger_step", step=name, number=number, finger=request.get("finger"))
 
+        # a finger still on the glass from the last capture (or the other finger) must not be taken
+        # as this finger's first capture
+        step("lift_finger", 0)
+        self._wait(self.worker.submit("wait_for_lift", timeout_s=30.0))
         enrollment = self._wait(self.worker.enroll(on_step=step, timeout_s=30.0, captures=request.get("captures")))
         self.mode = None
         self.post("finger_enrolled", template=enrollment.template, finger=request.get("finger"))
