@@ -329,6 +329,20 @@ def test_after_the_result_the_person_served_is_not_served_again(kiosk):
     assert ports.screen["screen"] == "face_challenge"
 
 
+def test_the_next_person_in_line_is_served_without_waiting_for_the_result_to_end(kiosk):
+    flow, ports, clock, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, faces.turn_left("alice"))
+    assert flow.state == "showing_result"
+    feed(flow, [faces.frame("alice") for _ in range(3)])                      # alice still there
+    feed(flow, [faces.frame("bob", guidance="move_closer") for _ in range(2)])  # bob steps up
+    assert flow.state == "showing_result"                                     # not in position yet
+    feed(flow, [faces.frame("bob")])
+    assert flow.state == "watching"                                           # no waiting for result_s
+    feed(flow, faces.turn_left("bob"))
+    assert [r.person_id for r in ports.records] == ["alice", "bob"]
+
+
 def test_result_goes_home_when_face_is_not_a_verify_mode(kiosk):
     flow, ports, clock, faces = kiosk(attendance={"verify_modes": ["fingerprint"]})
     flow.handle("face_seen", frame=faces.frame("alice"))

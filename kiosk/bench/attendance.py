@@ -17,7 +17,7 @@ is reported too, to show whether 15 fps is sustained here.
 Scenarios: enrolled walk-ups (accepted within 3 s?); unenrolled walk-ups who perform the turn;
 photo attacks on enrolled people, alternately a printed photo held up alone and the photo swap
 (a live unenrolled person performs the turn, then raises the enrolled person's photo); a queue
-(the next person walks up as the previous one leaves) giving people per minute.
+(when the door opens for one, the next in line steps forward: 1 s) giving people per minute.
 """
 
 import argparse
@@ -231,10 +231,11 @@ def play(kiosk, player, *, arrived_frame, watch_s, responder=None, stop_at_door=
     return {"in_view": in_view, "first": first, "door": kiosk.ports.door[doors_before:], "step_ms": step_ms}
 
 
-def _scripted(member, *, seed, photo=None):
+def _scripted(member, *, seed, photo=None, approach_frames=45):
     from kiosk_sim.scripted_person import ScriptedPerson
 
-    return ScriptedPerson(photo or member.frontal, turns=member.turns, person=member.person, seed=seed, fps=FPS)
+    return ScriptedPerson(photo or member.frontal, turns=member.turns, person=member.person, seed=seed, fps=FPS,
+                          approach_frames=approach_frames)
 
 
 def _player(source, seed):
@@ -333,8 +334,12 @@ def photo_attacks(engine, settings, ids, enrolled, strangers, clock, count, data
     return results
 
 
+QUEUE_STEP_FRAMES = 15  # 1 s at 15 fps: the next person was waiting right behind
+
+
 def queue(engine, settings, ids, enrolled, clock, count):
-    """People one after another on one kiosk: the next walks up as the previous one leaves."""
+    """People one after another on one kiosk: when the door opens for one, the next in line steps
+    forward (``QUEUE_STEP_FRAMES``: from a step behind into the guide, not a walk across the room)."""
     kiosk = Kiosk(engine, settings, ids, clock=clock, seed=SEED + 3000)
     doors, served = [], 0
     from kiosk_sim.camera import ScenarioPlayer
@@ -343,7 +348,7 @@ def queue(engine, settings, ids, enrolled, clock, count):
     player.open()
     for number in range(count):
         member = enrolled[number % len(enrolled)]
-        person = _scripted(member, seed=SEED + 3000 + number)
+        person = _scripted(member, seed=SEED + 3000 + number, approach_frames=QUEUE_STEP_FRAMES)
         player.play(person)
         out = play(kiosk, player, arrived_frame=person.arrived_frame, watch_s=QUEUE_GIVE_UP_S,
                    responder=Responder(person))

@@ -7,6 +7,7 @@ The chart (``docs/flows/attendance.md`` is drawn from it by ``kiosk flows diagra
     any waiting state --finger_matched--> recording;  --pin_requested--> entering_id -> entering_pin
     recording --choice_needed--> choosing_punch --punch_chosen|timed_out--> recording
     recording --already_recorded--> showing_result ("already recorded at 08:02": a success)
+    showing_result --timed_out | next_person (someone new already in position)--> watching
     recording --record_failed--> refused (unknown person, storage error: the door stays shut)
 
 A record is committed (``ports.record`` returns only once it is on disk) before the door opens
@@ -56,6 +57,7 @@ class AttendanceFlow(Flow):
                  | watching.to.itself(internal=True, on="consider_frame")
                  | showing_result.to.itself(internal=True, on="follow_frame"))
     face_matched = watching.to(recording, on="pend")
+    next_person = showing_result.to(watching, cond="face_enabled")
     face_refused = watching.to(not_recognised, on="count_refusal")
     retry_requested = not_recognised.to(watching, cond="face_enabled")
 
@@ -341,6 +343,7 @@ class AttendanceFlow(Flow):
         self._show("refused", reason=reason)
 
     def follow_frame(self, frame=None):
-        """While the result shows, keep following the face just served (so it is not served twice)."""
-        if frame is not None:
-            self.attempt.follow(frame)
+        """While the result shows, keep following the face just served (so it is not served twice);
+        when the next person in line is already in position, serve them without waiting."""
+        if frame is not None and self.attempt.follow(frame):
+            self.send("next_person")

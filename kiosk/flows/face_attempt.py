@@ -64,6 +64,7 @@ class FaceAttempt:
         self.same_face_min = float(same_face_min)
         self.attempt_s = float(attempt_s)
         self.spent_track = None
+        self.fresh_track = None  # a face that appeared while a result was on screen
         self._new_attempt(None)
 
     @property
@@ -88,6 +89,7 @@ class FaceAttempt:
         """Forget the face entirely (the person left, or the flow went home)."""
         self.tracker.reset()
         self.spent_track = None
+        self.fresh_track = None
         self._new_attempt(None)
 
     def restart(self, *, spend=False):
@@ -135,12 +137,19 @@ class FaceAttempt:
         return Liveness.PENDING, status
 
     def follow(self, frame):
-        """Keep the tracker up to date without deciding anything (while a result is on screen)."""
+        """Keep the tracker up to date without deciding anything (while a result is on screen).
+
+        Returns True when this frame shows someone new, in position: the next person in line.
+        """
         if frame.box is None:
             self.tracker.missed(frame.timestamp_s)
-        else:
-            self.tracker.update(frame.box, frame.embedding, frame.timestamp_s,
-                                reliable=FACE_THE_CAMERA not in frame.failures)
+            return False
+        track, is_new = self.tracker.update(frame.box, frame.embedding, frame.timestamp_s,
+                                            reliable=FACE_THE_CAMERA not in frame.failures)
+        if is_new:
+            self.fresh_track = track.track_id
+        return (self.fresh_track == track.track_id and track.track_id != self.spent_track
+                and frame.guidance is None)
 
     # --- one frame ------------------------------------------------------------------------------
 
