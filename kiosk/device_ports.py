@@ -9,6 +9,7 @@ screen for `kiosk run` status and logs each change without biometric data, PINs 
 import logging
 import threading
 
+from kiosk.digits import western_digits
 from kiosk.errors import NoMatchError
 from kiosk.flows import ports
 from kiosk.storage import enrolment, events, people, pins
@@ -113,7 +114,7 @@ class DevicePorts:
         return self.person(people.person_for_slot(self.db, self.sensor_model, int(slot)))
 
     def find_person(self, typed):
-        typed = str(typed or "").strip().translate(EASTERN_DIGITS)
+        typed = western_digits(typed or "")
         return self.person(typed) if typed else None
 
     def last_punch(self, person_id):
@@ -213,5 +214,3 @@ class DevicePorts:
             return {"page": page, "error": "not available"}
         return self.pages.answer(page, **args)
 
-
-EASTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")

@@ -15,6 +15,8 @@ import logging
 import re
 import secrets
 
+from kiosk.digits import western_digits
+
 log = logging.getLogger(__name__)
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
@@ -25,12 +27,11 @@ MAX_MEMORY_BYTES = 64 * 2 ** 20  # scrypt needs about 128 * N * r bytes
 MAX_WORK = 2 ** 22  # N * r * p: bounds the time one check takes on a Pi
 MIN_SALT_BYTES, MIN_DIGEST_BYTES, MAX_DIGEST_BYTES = 8, 16, 64
 MIN_PIN_DIGITS, MAX_PIN_DIGITS = 4, 12
-EASTERN_ARABIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 
 
 def normalise_pin(text):
     """A typed PIN with Eastern Arabic digits folded to Western; ValueError unless 4-12 digits."""
-    digits = str(text).strip().translate(EASTERN_ARABIC_DIGITS)
+    digits = western_digits(text)
     if not (digits.isascii() and digits.isdigit() and MIN_PIN_DIGITS <= len(digits) <= MAX_PIN_DIGITS):
         raise ValueError(f"a PIN is {MIN_PIN_DIGITS} to {MAX_PIN_DIGITS} digits")
     return digits

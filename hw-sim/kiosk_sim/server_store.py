@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from kiosk_sim import server_people
 
+from kiosk.digits import EASTERN_TO_WESTERN
 from kiosk.storage.chain import GENESIS, event_hash
 from kiosk.sync import protocol
 
@@ -459,7 +460,7 @@ class ServerStore:
 
     def verify_code(self, device_id, body, *, now):
         activation_id, code = str(body.get("activation_id", "")), str(body.get("code", ""))
-        code = code.translate(protocol.EASTERN_ARABIC)
+        code = code.translate(EASTERN_TO_WESTERN)
         row = self._one("SELECT device_id, code_hash, expires_at, attempts_left, verified_at FROM activations "
                         "WHERE activation_id = ?", [activation_id])
         if row is None or row[0] != device_id:

@@ -24,6 +24,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from kiosk.digits import western_digits
+
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
@@ -349,12 +351,9 @@ def luhn_ok(digits):
     return total % 10 == 0
 
 
-EASTERN_ARABIC = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
-
-
 def normalise_national_id(text):
     """A national id / iqama number with Eastern Arabic digits folded to Western; ValueError if invalid."""
-    digits = str(text).strip().translate(EASTERN_ARABIC)
+    digits = western_digits(text)
     if len(digits) != 10 or not digits.isdigit():
         raise ValueError("a national id has exactly 10 digits")
     if digits[0] not in "12":
