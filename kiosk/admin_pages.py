@@ -86,10 +86,10 @@ class AdminPages:
         return {"rows": [dict(r) for r in rows], "offset": offset, "total": people.count_people(self.db)}
 
     def page_events(self, offset=0):
-        from kiosk.flows.punch import PunchRule
+        from kiosk.flows.punch import day_start_s
 
         offset = max(0, int(offset))
-        since = PunchRule("toggle", timezone=self.settings.device.timezone).day_start_s(self.clock.time())
+        since = day_start_s(self.clock.time(), self.settings.device.timezone)
         rows = list(self.db.query(
             "SELECT seq, person_id, status_code, verify_mode, wall_time FROM attendance_events "
             "WHERE wall_time >= ? ORDER BY seq DESC LIMIT ? OFFSET ?", [events.iso_utc(since), PAGE_ROWS, offset]))

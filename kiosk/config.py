@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kiosk.errors import ConfigError
-from kiosk.urls import url_problem  # noqa: F401  (provision_file and tests ask config for it)
+from kiosk.urls import url_problem
 
 log = logging.getLogger(__name__)
 

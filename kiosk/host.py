@@ -37,9 +37,7 @@ class FlowHost:
         self.tick_s = float(tick_s)
         self.detect_interval_s = 1.0 / float(detect_fps)
         self.face_mode = None
-        self.frames_analysed = 0
         self.last_step_s = None  # the clock's monotonic time of the last completed step
-        self.on_frame = None  # optional callback(frame, face_frame), e.g. for a preview or a benchmark
         self._events = queue.Queue(maxsize=MAX_QUEUED_EVENTS)
         self._last_index = None
         self._last_detect_s = None
@@ -131,9 +129,6 @@ class FlowHost:
         self._last_index = frame.index
         self._last_detect_s = frame.timestamp_s
         face_frame = self.engine.analyse(frame.lores_rgb(), frame.timestamp_s, mode=mode)
-        self.frames_analysed += 1
-        if self.on_frame is not None:
-            self.on_frame(frame, face_frame)
         if face_frame.box is not None or mode == "identify":
             self.deliver("face_seen", frame=face_frame)
         return True
@@ -161,7 +156,7 @@ class FlowHost:
 class SensorPoller:
     """Keeps the sensor identifying while wanted; posts ``finger_matched`` / ``finger_not_matched``."""
 
-    def __init__(self, worker, post, *, capture_timeout_s=1.0, retry_s=5.0, clock=None):
+    def __init__(self, worker, post, *, capture_timeout_s=1.0, retry_s=5.0):
         self.worker = worker
         self.post = post
         self.capture_timeout_s = float(capture_timeout_s)

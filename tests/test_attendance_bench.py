@@ -18,16 +18,16 @@ def member(yaws):
 
 def test_turned_photos_are_the_most_turned_each_way_past_20_degrees():
     m = member([1.0, 22.0, 35.0, -19.9, 19.9, None])
-    assert cast._turns(m) == {"turn_left": m.photos[2]}  # -19.9 and 19.9 fall short; yaw > 0 is the left
+    assert cast.turned_photos(m) == {"turn_left": m.photos[2]}  # -19.9 and 19.9 fall short; yaw > 0 is the left
     m = member([1.0, -20.0, -41.0, 4.0])
-    assert cast._turns(m) == {"turn_right": m.photos[2]}
+    assert cast.turned_photos(m) == {"turn_right": m.photos[2]}
 
 
 def test_the_walk_up_photo_is_frontal_within_8_degrees_and_not_the_enrolment_photo():
     m = member([0.5, 9.0, -8.0, 7.9, 2.0])
-    assert cast._frontal(m, skip_first=True) == m.photos[3]
-    assert cast._frontal(m, skip_first=False) == m.photos[0]
-    assert cast._frontal(member([0.5, 12.0, None]), skip_first=True) is None
+    assert cast.frontal_photo(m, skip_first=True) == m.photos[3]
+    assert cast.frontal_photo(m, skip_first=False) == m.photos[0]
+    assert cast.frontal_photo(member([0.5, 12.0, None]), skip_first=True) is None
 
 
 def test_the_bench_runs_the_turn_challenge_only():

@@ -75,7 +75,7 @@ def measure(pipeline, person, photos):
     return Member(person, list(photos), yaws, enrol_embedding=embedding)
 
 
-def _turns(member):
+def turned_photos(member):
     """The most turned photo each way among those at least TURNED_DEG (yaw > 0: the person's left)."""
     turns = {}
     for kind, sign in (("turn_left", 1.0), ("turn_right", -1.0)):
@@ -86,7 +86,7 @@ def _turns(member):
     return turns
 
 
-def _frontal(member, *, skip_first):
+def frontal_photo(member, *, skip_first):
     for position, (path, yaw) in enumerate(zip(member.photos, member.yaws)):
         if skip_first and position == 0:
             continue
@@ -107,9 +107,9 @@ def choose(dataset, pipeline, *, walkups, unknown):
         if len(enrolled) >= walkups and len(unenrolled) >= unknown:
             break
         member = measure(pipeline, person, photos)
-        member.turns = _turns(member)
+        member.turns = turned_photos(member)
         if len(enrolled) < walkups:
-            member.frontal = _frontal(member, skip_first=True)
+            member.frontal = frontal_photo(member, skip_first=True)
             if member.enrol_embedding is None:
                 skipped["no face in the first (enrolment) photo"] += 1
             elif member.frontal is None:
@@ -120,7 +120,7 @@ def choose(dataset, pipeline, *, walkups, unknown):
                 enrolled.append(member)
                 continue
         if len(unenrolled) < unknown:
-            member.frontal = _frontal(member, skip_first=False)
+            member.frontal = frontal_photo(member, skip_first=False)
             if member.frontal is not None and member.turns:
                 unenrolled.append(member)
     return enrolled, unenrolled, skipped

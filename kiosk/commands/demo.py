@@ -239,7 +239,7 @@ class Demo:
         if not data["already"]:
             raise RuntimeError("a second punch within the repeat guard was recorded again")
         self.step("An unknown person (not enrolled) walks up and is asked to turn")
-        stranger = choose_performer(pipeline, lfw, {}, exclude=set(enrolled))
+        stranger = choose_stranger(pipeline, lfw, enrolled)
         self.walk_up(kiosk, sims, ScriptedPerson(stranger[0], turns=stranger[1], hold_frames=12), expect="refused",
                      what="an unknown face")
         self.step("A printed photo of the enrolled person held up to the camera")
@@ -388,34 +388,17 @@ class Demo:
         return len(rows)
 
 
-def measure_yaw(pipeline, path):
-    """The head's yaw in a photo, measured by the kiosk's face mesh (None when no face is found)."""
-    import cv2
+def choose_stranger(pipeline, lfw, enrolled):
+    """Someone never enrolled who can turn the head, chosen as the attendance bench chooses its
+    cast (kiosk.bench.attendance_cast): (frontal photo besides the first, {turn: photo})."""
+    from kiosk.bench import attendance_cast as cast
 
-    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    faces = pipeline.process(image, embed=False)
-    return faces[0].landmarks.yaw_deg if faces and faces[0].landmarks is not None else None
-
-
-def choose_performer(pipeline, lfw, enrolled, *, exclude=()):
-    """A person (enrolled, or any not in ``exclude`` when ``enrolled`` is empty) with a frontal
-    photo other than their first and a photo turned 20 degrees or more: (frontal, {turn: path})."""
-    names = list(enrolled) if enrolled else sorted(p.name for p in lfw.iterdir() if p.is_dir())
-    for name in names:
-        if name in exclude:
+    for person, photos in cast.list_people(lfw):
+        if person in enrolled:
             continue
-        photos = sorted((lfw / name).glob("*.jpg"))[1:]
-        yaws = [(measure_yaw(pipeline, p), p) for p in photos[:12]]
-        yaws = [(y, p) for y, p in yaws if y is not None]
-        frontal = next((p for y, p in yaws if abs(y) < 5), None)
-        left = [p for y, p in sorted(yaws, key=lambda t: t[0]) if y >= 20]
-        right = [p for y, p in sorted(yaws, key=lambda t: -t[0]) if y <= -20]
-        if frontal is not None and (left or right):
-            turns = {}
-            if left:
-                turns["turn_left"] = left[0]
-            if right:
-                turns["turn_right"] = right[0]
+        member = cast.measure(pipeline, person, photos)
+        frontal, turns = cast.frontal_photo(member, skip_first=True), cast.turned_photos(member)
+        if frontal is not None and turns:
             return frontal, turns
     raise RuntimeError(f"no person in {lfw} has a frontal and a turned photo")
 

@@ -1,6 +1,6 @@
 """One attempt to recognise the face in front of the kiosk, frame by frame, liveness bound to it.
 
-``FaceAttempt.update(frame)`` takes what the face engine saw in one frame (``FaceFrame``) and
+``FaceAttempt.update(frame)`` takes what the face engine saw in one frame (``kiosk.models.face_frame.FaceFrame``) and
 says what the screen should do now (``Outcome``): ask for a better position (quality
 guidance), show the liveness challenge, accept someone, or refuse.
 
@@ -27,7 +27,6 @@ from kiosk.models.decision import DecisionRule, Liveness
 from kiosk.models.liveness import ActiveChallenge, choose_challenge
 from kiosk.models.quality import FACE_THE_CAMERA
 from kiosk.flows.tracking import FaceTracker
-from kiosk.models.face_frame import FaceFrame  # noqa: F401  (what update() takes)
 
 log = logging.getLogger(__name__)
 

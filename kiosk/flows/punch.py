@@ -64,9 +64,7 @@ class PunchRule:
 
     def day_start_s(self, wall_s):
         """Epoch seconds of the local midnight that starts the day of ``wall_s``."""
-        local = datetime.fromtimestamp(wall_s, self.zone)
-        midnight = datetime.combine(local.date(), time(0, 0), tzinfo=self.zone)
-        return midnight.timestamp()
+        return day_start_s(wall_s, self.zone)
 
     def decide(self, wall_s, punches_today):
         """The status code for a punch at ``wall_s`` given today's earlier punches (oldest first)."""
@@ -86,6 +84,13 @@ class PunchRule:
         if not punches_today:
             return CHECK_IN
         return TOGGLE_NEXT.get(punches_today[-1].status, CHECK_IN)
+
+
+def day_start_s(wall_s, zone):
+    """Epoch seconds of the local midnight (in ``zone``, a ZoneInfo or a name) that starts ``wall_s``'s day."""
+    zone = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+    local = datetime.fromtimestamp(wall_s, zone)
+    return datetime.combine(local.date(), time(0, 0), tzinfo=zone).timestamp()
 
 
 def local_clock_text(wall_s, timezone):
