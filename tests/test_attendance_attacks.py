@@ -77,7 +77,7 @@ def test_a_live_enrolled_person_who_turns_is_recorded(settings, pipeline, lfw):
 
 
 class SwapAfterTheTurn:
-    """The attacker: performs the asked turn live, then at once raises the enrolled person's photo."""
+    """The attacker: stands in the guide, performs the asked turn live, then at once raises the enrolled person's photo."""
 
     def __init__(self, person, photo):
         self.person, self.photo, self.done = person, photo, False
@@ -85,7 +85,8 @@ class SwapAfterTheTurn:
     def __call__(self, screen, data):
         if screen == "face_challenge" and not self.done:
             self.done = True
-            self.person.perform(data["challenge"])
+            arrived = max(0, self.person.arrived_frame - self.person.next_index)
+            self.person.perform(data["challenge"], delay_frames=arrived)
             self.person.hold_up_photo(self.photo)  # queued: starts as the head comes back
 
 
@@ -97,6 +98,8 @@ def test_photo_swap_live_challenge_then_enrolled_photo_is_refused(settings, pipe
     attacker = SwapAfterTheTurn(scene.person, photo)
     flow, ports = play(settings, pipeline, gallery, scene, frames=200, follow=attacker)
     assert attacker.done and scene.person.state_at(199).held_photo == photo
+    # the live turn passed (the attack is the swap, not a failed turn); the photo got nothing
+    assert any(data["screen"] == "face_checking" for name, data in ports.calls if name == "show")
     assert not ports.records and ports.count("open_door") == 0
 
 

@@ -90,9 +90,38 @@ def test_the_challenge_is_shown_while_it_is_pending(kiosk):
     flow, ports, _, faces = kiosk()
     feed(flow, [faces.frame("alice"), faces.frame("alice"), faces.frame("alice")])
     assert ports.screen["screen"] == "face_challenge" and ports.screen["challenge"] == "turn_left"
-    feed(flow, [faces.frame("alice", guidance="move_closer")])
-    assert ports.screen["screen"] == "face_guidance" and ports.screen["guidance"] == "move_closer"
+    feed(flow, [faces.frame("alice", guidance="move_closer")])  # stepped back: the challenge stays
+    assert ports.screen["screen"] == "face_challenge" and ports.screen["guidance"] == "move_closer"
+    feed(flow, [faces.frame("alice", guidance="more_light")])
+    assert ports.screen["screen"] == "face_guidance" and ports.screen["guidance"] == "more_light"
     assert not ports.records
+
+
+SMALL_BOX = (300, 200, 340, 250)   # 40 px wide: half of face.min_face_px, too far to measure the pose
+FAR_BOX = (290, 190, 350, 260)     # 60 px: still coming, but the head pose can be measured
+
+
+def test_the_challenge_starts_while_the_person_is_still_coming(kiosk):
+    flow, ports, _, faces = kiosk()
+    feed(flow, [faces.frame("alice", box=SMALL_BOX, guidance="move_closer") for _ in range(2)])
+    assert ports.screen["screen"] == "face_guidance" and ports.screen["guidance"] == "move_closer"
+    feed(flow, [faces.frame("alice", box=FAR_BOX, guidance="move_closer")])
+    assert ports.screen["screen"] == "face_challenge" and ports.screen["guidance"] == "move_closer"
+    for frame in faces.turn_left("alice", box=FAR_BOX, guidance="move_closer"):
+        feed(flow, [frame])
+    assert not ports.records  # live, but not yet in the guide: nothing is matched from far away
+    feed(flow, [faces.frame("alice"), faces.frame("alice")])  # arrives in the guide
+    assert [r.person_id for r in ports.records] == ["alice"]
+
+
+def test_a_photo_raised_after_a_challenge_done_on_the_way_is_refused(kiosk):
+    """The swap attack with the turn made while walking up: the photo never joins the performer."""
+    flow, ports, _, faces = kiosk()
+    flow.attempt.tracker.min_continuity = -2.0  # the worst case: the swap is not seen as a new face
+    feed(flow, faces.turn_left("mallory", box=FAR_BOX, guidance="move_closer"))
+    feed(flow, [faces.frame("mallory", guidance="move_closer")])  # alone and still coming: chained
+    feed(flow, [faces.frame("alice", jitter=0.02) for _ in range(30)])  # the photo, in the guide
+    assert not ports.records and ports.count("open_door") == 0
 
 
 def test_photo_swap_after_a_live_challenge_is_never_accepted(kiosk):

@@ -109,14 +109,17 @@ def test_perform_turns_through_the_given_photos_and_back(myers):
     assert person.render(start + 3).faces[0].person == "Richard_Myers"
 
 
-def test_cues_queue_after_the_arrival_and_each_other(myers):
+def test_cues_queue_after_each_other_and_may_come_while_walking_up(myers):
     person = make(myers, seed=4, size=SMALL, approach_frames=30, turn_frames=2, hold_frames=3, return_frames=2)
-    first = person.perform("turn_right")  # asked while still walking up: turns once in place
+    person.render(9)
+    first = person.perform("turn_right")  # asked while still walking up: turns on the way
     second = person.perform("turn_left", delay_frames=1)
-    assert first == 30 and second == 37
-    assert person.state_at(36).action == "turn_right" and person.state_at(37).action == "turn_left"
+    assert first == 10 and second == 17
+    state = person.state_at(12)
+    assert state.phase == "approaching" and state.pose == "turn_right"
+    assert person.state_at(16).action == "turn_right" and person.state_at(17).action == "turn_left"
     leaving = person.leave()
-    assert leaving == 44 and person.state_at(43).phase == "present" and person.state_at(44).phase == "leaving"
+    assert leaving == 24 and person.state_at(23).phase == "approaching" and person.state_at(24).phase == "leaving"
 
 
 def test_a_missing_direction_is_the_other_one_mirrored(myers):

@@ -14,7 +14,9 @@ tells the person what to do, from any thread:
 - ``leave()``: walk away out of view; the room is empty afterwards.
 
 Commands are queued: each starts ``delay_frames`` after the next frame to be rendered, or when
-the previous command has finished (and not before the person has arrived), whichever is later.
+the previous command has finished, whichever is later. A person may act while still walking up
+(people read the screen as they come: a head turn during the last steps is drawn at the
+walking-up position and size).
 Frames are addressed by index and are a pure function of (seed, index, the commands given so
 far): a command only ever changes frames that were not yet rendered, so ``render(i)`` gives the
 same picture whenever it is called. Every frame carries ground truth: the live face as
@@ -105,7 +107,7 @@ class ScriptedPerson:
         self._lock = threading.Lock()
         self._commands = ()     # replaced, never mutated, so a render can hold a snapshot
         self._next_index = 0
-        self._busy_until = approach_frames
+        self._busy_until = 0
         self._left = False
 
     def again(self):
@@ -200,7 +202,7 @@ class ScriptedPerson:
 
     @property
     def busy_until(self):
-        """The frame at which everything queued so far is done (the arrival included)."""
+        """The frame at which everything queued so far is done."""
         with self._lock:
             return self._busy_until
 

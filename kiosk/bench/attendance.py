@@ -185,12 +185,16 @@ def _fully_in_view(scene, size):
     return False
 
 
-class Responder:
-    """Plays the person's side of the screen: turns the head when the challenge asks."""
+REACTION_FRAMES = 6  # 400 ms at 15 fps: reading the prompt before the head starts to turn
 
-    def __init__(self, person, *, then_photo=None):
+
+class Responder:
+    """Plays the person's side of the screen: turns the head when the challenge asks, after reading it."""
+
+    def __init__(self, person, *, then_photo=None, reaction_frames=REACTION_FRAMES):
         self.person = person
         self.then_photo = then_photo  # photo swap: raise this photo once the turn is done
+        self.reaction_frames = int(reaction_frames)
         self.turns = 0
 
     def __call__(self, screen, data):
@@ -200,7 +204,7 @@ class Responder:
             return  # the attacker now holds the photo up and keeps it there
         if self.turns and self.person.busy_until > self.person.next_index:
             return  # still turning
-        self.person.perform(data["challenge"])
+        self.person.perform(data["challenge"], delay_frames=self.reaction_frames)
         self.turns += 1
         if self.then_photo is not None:
             self.person.hold_up_photo(self.then_photo)
@@ -211,10 +215,20 @@ class Responder:
 def play(kiosk, player, *, arrived_frame, watch_s, responder=None, stop_at_door=True):
     """Play frames until the door pulses (``stop_at_door``) or ``watch_s`` after the face is in view.
 
-    Returns ``{"in_view", "door", "step_ms"}``: frame numbers (the kiosk's, from 1) of the
-    first fully-in-view frame and of each door pulse, and the real ms of every frame.
+    Returns ``{"in_view", "door", "step_ms", "prompted"}``: frame numbers (the kiosk's, from 1)
+    of the first fully-in-view frame at the guide, of each door pulse and of the first liveness
+    prompt, and the real ms of every frame. When the door opened while the person was still
+    walking up, ``in_view`` is the frame at which they arrive (the door was open by then).
     """
-    kiosk.ports.on_show = responder
+    prompted = []
+
+    def on_show(screen, data):
+        if screen == "face_challenge" and not prompted:
+            prompted.append(kiosk.frames)
+        if responder is not None:
+            responder(screen, data)
+
+    kiosk.ports.on_show = on_show
     first, in_view, step_ms, doors_before = kiosk.frames + 1, None, {}, len(kiosk.ports.door)
     limit = arrived_frame + int(round((watch_s + 1.0) * FPS)) + 200  # in_view comes within this
     for local in range(limit):
@@ -228,7 +242,11 @@ def play(kiosk, player, *, arrived_frame, watch_s, responder=None, stop_at_door=
         if in_view is not None and kiosk.frames - in_view >= watch_s * FPS:
             break
     kiosk.ports.on_show = None
-    return {"in_view": in_view, "first": first, "door": kiosk.ports.door[doors_before:], "step_ms": step_ms}
+    doors = kiosk.ports.door[doors_before:]
+    if in_view is None and doors:
+        in_view = first + arrived_frame  # the door opened on the way: they arrive at an open door
+    return {"in_view": in_view, "first": first, "door": doors, "step_ms": step_ms,
+            "prompted": prompted[0] if prompted else None}
 
 
 def _scripted(member, *, seed, photo=None, approach_frames=45):
@@ -260,9 +278,11 @@ def enrolled_walkups(engine, settings, ids, enrolled, clock):
         entry = {"person": member.person, "in_view": out["in_view"], "door_frame": door and door[0],
                  "recorded_as": door and door[1]}
         if door is not None and out["in_view"] is not None:
-            frames = door[0] - out["in_view"]
+            frames = door[0] - out["in_view"]  # negative: the door opened before they stopped
             entry["frame_ms"] = frames / FPS * 1000.0
-            entry["latency_ms"] = entry["frame_ms"] + out["step_ms"][door[0]]
+            entry["latency_ms"] = max(0.0, entry["frame_ms"] + out["step_ms"][door[0]])
+            if out["prompted"] is not None:
+                entry["prompt_ms"] = (door[0] - out["prompted"]) / FPS * 1000.0 + out["step_ms"][door[0]]
         entry["accepted"] = (door is not None and door[1] == member.person and entry.get("frame_ms") is not None
                              and entry["frame_ms"] <= ACCEPT_WITHIN_S * 1000.0)
         results.append(entry)
@@ -408,6 +428,7 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
 
     latencies = [w["latency_ms"] for w in walks if w["accepted"]]
     frame_latencies = [w["frame_ms"] for w in walks if w["accepted"]]
+    prompt_latencies = [w["prompt_ms"] for w in walks if w["accepted"] and "prompt_ms" in w]
     wrong_person = sum(1 for w in walks if w["recorded_as"] not in (None, w["person"]))
     printed = [a for a in attack_runs if a["kind"] == "printed_photo"]
     swaps = [a for a in attack_runs if a["kind"] == "photo_swap"]
@@ -421,6 +442,10 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
         "people_per_min": queued.get("people_per_min"),
         "frame_time_median_ms": _stats(frame_latencies)["median"],
         "frame_time_p95_ms": _stats(frame_latencies)["p95"],
+        "door_before_arrival": sum(1 for w in walks if w["accepted"] and w["frame_ms"] < 0),
+        "prompt_to_door_median_ms": _stats(prompt_latencies)["median"],
+        "prompt_to_door_p95_ms": _stats(prompt_latencies)["p95"],
+        "reaction_ms": round(REACTION_FRAMES / FPS * 1000.0),
         "walkups_asked": walkups,
         "walkups_skipped": sum(skipped.values()),
         "skip_reasons": dict(skipped),
@@ -443,8 +468,8 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
         "fps": FPS,
         "liveness": f"{settings.face.liveness} ({settings.face.challenge}): the simulated people can turn "
                     "their heads but cannot blink",
-        "reaction": "the simulated person starts turning on the frame after the prompt; a real person "
-                    "adds their reaction time",
+        "reaction": f"the simulated person starts turning {REACTION_FRAMES / FPS * 1000:.0f} ms after the prompt "
+                    "appears, while still walking up if it appears then",
         "dataset": str(dataset),
     }
     return result
@@ -466,9 +491,12 @@ def _report(r):
         f"{r['walkups_skipped']} people skipped: {r['skip_reasons'] or 'none'})",
         f"accepted within {ACCEPT_WITHIN_S:g} s: {r['accepted']}/{r['walkups']}"
         + (f" (not: {', '.join(r['not_accepted'])})" if r["not_accepted"] else ""),
-        f"face in view -> door pulse, frame time + that frame's processing: median {_ms(r['median_ms'])}, "
-        f"p95 {_ms(r['p95_ms'])}  (frame time alone: {_ms(r['frame_time_median_ms'])} / "
-        f"{_ms(r['frame_time_p95_ms'])})",
+        f"face in view at the guide -> door pulse, frame time + that frame's processing: median "
+        f"{_ms(r['median_ms'])}, p95 {_ms(r['p95_ms'])}  (frame time alone: {_ms(r['frame_time_median_ms'])} / "
+        f"{_ms(r['frame_time_p95_ms'])}; negative: the door opened before they stopped, "
+        f"{r['door_before_arrival']} of {r['accepted']})",
+        f"first liveness prompt -> door pulse (the reaction, the turn and the rest of the approach): median "
+        f"{_ms(r['prompt_to_door_median_ms'])}, p95 {_ms(r['prompt_to_door_p95_ms'])}",
         f"unenrolled walk-ups: {r['unknown_walkups']} ({r['unknown_played_by_held_out_enrolled']} played by enrolled "
         f"people taken out of the gallery), accepted {r['unknown_accepted']}",
         f"accepted as the wrong person: {r['wrong_person_accepts']}   false accepts: {r['false_accepts']}",

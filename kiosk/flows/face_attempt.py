@@ -12,9 +12,18 @@ performs the challenge, then raises a printed photo of an enrolled person):
 2. votes for an identity come only from frames of the current track that pass the quality gate;
 3. the face that is recognised must be the face that performed the challenge: the accepting
    frame's embedding must be close (``same_face_min``, cosine) to an embedding of the face seen
-   while the challenge was being performed, up to and including the frame that completed it.
-   Two frames of one face are far closer than two people, so a photo of someone else raised
-   after the challenge fails this even if the tracker missed the swap.
+   while the challenge was being performed, up to and including the frame that completed it,
+   or to a later one chained to those (see 4). Two frames of one face are far closer than two
+   people, so a photo of someone else raised after the challenge fails this even if the tracker
+   missed the swap.
+4. the challenge starts as soon as the tracked face is big enough for its pose to be measured
+   (``CHALLENGE_MIN_FRACTION`` of ``face.min_face_px``), while the person is still coming to
+   the guide: most people turn during their last steps, so the door opens on arrival instead of
+   a gesture later. A face seen far away embeds less faithfully than the same face in the
+   guide, so after the challenge the performer's embeddings are extended frame by frame: a
+   frame of one face alone on screen (nobody else in view) joins them only if it is close to
+   one already there. A photo raised over the face is someone else's and never joins; a
+   second face in view (the sheet coming up) stops the chain for that frame.
 """
 
 import logging
@@ -25,13 +34,19 @@ import numpy as np
 
 from kiosk.models.decision import DecisionRule, Liveness
 from kiosk.models.liveness import ActiveChallenge, choose_challenge
-from kiosk.models.quality import FACE_THE_CAMERA
+from kiosk.models.quality import CENTER_FACE, FACE_THE_CAMERA, MOVE_BACK, MOVE_CLOSER
 from kiosk.flows.tracking import FaceTracker
 
 log = logging.getLogger(__name__)
 
 # quality failures that a head turn causes on purpose: they must not stop the challenge
 TURN_FAILURES = (FACE_THE_CAMERA,)
+# what a face coming to the guide is told: its challenge may already start (point 4 above)
+APPROACH_GUIDANCE = (MOVE_CLOSER, MOVE_BACK, CENTER_FACE)
+# the smallest face whose head pose the landmarks measure well enough for a challenge
+CHALLENGE_MIN_FRACTION = 0.6
+# frames of one face that may join the performer's embeddings after the challenge: alone on screen
+CHAIN_GUIDANCE = (None,) + APPROACH_GUIDANCE
 
 
 @dataclass(frozen=True)
@@ -102,13 +117,22 @@ class FaceAttempt:
 
     def _challenge_status(self, frame):
         if self.challenge is None:
-            if frame.guidance is not None:
-                return None  # the challenge starts once the face is in the guide, not while walking up
+            if not self._can_start_challenge(frame):
+                return None
             kind = choose_challenge(self.rng, allowed=self.settings.challenge)
             self.challenge = ActiveChallenge.from_settings(self.settings, kind, started_s=frame.timestamp_s)
         # the landmarks are the tracked face's own: someone else in view (a bystander) neither
         # performs nor spoils its challenge, and frames with them in view never vote (not good)
         return self.challenge.update(frame.landmarks, frame.timestamp_s)
+
+    def _can_start_challenge(self, frame):
+        if frame.landmarks is None:
+            return False
+        if frame.guidance is None:
+            return True
+        width = frame.box[2] - frame.box[0]
+        return (frame.guidance in APPROACH_GUIDANCE
+                and width >= CHALLENGE_MIN_FRACTION * self.settings.min_face_px)
 
     def _passive_state(self, frame):
         if frame.attack_score is not None and frame.guidance is None:
@@ -181,16 +205,17 @@ class FaceAttempt:
         if liveness is Liveness.PENDING:
             if frame.embedding is not None and reliable and (status is not None or not self.uses_challenge):
                 self.performer.append(frame.embedding)
-            if not good and frame.guidance not in TURN_FAILURES:
+            if status is None or (not good and frame.guidance not in TURN_FAILURES + APPROACH_GUIDANCE):
                 return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
-            return Outcome("challenge" if status else "guidance", track.track_id,
-                           guidance=frame.guidance, **challenge)
+            return Outcome("challenge", track.track_id, guidance=frame.guidance, **challenge)
         # liveness passed (or off): only the face that performed the challenge may be accepted;
         # the frame that completed the challenge is part of the performance
         if not self.passed_seen:
             self.passed_seen = True
             if frame.embedding is not None:
                 self.performer.append(frame.embedding)
+        elif reliable and frame.guidance in CHAIN_GUIDANCE and self._performed_by(frame.embedding):
+            self.performer.append(frame.embedding)
         if not good:
             return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
         self.good_frames_after_pass += 1
