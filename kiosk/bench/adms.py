@@ -33,7 +33,8 @@ def run(args):
         path = Path(tmp) / "kiosk.db"
         database = db.open_db(path)
         modes = ("face", "fingerprint", "pin", "card")
-        people.upsert_people(database, [{"person_id": str(100000 + i)} for i in range(args.events)])
+        people.upsert_people(database, [{"person_id": str(100000 + i), "adms_pin": str(100000 + i)}
+                                        for i in range(args.events)])
         items = [dict(person_id=str(100000 + i), status_code=i % 6, verify_mode=modes[i % 4])
                  for i in range(args.events)]
         for start in range(0, len(items), 5000):
