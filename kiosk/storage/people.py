@@ -51,6 +51,17 @@ def upsert_people(database, rows, *, now=0.0):
                 raise StorageError(f"person {row['person_id']}: adms_pin already belongs to another person") from None
 
 
+def set_adms_pin(database, person_id, adms_pin):
+    """Give one person an ADMS PIN (None clears it); returns True if the person exists."""
+    adms_pin = check_adms_pin(adms_pin)
+    with transaction(database):
+        try:
+            return database.execute("UPDATE people SET adms_pin = ? WHERE person_id = ?",
+                                    [adms_pin, person_id]).rowcount > 0
+        except sqlite3.IntegrityError:
+            raise StorageError(f"person {person_id}: adms_pin already belongs to another person") from None
+
+
 def adms_pins(database, person_ids):
     """{person_id: adms_pin} for those of ``person_ids`` that have one."""
     ids = list(dict.fromkeys(person_ids))
