@@ -5,6 +5,7 @@ import sqlite3
 
 import numpy as np
 
+from kiosk.digits import western_digits
 from kiosk.errors import SealError, StorageError
 from kiosk.storage.db import get_meta, set_meta, transaction
 
@@ -18,7 +19,7 @@ def check_adms_pin(value):
     """An ADMS PIN as stored: None, or 1-9 ASCII digits (most HR servers take nothing else)."""
     if value is None or value == "":
         return None
-    text = str(value)
+    text = western_digits(str(value))  # typed at the kiosk, it may come in Eastern Arabic digits
     if isinstance(value, bool) or not (text.isascii() and text.isdigit() and len(text) <= ADMS_PIN_MAX_DIGITS):
         raise StorageError(f"adms_pin must be 1-{ADMS_PIN_MAX_DIGITS} digits")
     return text

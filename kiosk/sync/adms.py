@@ -239,9 +239,9 @@ class AdmsAdapter:
             log.warning("ADMS server TimeZone is UTC%+.2gh but rows are written in %s (UTC%+.2gh now): "
                         "set the device's zone in the HR system, or sync.adms_timezone here, so they agree",
                         server_offset_min / 60, self.tz, ours_min / 60)
-        if mismatch != bool(self._state().get("timezone_mismatch")):
-            self._save_state(timezone_mismatch=({"server_min": server_offset_min, "ours_min": ours_min}
-                                                if mismatch else None))
+        recorded = {"server_min": server_offset_min, "ours_min": ours_min} if mismatch else None
+        if recorded != self._state().get("timezone_mismatch"):
+            self._save_state(timezone_mismatch=recorded)
 
     def _honour_stamp(self, stamp):
         cursor = self.cursor
