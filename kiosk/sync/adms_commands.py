@@ -77,7 +77,7 @@ class CommandRunner:
     ``on_set_time(value)`` records a server's clock setting (not applied).
     ``on_reboot()`` schedules a restart of the kiosk service; None = REBOOT is unsupported.
     ``tz``: the zone the server's times are read in.
-    ``database``: where answers and finished command ids are kept (None: in memory only).
+    ``database``: where answers are kept (None: in memory only).
     """
 
     def __init__(self, *, open_door=None, info, on_check, on_log, on_query=None, on_set_time=None,
@@ -99,7 +99,8 @@ class CommandRunner:
         elif open_door is not None:
             log.info("ADMS door commands are off (sync.adms_door_commands = false): they are answered -1")
         self.answers = AnswerStore(database, clock=clock)
-        self.path = command_path.CommandPath(handlers=handlers, done_log=command_path.DoneLog(database, DONE_KEY),
+        # the answers table is the durable record of what ran; the path's own log only needs memory
+        self.path = command_path.CommandPath(handlers=handlers, done_log=command_path.DoneLog(None, DONE_KEY),
                                              limits=limits, source="ADMS server")
 
     def run(self, command):
