@@ -40,7 +40,7 @@ def run(args):
         for start in range(0, len(items), 5000):
             events.record_events(database, items[start:start + 5000], clock=clock)
         with AdmsAdapter(db.open_db(path), url=server.url, serial="BENCH0001", clock=clock,
-                         batch_rows=args.batch_rows) as adapter:
+                         device_timezone="Asia/Riyadh", batch_rows=args.batch_rows) as adapter:
             began = time.perf_counter()
             while adapter.cursor < args.events:
                 adapter.run_once()
