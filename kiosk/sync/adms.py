@@ -136,6 +136,11 @@ class AdmsAdapter:
 
     # ------------------------------------------------------------ the cursor
 
+    @property
+    def database(self):
+        """The adapter's own database connection."""
+        return self._db
+
     def _saved_cursor(self):
         saved = db.get_meta(self._db, CURSOR_KEY)
         if saved and saved.get("url") == self.url and saved.get("serial") == self.serial:
@@ -152,12 +157,14 @@ class AdmsAdapter:
         """True once this server answered a stamp of ours at a handshake (so a lower one means a reset)."""
         return bool(self._saved_cursor().get("server_keeps_stamps"))
 
-    def _set_cursor(self, seq, *, server_keeps_stamps=None):
+    def set_cursor(self, seq, *, server_keeps_stamps=None):
+        """Move the cursor (and remember whether this server keeps our stamps)."""
         keeps = self.server_keeps_stamps if server_keeps_stamps is None else server_keeps_stamps
         db.set_meta(self._db, CURSOR_KEY, {"url": self.url, "serial": self.serial, "seq": int(seq),
                                            "server_keeps_stamps": bool(keeps)})
 
-    def _max_seq(self):
+    def newest_seq(self):
+        """Seq of the newest event held (0: none)."""
         return self._db.execute("SELECT coalesce(max(seq), 0) FROM attendance_events").fetchone()[0]
 
     # ------------------------------------------------------------ one step
@@ -212,7 +219,7 @@ class AdmsAdapter:
         text = self._get("/iclock/cdata", {"SN": self.serial, "options": "all", "pushver": PUSH_VERSION})
         options = codec.parse_options(text)
         self._check_server_offset(options.utc_offset_min)
-        self._honour_stamp(options.attlog_stamp)
+        history.honour_stamp(self, options.attlog_stamp)
         self.options = options
         self._error_delay_s = options.error_delay_s
         self._handshake_requested = False
@@ -242,31 +249,6 @@ class AdmsAdapter:
         recorded = {"server_min": server_offset_min, "ours_min": ours_min} if mismatch else None
         if recorded != self._state().get("timezone_mismatch"):
             self._save_state(timezone_mismatch=recorded)
-
-    def _honour_stamp(self, stamp):
-        cursor = self.cursor
-        if stamp is None:
-            return
-        newest = self._max_seq()
-        if stamp > newest:
-            log.warning("ADMS server stamp %d is beyond our newest event %d (another device's numbering?): "
-                        "ignored", stamp, newest)
-            return
-        if stamp == cursor:
-            if stamp > 0 and not self.server_keeps_stamps:
-                self._set_cursor(cursor, server_keeps_stamps=True)
-            return
-        if stamp < cursor:
-            if not self.server_keeps_stamps:
-                # a server that never gave back one of our stamps (always None or 0) does not keep
-                # them: re-sending everything at each handshake would only flood it
-                log.info("ADMS server stamp %d is behind our cursor %d and it has not shown it keeps stamps: "
-                         "nothing re-sent", stamp, cursor)
-                return
-            history.rewind(self, stamp)
-            return
-        log.info("ADMS server already has events up to seq %d: resuming there", stamp)
-        self._set_cursor(stamp, server_keeps_stamps=True)
 
     def _request_handshake(self):
         self._handshake_requested = True
@@ -321,7 +303,7 @@ class AdmsAdapter:
             if batch.rows:
                 self.post_attlog(batch.rows, stamp)
             with db.transaction(self._db):  # one commit (one fsync) per batch
-                self._set_cursor(stamp)
+                self.set_cursor(stamp)
                 state = self._state()
                 self._save_state(last_success_at=self._clock.time(), last_error=None,
                                  skipped=state.get("skipped", 0) + batch.skipped,

@@ -76,12 +76,39 @@ def report_no_pin(person_ids):
                 ", ".join(distinct[:MAX_REPORTED]), " ..." if len(distinct) > MAX_REPORTED else "")
 
 
+def honour_stamp(adapter, stamp):
+    """Act on the handshake's ATTLOGStamp: resume after it, ignore it, or send the history after it again."""
+    cursor = adapter.cursor
+    if stamp is None:
+        return
+    newest = adapter.newest_seq()
+    if stamp > newest:
+        log.warning("ADMS server stamp %d is beyond our newest event %d (another device's numbering?): "
+                    "ignored", stamp, newest)
+        return
+    if stamp == cursor:
+        if stamp > 0 and not adapter.server_keeps_stamps:
+            adapter.set_cursor(cursor, server_keeps_stamps=True)
+        return
+    if stamp < cursor:
+        if not adapter.server_keeps_stamps:
+            # a server that never gave back one of our stamps (always None or 0) does not keep
+            # them: re-sending everything at each handshake would only flood it
+            log.info("ADMS server stamp %d is behind our cursor %d and it has not shown it keeps stamps: "
+                     "nothing re-sent", stamp, cursor)
+            return
+        rewind(adapter, stamp)
+        return
+    log.info("ADMS server already has events up to seq %d: resuming there", stamp)
+    adapter.set_cursor(stamp, server_keeps_stamps=True)
+
+
 def rewind(adapter, stamp):
     """The server's stamp went behind our cursor (restored database, reset device): send again after it."""
     cursor = adapter.cursor
     log.warning("ADMS server stamp %d is behind our cursor %d (its database was restored or the device reset "
                 "there): re-sending the %d held events after it", stamp, cursor, cursor - max(stamp, 0))
-    adapter._set_cursor(max(stamp, 0))
+    adapter.set_cursor(max(stamp, 0))
     adapter.upload_now()
 
 
@@ -95,7 +122,7 @@ def resend_range(adapter, start_s, end_s, *, batch_rows=200):
     cursor = adapter.cursor
     sent, after = 0, 0
     while True:
-        rows = list(adapter._db.query(
+        rows = list(adapter.database.query(
             "SELECT * FROM attendance_events WHERE seq > ? AND seq <= ? AND substr(wall_time, 1, ?) >= ? "
             "AND substr(wall_time, 1, ?) <= ? ORDER BY seq LIMIT ?",
             [after, cursor, SECOND_CHARS, start_text, SECOND_CHARS, end_text, batch_rows]))
@@ -103,7 +130,7 @@ def resend_range(adapter, start_s, end_s, *, batch_rows=200):
             break
         records = [events.row_to_record(row) for row in rows]
         after = records[-1]["seq"]
-        batch = build_rows(adapter._db, records, adapter.tz)
+        batch = build_rows(adapter.database, records, adapter.tz)
         if batch.rows:
             adapter.post_attlog(batch.rows, cursor)
             sent += len(batch.rows)
