@@ -23,7 +23,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# the interop tests need the independent ADMS server (setup.cfg extra `interop`), installed here only
 test-all: $(STAMP)
+	$(PIP) install -e '.[dev,interop]'
 	$(PY) -m pytest -q -m "not hardware"
 
 # make image BASE=2024-11-19-raspios-bookworm-arm64-lite.img [OUT=out/kiosk.img]  (docs/provisioning.md)

@@ -270,8 +270,12 @@ def build_sync_worker(settings, *, clock, data_key, board, on_fingers_changed=No
     return build_worker(settings, db.open_db(settings.db_path), clock=clock, hooks=hooks, data_key=data_key)
 
 
-def build_adms_adapter(settings, *, clock, board):
-    """The optional ZKTeco PUSH/ADMS adapter, or None when ``sync.adms_url`` is empty."""
+def build_adms_adapter(settings, *, clock, board, request_restart=None):
+    """The optional ZKTeco PUSH/ADMS adapter, or None when ``sync.adms_url`` is empty.
+
+    ``request_restart()``: what an ADMS REBOOT does; `kiosk run` passes "stop cleanly", and
+    kiosk.service (Restart=always) starts the service again. The machine is never rebooted.
+    """
     from kiosk.storage import db
     from kiosk.sync.adms import AdmsAdapter
 
@@ -281,7 +285,8 @@ def build_adms_adapter(settings, *, clock, board):
     def open_door(*, door=1, seconds):
         board.open_door(seconds)
 
-    return AdmsAdapter.from_settings(settings, db.open_db(settings.db_path), open_door=open_door, clock=clock)
+    return AdmsAdapter.from_settings(settings, db.open_db(settings.db_path), open_door=open_door, clock=clock,
+                                     request_restart=request_restart)
 
 
 # --- the kiosk: flows on the hardware ---------------------------------------------------------
@@ -459,7 +464,8 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
         sync_worker = build_sync_worker(settings, clock=clock, data_key=key, board=board,
                                         on_fingers_changed=reconcile_sensor, on_faces_changed=faces_changed)
         kiosk.ports.pages.sync_worker = sync_worker
-        workers = [w for w in (sync_worker, build_adms_adapter(settings, clock=clock, board=board)) if w is not None]
+        adms = build_adms_adapter(settings, clock=clock, board=board, request_restart=stop.set)
+        workers = [w for w in (sync_worker, adms) if w is not None]
         for worker in workers:
             worker.start()
             stack.callback(worker.close)

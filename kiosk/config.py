@@ -175,7 +175,13 @@ class SyncSettings:
                                                   "answers are not signed, so any server on the path could open the door")
     adms_serial: str = setting("", doc="SN the ADMS server knows this kiosk by; empty = device_id")
     adms_timezone: str = setting("", kind="utc_offset_or_zone", doc="ADMS row time zone: '+03:00' or 'Asia/Riyadh'; "
-                                         "empty = the server's TimeZone option (hours; minutes if > 14)")
+                                         "empty = device.timezone (the server's TimeZone is only checked)")
+    adms_token: str = setting("", secret=True, doc="device communication key or token the ADMS server expects; "
+                                                   "empty = none sent; never logged")
+    adms_token_via: str = setting("pushcommkey", choices=("pushcommkey", "param", "header"),
+                                  doc="how adms_token is sent: pushcommkey=<token> query parameter, "
+                                      "<adms_token_name>=<token> query parameter, or <adms_token_name> header")
+    adms_token_name: str = setting("token", doc="query parameter or header name for adms_token_via = param / header")
 
 
 @dataclass(frozen=True)

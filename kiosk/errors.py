@@ -128,6 +128,10 @@ class UntrustedAnswerError(SyncError):
     """An answer is not signed by the pinned server key (unsigned, wrongly signed, or replayed)."""
 
 
+class CommandRefusedError(KioskError, RuntimeError):
+    """A server command the kiosk understood but will not carry out now (e.g. a restart too soon)."""
+
+
 class ProvisioningError(KioskError, RuntimeError):
     """The provisioning file is invalid or registration failed."""
 

@@ -54,14 +54,17 @@ class Door:
 
 
 def make_adapter(db_path, server, clock, **options):
-    # its own connection, as the app gives it
+    # its own connection, as the app gives it; the kiosk's zone agrees with the simulator's TimeZone=3
+    options.setdefault("device_timezone", "Asia/Riyadh")
     return adms.AdmsAdapter(db.open_db(db_path), url=server.url, serial=SN, clock=clock, **options)
 
 
 def record(database, clock, items):
     """Record events a minute apart: items are (person_id, status, verify_mode)."""
     out = []
-    people.upsert_people(database, [{"person_id": person_id} for person_id, _, _ in items])
+    # numeric ids double as ADMS PINs here
+    people.upsert_people(database, [{"person_id": person_id, "adms_pin": person_id if person_id.isdigit() else None}
+                                    for person_id, _, _ in items])
     for person_id, status, mode in items:
         out += events.record_events(database, [dict(person_id=person_id, status_code=status, verify_mode=mode)],
                                     clock=clock)
@@ -311,8 +314,8 @@ def test_worker_thread_pushes_on_notify(database, db_path, server, clock):
 
 def test_unparseable_rows_are_skipped_not_blocking(database, db_path, server, clock):
     record(database, clock, [("1", 0, "face")])
-    # a row written by an older firmware with a tab in the id (ATTLOG cannot carry it)
-    database.execute("UPDATE attendance_events SET person_id = 'a\tb' WHERE seq = 1")
+    # a row written by an older firmware with a verify mode ATTLOG has no code for
+    database.execute("UPDATE attendance_events SET verify_mode = 'iris' WHERE seq = 1")
     record(database, clock, [("2", 0, "face")])
     with make_adapter(db_path, server, clock) as adapter:
         adapter.run_once()
@@ -337,7 +340,7 @@ def test_from_settings_and_bad_settings(database, clock):
 
 
 def test_long_backlog_is_drained_step_after_step(database, db_path, server, clock):
-    people.upsert_people(database, [{"person_id": str(i)} for i in range(1, 121)])
+    people.upsert_people(database, [{"person_id": str(i), "adms_pin": str(i)} for i in range(1, 121)])
     events.record_events(database, [dict(person_id=str(i), status_code=0, verify_mode="face")
                                     for i in range(1, 121)], clock=clock)
     with make_adapter(db_path, server, clock, batch_rows=2) as adapter:

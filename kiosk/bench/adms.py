@@ -33,13 +33,14 @@ def run(args):
         path = Path(tmp) / "kiosk.db"
         database = db.open_db(path)
         modes = ("face", "fingerprint", "pin", "card")
-        people.upsert_people(database, [{"person_id": str(100000 + i)} for i in range(args.events)])
+        people.upsert_people(database, [{"person_id": str(100000 + i), "adms_pin": str(100000 + i)}
+                                        for i in range(args.events)])
         items = [dict(person_id=str(100000 + i), status_code=i % 6, verify_mode=modes[i % 4])
                  for i in range(args.events)]
         for start in range(0, len(items), 5000):
             events.record_events(database, items[start:start + 5000], clock=clock)
         with AdmsAdapter(db.open_db(path), url=server.url, serial="BENCH0001", clock=clock,
-                         batch_rows=args.batch_rows) as adapter:
+                         device_timezone="Asia/Riyadh", batch_rows=args.batch_rows) as adapter:
             began = time.perf_counter()
             while adapter.cursor < args.events:
                 adapter.run_once()

@@ -371,12 +371,18 @@ class Demo:
         return len(stored)
 
     def adms(self, settings, database, clock):
+        from kiosk.storage import people
         from kiosk.sync.adms import AdmsAdapter
         from kiosk_sim.adms import AdmsServer
 
         self.step("ZKTeco PUSH/ADMS adapter (for existing HR systems)")
         hr = AdmsServer().start()
         self.closers.append(hr.close)
+        # HR servers know people by numeric employee numbers: the demo hands them out as an HR admin would
+        unnumbered = [row["person_id"] for row in database.query(
+            "SELECT person_id FROM people WHERE adms_pin IS NULL ORDER BY person_id")]
+        for n, person_id in enumerate(unnumbered, start=1001):
+            people.set_adms_pin(database, person_id, str(n))
         adapter = AdmsAdapter.from_settings(settings.replace(sync={"adms_url": hr.url, "adms_serial": "KIOSKDEMO1",
                                                                    "adms_timezone": "+03:00"}),
                                             database, clock=clock)

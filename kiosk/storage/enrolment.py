@@ -63,16 +63,19 @@ def sealed_context(kind, record_id, person_id):
 
 
 def enrol_person(database, key, *, person_id, name, role="employee", face=(), fingers=(), pin=None,
-                 server_key, now, written_to_sensor=False, actor="admin"):
+                 server_key, now, written_to_sensor=False, actor="admin", adms_pin=None):
     """Commit a person enrolled at the kiosk, their sealed templates and the outbox record, atomically.
 
     ``face``: [(model_id, float32 vector)]; ``fingers``: [(sensor_model, slot, template bytes)];
     ``pin``: 4-12 digits or None. The person's templates for the given face models and sensor
     models are replaced (re-enrolment). ``written_to_sensor``: the finger templates are already
     stored in those sensor slots (the sensor enrolled them there), so reconciliation counts them
-    as ours. Raises StorageError (ValueError for a bad PIN) and writes nothing on any problem.
+    as ours. ``adms_pin``: the employee number HR servers know the person by (1-9 digits), or
+    None to keep what the person has. Raises StorageError (ValueError for a bad PIN) and writes
+    nothing on any problem.
     """
     person_id = _check_id(person_id)
+    adms_pin = people.check_adms_pin(adms_pin)
     name = _check_name(name)
     if role not in ROLES:
         raise StorageError(f"role {role!r} is not one of {ROLES}")
@@ -100,6 +103,8 @@ def enrol_person(database, key, *, person_id, name, role="employee", face=(), fi
     payload = {"person_id": person_id, "name": name, "role": role, "enrolled_at": iso_utc(now),
                "face_count": len(faces), "finger_count": len(finger_items), "has_pin": pin_hash is not None,
                "templates": box}
+    if adms_pin is not None:
+        payload["adms_pin"] = adms_pin
     people.bind_key(database, key)
     with transaction(database):
         existing = people.get_person(database, person_id)
@@ -107,9 +112,11 @@ def enrol_person(database, key, *, person_id, name, role="employee", face=(), fi
             owner = people.person_for_slot(database, sensor_model, slot) if slot is not None else None
             if owner not in (None, person_id):
                 raise StorageError(f"sensor slot {slot} ({sensor_model}) belongs to person {owner}")
-        people.upsert_person(database, {"person_id": person_id, "name": name, "role": role, "active": 1,
-                                        "pin_hash": pin_hash if pin_hash else (existing or {}).get("pin_hash")},
-                             now=now)
+        row = {"person_id": person_id, "name": name, "role": role, "active": 1,
+               "pin_hash": pin_hash if pin_hash else (existing or {}).get("pin_hash")}
+        if adms_pin is not None:
+            row["adms_pin"] = adms_pin
+        people.upsert_person(database, row, now=now)
         for model_id in {m for m, _ in faces}:
             people.delete_face_templates(database, person_id, model_id=model_id)
         for model_id, vector in faces:

@@ -113,3 +113,19 @@ migration(
     # the duplicate-punch guard and the punch-state rules look up one person's latest events
     """CREATE INDEX attendance_events_person ON attendance_events(person_id, seq)""",
 )
+
+migration(
+    6, "adms pins and command answers",
+    # the employee number HR servers know a person by (numeric, <= 9 digits); NULL = none, and
+    # such a person's punches are not pushed to ADMS servers (the server could never match them)
+    """ALTER TABLE people ADD COLUMN adms_pin TEXT""",
+    """CREATE UNIQUE INDEX people_adms_pin ON people(adms_pin) WHERE adms_pin IS NOT NULL""",
+    # the answer given to each ADMS command id, so a command the server sends again (also after
+    # a restart) is answered exactly as before and never run twice
+    """CREATE TABLE adms_answers (
+        id TEXT PRIMARY KEY,
+        cmd TEXT NOT NULL,
+        return_code INTEGER NOT NULL,
+        data TEXT NOT NULL DEFAULT '[]',
+        answered_at REAL NOT NULL)""",
+)

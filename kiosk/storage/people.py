@@ -1,31 +1,80 @@
 """People and their biometric templates; template blobs are always sealed with the data key."""
 
 import logging
+import sqlite3
 
 import numpy as np
 
+from kiosk.digits import western_digits
 from kiosk.errors import SealError, StorageError
 from kiosk.storage.db import get_meta, set_meta, transaction
 
 log = logging.getLogger(__name__)
 
-PERSON_FIELDS = ("person_id", "name", "role", "active", "pin_hash")
+PERSON_FIELDS = ("person_id", "name", "role", "active", "pin_hash", "adms_pin")
+ADMS_PIN_MAX_DIGITS = 9
+
+
+def check_adms_pin(value):
+    """An ADMS PIN as stored: None, or 1-9 ASCII digits (most HR servers take nothing else)."""
+    if value is None or value == "":
+        return None
+    text = western_digits(str(value))  # typed at the kiosk, it may come in Eastern Arabic digits
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit() and len(text) <= ADMS_PIN_MAX_DIGITS):
+        raise StorageError(f"adms_pin must be 1-{ADMS_PIN_MAX_DIGITS} digits")
+    return text
 
 
 def upsert_people(database, rows, *, now=0.0):
-    """Insert or update people (dicts with person_id and any of name, role, active, pin_hash)."""
+    """Insert or update people (dicts with person_id and any of name, role, active, pin_hash, adms_pin).
+
+    ``adms_pin`` is changed only when the row carries it (None clears it): a row without it,
+    such as an enrolment at the kiosk, keeps the PIN the person already has.
+    """
     with transaction(database):
         for row in rows:
             unknown = set(row) - set(PERSON_FIELDS)
             if unknown:
                 raise StorageError(f"unknown person fields: {sorted(unknown)}")
-            values = {"name": "", "role": "employee", "active": 1, "pin_hash": None, **row, "updated_at": now}
-            database.execute(
-                "INSERT INTO people (person_id, name, role, active, pin_hash, updated_at) "
-                "VALUES (:person_id, :name, :role, :active, :pin_hash, :updated_at) "
-                "ON CONFLICT(person_id) DO UPDATE SET name=excluded.name, role=excluded.role, "
-                "active=excluded.active, pin_hash=excluded.pin_hash, updated_at=excluded.updated_at",
-                values)
+            values = {"name": "", "role": "employee", "active": 1, "pin_hash": None, **row, "updated_at": now,
+                      "adms_pin": check_adms_pin(row.get("adms_pin")), "has_adms_pin": int("adms_pin" in row)}
+            try:
+                database.execute(
+                    "INSERT INTO people (person_id, name, role, active, pin_hash, adms_pin, updated_at) "
+                    "VALUES (:person_id, :name, :role, :active, :pin_hash, :adms_pin, :updated_at) "
+                    "ON CONFLICT(person_id) DO UPDATE SET name=excluded.name, role=excluded.role, "
+                    "active=excluded.active, pin_hash=excluded.pin_hash, updated_at=excluded.updated_at, "
+                    "adms_pin=CASE WHEN :has_adms_pin THEN excluded.adms_pin ELSE people.adms_pin END",
+                    values)
+            except sqlite3.IntegrityError as e:
+                if "adms_pin" not in str(e):
+                    raise
+                raise StorageError(f"person {row['person_id']}: adms_pin already belongs to another person") from None
+
+
+def set_adms_pin(database, person_id, adms_pin):
+    """Give one person an ADMS PIN (None clears it); returns True if the person exists."""
+    adms_pin = check_adms_pin(adms_pin)
+    with transaction(database):
+        try:
+            return database.execute("UPDATE people SET adms_pin = ? WHERE person_id = ?",
+                                    [adms_pin, person_id]).rowcount > 0
+        except sqlite3.IntegrityError:
+            raise StorageError(f"person {person_id}: adms_pin already belongs to another person") from None
+
+
+def adms_pins(database, person_ids):
+    """{person_id: adms_pin} for those of ``person_ids`` that have one."""
+    ids = list(dict.fromkeys(person_ids))
+    found = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for person_id, pin in database.execute(
+                f"SELECT person_id, adms_pin FROM people WHERE person_id IN ({marks}) AND adms_pin IS NOT NULL",
+                chunk):
+            found[person_id] = pin
+    return found
 
 
 def upsert_person(database, row, *, now=0.0):

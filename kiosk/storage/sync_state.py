@@ -116,7 +116,22 @@ def _person(database, key, change, summary, now):
     row = {k: v for k, v in change["person"].items() if k in people.PERSON_FIELDS}
     if "active" in row:
         row["active"] = int(bool(row["active"]))
-    people.upsert_people(database, [row], now=now)
+    if "adms_pin" in row:
+        try:
+            row["adms_pin"] = people.check_adms_pin(row["adms_pin"])
+        except StorageError:
+            # the person still comes down; only the number HR servers would not accept is left out
+            log.warning("person %s: ignoring an adms_pin that is not 1-%d digits", row.get("person_id"),
+                        people.ADMS_PIN_MAX_DIGITS)
+            del row["adms_pin"]
+    try:
+        people.upsert_people(database, [row], now=now)
+    except StorageError as e:
+        if "adms_pin" not in str(e):
+            raise
+        log.warning("%s: stored without it", e)
+        row.pop("adms_pin")
+        people.upsert_people(database, [row], now=now)
     summary.people.add(str(row["person_id"]))
 
 

@@ -8,7 +8,13 @@ It keeps its own cursor (the last event ``seq`` the server acknowledged with ``O
 database meta table, independent of the kiosk's own sync outbox, so acknowledged rows are never
 sent again and a restart resumes where it stopped. A batch's ``Stamp`` is the seq of its last
 row, so a retried batch carries the same stamp, and a server that answers ``ATTLOGStamp=<n>``
-at handshake is trusted for rows up to n (only if n is a seq this kiosk has).
+at handshake is trusted for rows up to n (only if n is a seq this kiosk has). A server that has
+shown it keeps stamps and then answers one behind the cursor (its database was restored, or the
+device was reset there) gets the rows after that stamp again (``adms_history``).
+
+Rows carry local time in the kiosk's zone (``sync.adms_timezone``, else ``device.timezone``),
+each converted with that zone's rules for its own date; the server's ``TimeZone`` is only
+compared with it. The handshake is repeated at least every ``HANDSHAKE_EVERY_S``.
 
 Give the adapter its own database connection (``db.open_db(path)``) when it runs on its thread.
 """
@@ -23,9 +29,10 @@ from urllib.parse import urlparse
 
 import requests
 
-from kiosk.errors import ConfigError, SyncError
+from kiosk.errors import CommandRefusedError, ConfigError, SyncError
 from kiosk.storage import db, events, people
 from kiosk.sync import adms_codec as codec
+from kiosk.sync import adms_history as history
 from kiosk.sync.adms_commands import CommandRunner
 from kiosk.sync.command_path import Limits
 
@@ -36,6 +43,9 @@ CURSOR_KEY = "adms.cursor"
 STATE_KEY = "adms.state"
 DEFAULT_ERROR_DELAY_S = 30.0
 MAX_BATCHES_PER_STEP = 50
+HANDSHAKE_EVERY_S = 6 * 3600.0  # options, stamp and time zone are re-read at least this often
+RESTART_AT_MOST_EVERY_S = 3600.0  # a REBOOT sooner than this after the last one is refused
+TOKEN_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
 class AdmsHttpError(SyncError):
@@ -46,16 +56,23 @@ class AdmsAdapter:
     """A PUSH/ADMS terminal personality for the kiosk: ``run_once()`` steps it, ``start()`` runs a thread."""
 
     def __init__(self, database, *, url, serial, open_door=None, door_commands=False, limits=Limits(), clock,
-                 timezone_name="", timeout_s=15.0, batch_rows=200, max_backoff_s=300.0,
-                 error_delay_s=DEFAULT_ERROR_DELAY_S, verify=True, rng=None, firmware=None):
+                 timezone_name="", device_timezone="UTC", timeout_s=15.0, batch_rows=200, max_backoff_s=300.0,
+                 error_delay_s=DEFAULT_ERROR_DELAY_S, verify=True, rng=None, firmware=None, token="",
+                 token_via="pushcommkey", token_name="token", request_restart=None):
         if not url:
             raise ConfigError("sync.adms_url: empty; the ADMS adapter needs the server's base URL")
         if not serial or any(ch in serial for ch in "&=?# \t\r\n"):
             raise ConfigError(f"sync.adms_serial: {serial!r} is not a usable device serial number")
         try:
-            codec.resolve_timezone(timezone_name, None)
+            self.tz = codec.resolve_timezone(timezone_name or device_timezone or "UTC", None)
         except ValueError as e:
-            raise ConfigError(f"sync.adms_timezone: {e}") from None
+            raise ConfigError(f"sync.adms_timezone / device.timezone: {e}") from None
+        if token_via not in ("pushcommkey", "param", "header"):
+            raise ConfigError(f"sync.adms_token_via: {token_via!r} is not pushcommkey, param or header")
+        if not token_name or len(token_name) > 64 or not set(token_name) <= TOKEN_NAME_CHARS:
+            raise ConfigError("sync.adms_token_name: 1-64 letters, digits, '-' or '_'")
+        if any(ch in token for ch in "\r\n\0"):
+            raise ConfigError("sync.adms_token: contains a line break or NUL")
         self._db = database
         self.url = url.rstrip("/")
         self.serial = serial
@@ -71,11 +88,21 @@ class AdmsAdapter:
         self._session = requests.Session()
         self._session.verify = verify
         self._session.headers.update({"User-Agent": f"kiosk-adms/{_version()}"})
+        self._token_params = {}
+        if token and token_via == "header":
+            self._session.headers[token_name] = token
+        elif token:
+            self._token_params = {"pushcommkey" if token_via == "pushcommkey" else token_name: token}
+        self._redactor = history.SecretRedactor([token]).install() if token else None
+        self._request_restart = request_restart
+        self._restart_due = False
         self._commands = CommandRunner(open_door=open_door, info=self._info_pairs, on_check=self._request_handshake,
-                                       on_log=self.upload_now, door_commands=door_commands, limits=limits,
-                                       database=database)
+                                       on_log=self.upload_now, on_query=self.resend_range,
+                                       on_set_time=self._record_set_time,
+                                       on_reboot=self._reboot if request_restart is not None else None, tz=self.tz,
+                                       door_commands=door_commands, limits=limits, database=database, clock=clock)
         self.options = None          # ServerOptions once the handshake succeeded
-        self.tz = timezone.utc
+        self._handshake_at = None    # monotonic time of the last handshake
         self._errors = 0
         self._next_poll_at = 0.0     # monotonic
         self._last_upload_at = None  # monotonic
@@ -92,30 +119,52 @@ class AdmsAdapter:
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings, database, *, open_door=None, clock):
-        """Build from ``settings.sync`` (adms_url, adms_serial or device_id, adms_timezone, adms_door_commands)."""
+    def from_settings(cls, settings, database, *, open_door=None, clock, request_restart=None):
+        """Build from ``settings.sync`` (adms_*) and ``settings.device.timezone``.
+
+        ``request_restart()``: how a REBOOT command restarts the kiosk service (None: REBOOT is
+        answered -1).
+        """
         sync = settings.sync
         # https ADMS servers are checked against the system CA store (sync.ca_file pins our own server)
         return cls(database, url=sync.adms_url, serial=sync.adms_serial or sync.device_id, open_door=open_door,
                    door_commands=sync.adms_door_commands,
                    limits=Limits(settings.gpio.door_pulse_s, settings.gpio.door_max_pulse_s),
-                   clock=clock, timezone_name=sync.adms_timezone, timeout_s=sync.request_timeout_s,
-                   max_backoff_s=sync.max_backoff_s)
+                   clock=clock, timezone_name=sync.adms_timezone, device_timezone=settings.device.timezone,
+                   timeout_s=sync.request_timeout_s, max_backoff_s=sync.max_backoff_s, token=sync.adms_token,
+                   token_via=sync.adms_token_via, token_name=sync.adms_token_name, request_restart=request_restart)
 
     # ------------------------------------------------------------ the cursor
 
     @property
-    def cursor(self):
-        """Seq of the last event this server acknowledged (0: none)."""
+    def database(self):
+        """The adapter's own database connection."""
+        return self._db
+
+    def _saved_cursor(self):
         saved = db.get_meta(self._db, CURSOR_KEY)
         if saved and saved.get("url") == self.url and saved.get("serial") == self.serial:
-            return int(saved["seq"])
-        return 0
+            return saved
+        return {}
 
-    def _set_cursor(self, seq):
-        db.set_meta(self._db, CURSOR_KEY, {"url": self.url, "serial": self.serial, "seq": int(seq)})
+    @property
+    def cursor(self):
+        """Seq of the last event this server acknowledged (0: none)."""
+        return int(self._saved_cursor().get("seq", 0))
 
-    def _max_seq(self):
+    @property
+    def server_keeps_stamps(self):
+        """True once this server answered a stamp of ours at a handshake (so a lower one means a reset)."""
+        return bool(self._saved_cursor().get("server_keeps_stamps"))
+
+    def set_cursor(self, seq, *, server_keeps_stamps=None):
+        """Move the cursor (and remember whether this server keeps our stamps)."""
+        keeps = self.server_keeps_stamps if server_keeps_stamps is None else server_keeps_stamps
+        db.set_meta(self._db, CURSOR_KEY, {"url": self.url, "serial": self.serial, "seq": int(seq),
+                                           "server_keeps_stamps": bool(keeps)})
+
+    def newest_seq(self):
+        """Seq of the newest event held (0: none)."""
         return self._db.execute("SELECT coalesce(max(seq), 0) FROM attendance_events").fetchone()[0]
 
     # ------------------------------------------------------------ one step
@@ -124,7 +173,7 @@ class AdmsAdapter:
         """Handshake if needed, poll commands when due, upload when due; return seconds until the next step."""
         with self._lock:
             try:
-                if self.options is None or self._handshake_requested:
+                if self.options is None or self._handshake_requested or self._handshake_stale():
                     self.handshake()
                 self._flush_results()
                 now = self._clock.monotonic()
@@ -137,6 +186,11 @@ class AdmsAdapter:
                     self.upload_pending()
             except SyncError as e:
                 return self._failed(e)
+            if self._restart_due and not self._pending_results:
+                # REBOOT was answered and its answer posted: now restart the service
+                self._restart_due = False
+                log.warning("ADMS server asked for a restart: restarting the kiosk service")
+                self._request_restart()
             self._errors = 0
             if self._more_pending:
                 return 0.0
@@ -164,13 +218,12 @@ class AdmsAdapter:
         """``GET /iclock/cdata?options=all``: read the server's options and resume point."""
         text = self._get("/iclock/cdata", {"SN": self.serial, "options": "all", "pushver": PUSH_VERSION})
         options = codec.parse_options(text)
-        self.tz = codec.resolve_timezone(self._timezone_name, options.utc_offset_min)
-        if not self._timezone_name and options.utc_offset_min is None:
-            log.warning("ADMS server sent no usable TimeZone and sync.adms_timezone is empty: rows are in UTC")
-        self._honour_stamp(options.attlog_stamp)
+        self._check_server_offset(options.utc_offset_min)
+        history.honour_stamp(self, options.attlog_stamp)
         self.options = options
         self._error_delay_s = options.error_delay_s
         self._handshake_requested = False
+        self._handshake_at = self._clock.monotonic()
         self._send_info = True
         self._next_poll_at = 0.0
         if self._last_trans_check is None:
@@ -180,21 +233,22 @@ class AdmsAdapter:
                  self.tz.utcoffset(datetime.fromtimestamp(self._clock.time(), timezone.utc)).total_seconds() / 3600)
         return options
 
-    def _honour_stamp(self, stamp):
-        cursor = self.cursor
-        if stamp is None or stamp == cursor:
-            return
-        if stamp < cursor:
-            log.info("ADMS server stamp %d is behind our cursor %d: acknowledged rows are not re-sent",
-                     stamp, cursor)
-            return
-        newest = self._max_seq()
-        if stamp > newest:
-            log.warning("ADMS server stamp %d is beyond our newest event %d (another device's numbering?): "
-                        "ignored", stamp, newest)
-            return
-        log.info("ADMS server already has events up to seq %d: resuming there", stamp)
-        self._set_cursor(stamp)
+    def _handshake_stale(self):
+        return self._handshake_at is not None and \
+            self._clock.monotonic() - self._handshake_at >= HANDSHAKE_EVERY_S
+
+    def _check_server_offset(self, server_offset_min):
+        """Compare the server's TimeZone with our zone's offset now; log and record a disagreement."""
+        now = datetime.fromtimestamp(self._clock.time(), timezone.utc)
+        ours_min = int(self.tz.utcoffset(now).total_seconds() // 60)
+        mismatch = server_offset_min is not None and server_offset_min != ours_min
+        if mismatch:
+            log.warning("ADMS server TimeZone is UTC%+.2gh but rows are written in %s (UTC%+.2gh now): "
+                        "set the device's zone in the HR system, or sync.adms_timezone here, so they agree",
+                        server_offset_min / 60, self.tz, ours_min / 60)
+        recorded = {"server_min": server_offset_min, "ours_min": ours_min} if mismatch else None
+        if recorded != self._state().get("timezone_mismatch"):
+            self._save_state(timezone_mismatch=recorded)
 
     def _request_handshake(self):
         self._handshake_requested = True
@@ -244,25 +298,20 @@ class AdmsAdapter:
             records = events.events_after(self._db, cursor, limit=self._batch_rows)
             if not records:
                 break
-            rows, skipped = [], 0
-            for record in records:
-                try:
-                    rows.append(codec.attlog_row(record, self.tz))
-                except codec.RowError as e:
-                    log.error("ADMS: skipping an event no ATTLOG row can carry: %s", e)
-                    skipped += 1
+            batch = history.build_rows(self._db, records, self.tz)
             stamp = records[-1]["seq"]
-            if rows:
-                text = self._post("/iclock/cdata", {"SN": self.serial, "table": "ATTLOG", "Stamp": stamp},
-                                  codec.attlog_body(rows))
-                count = codec.parse_ok(text)
-                if count is not None and count != len(rows):
-                    log.warning("ADMS server answered OK: %d for %d rows (taken as processed)", count, len(rows))
+            if batch.rows:
+                self.post_attlog(batch.rows, stamp)
             with db.transaction(self._db):  # one commit (one fsync) per batch
-                self._set_cursor(stamp)
+                self.set_cursor(stamp)
+                state = self._state()
                 self._save_state(last_success_at=self._clock.time(), last_error=None,
-                                 skipped=self._state().get("skipped", 0) + skipped)
-            sent += len(rows)
+                                 skipped=state.get("skipped", 0) + batch.skipped,
+                                 no_adms_pin=state.get("no_adms_pin", 0) + len(batch.no_pin),
+                                 same_second=state.get("same_second", 0) + batch.same_second)
+            if batch.no_pin:
+                history.report_no_pin(batch.no_pin)
+            sent += len(batch.rows)
         else:  # a long backlog: the next step comes at once (commands are polled in between)
             more = bool(events.events_after(self._db, self.cursor, limit=1))
         self._more_pending = more
@@ -271,6 +320,35 @@ class AdmsAdapter:
         if sent:
             log.info("ADMS: %d attendance rows acknowledged (cursor now %d)", sent, self.cursor)
         return sent
+
+    def post_attlog(self, rows, stamp):
+        """POST ATTLOG ``rows`` with ``Stamp=stamp``; raise unless the server answered OK."""
+        text = self._post("/iclock/cdata", {"SN": self.serial, "table": "ATTLOG", "Stamp": stamp},
+                          codec.attlog_body(rows))
+        count = codec.parse_ok(text)
+        if count is not None and count != len(rows):
+            log.warning("ADMS server answered OK: %d for %d rows (taken as processed)", count, len(rows))
+
+    def resend_range(self, start_s, end_s):
+        """DATA QUERY ATTLOG: re-send held, already acknowledged rows made in [start_s, end_s]; return the count."""
+        return history.resend_range(self, start_s, end_s)
+
+    def _record_set_time(self, value):
+        """SET OPTION DateTime: recorded and flagged, never applied (the kiosk's clock comes from NTP)."""
+        log.warning("ADMS server asked to set the clock to %r: not applied (the kiosk keeps NTP time)", value[:32])
+        self._save_state(clock_set_request={"value": value[:64], "at": self._clock.time()})
+        return {}
+
+    def _reboot(self):
+        """REBOOT: restart the kiosk service once the answer is posted (never the machine), at most hourly."""
+        last = self._state().get("last_restart_at")
+        now = self._clock.time()
+        if last is not None and 0 <= now - last < RESTART_AT_MOST_EVERY_S:
+            raise CommandRefusedError(f"restarted {now - last:.0f} s ago; at most one restart per "
+                              f"{RESTART_AT_MOST_EVERY_S:.0f} s")
+        self._save_state(last_restart_at=now)
+        self._restart_due = True
+        return {}
 
     # ------------------------------------------------------------ commands
 
@@ -337,11 +415,17 @@ class AdmsAdapter:
 
     def _request(self, method, path, params, body):
         headers = {"Content-Type": "text/plain; charset=utf-8"} if body is not None else None
+        params = {**params, **self._token_params}
         try:
             response = self._session.request(method, self.url + path, params=params, data=body,
                                              headers=headers, timeout=self._timeout_s)
         except requests.RequestException as e:
             raise SyncError(f"{method} {path}: {type(e).__name__}") from e
+        if response.status_code == 403:
+            # servers answer 403 to a device not yet approved (or a wrong key): nothing is lost, the
+            # rows stay pending and are sent once the server accepts them
+            raise AdmsHttpError(f"{method} {path}: HTTP 403 (device not approved on the server yet, "
+                                f"or the device key/token is wrong)")
         if response.status_code >= 400:
             raise AdmsHttpError(f"{method} {path}: HTTP {response.status_code}")
         return response.content.decode("utf-8", errors="replace")
@@ -394,6 +478,8 @@ class AdmsAdapter:
         if self._thread is not None:
             self._thread.join(timeout=self._timeout_s + 5)
         self._session.close()
+        if self._redactor is not None:
+            self._redactor.remove()
 
     def __enter__(self):
         return self
@@ -417,4 +503,6 @@ def status(database):
     state = db.get_meta(database, STATE_KEY, {}) or {}
     return {"cursor": cursor, "pending": pending, "last_success_at": state.get("last_success_at"),
             "last_error": state.get("last_error"), "last_error_at": state.get("last_error_at"),
-            "skipped": state.get("skipped", 0)}
+            "skipped": state.get("skipped", 0), "no_adms_pin": state.get("no_adms_pin", 0),
+            "same_second": state.get("same_second", 0), "timezone_mismatch": state.get("timezone_mismatch"),
+            "clock_set_request": state.get("clock_set_request")}

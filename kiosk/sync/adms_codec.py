@@ -32,6 +32,7 @@ RETURN_BAD_SYNTAX = -1002
 
 MAX_OFFSET_H = 14
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+LATEST_TIME_S = 253402300799.0  # 9999-12-31 23:59:59 UTC: a query with no EndTime
 _OK_RE = re.compile(r"^\s*OK\s*(?::\s*(-?\d+))?\s*$", re.IGNORECASE)
 _COMMAND_RE = re.compile(r"^C:([^:\s]+):(.*)$")
 _HHMM_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
@@ -204,12 +205,15 @@ def parse_local_time(text, tz):
 
 # ---------------------------------------------------------------- ATTLOG
 
-def attlog_row(record, tz):
+def attlog_row(record, tz, *, pin=None):
     """One event record (as from kiosk.storage.events) as an ATTLOG line (no newline).
 
-    ``PIN<TAB>YYYY-MM-DD HH:MM:SS<TAB>Status<TAB>Verify<TAB>WorkCode<TAB>0<TAB>0``.
+    ``PIN<TAB>YYYY-MM-DD HH:MM:SS<TAB>Status<TAB>Verify<TAB>WorkCode<TAB>0<TAB>0``. ``pin``: the
+    user id to send (the person's ADMS PIN); None sends the event's ``person_id``. The time is
+    converted with ``tz``'s rules for the event's own instant, so a zone with daylight saving
+    gives each row the offset in force on its date.
     """
-    pin = str(record["person_id"])
+    pin = str(record["person_id"] if pin is None else pin)
     if not pin or any(ch in pin for ch in "\t\r\n") or not pin.isprintable():
         raise RowError(f"event seq {record.get('seq')}: user id has characters an ATTLOG row cannot carry")
     status = record["status"]
@@ -256,6 +260,74 @@ def parse_ok(text):
     if not match:
         raise AdmsProtocolError(f"expected 'OK: <n>', got {text[:80]!r}")
     return int(match[1]) if match[1] is not None else None
+
+
+# ---------------------------------------------------------------- command arguments
+
+def parse_device_time(text, tz):
+    """A time a server sends: 'YYYY-MM-DD HH:MM:SS' (also 'T' or '/' separated) or ZKTeco's packed
+    integer, local to ``tz`` -> UTC seconds; ValueError when it is neither."""
+    text = str(text).strip()
+    if text.isdigit() and len(text) != 14:
+        value = int(text)
+        second, value = value % 60, value // 60
+        minute, value = value % 60, value // 60
+        hour, value = value % 24, value // 24
+        day, value = value % 31 + 1, value // 31
+        month, year = value % 12 + 1, value // 12 + 2000
+        moment = datetime(year, month, day, hour, minute, second)
+    else:
+        for fmt in (TIME_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y%m%d%H%M%S",
+                    "%Y-%m-%d"):
+            try:
+                moment = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ValueError("not a date and time")
+    return moment.replace(tzinfo=tz).timestamp()
+
+
+def _key_values(text):
+    """'A=1\tB=x y' or 'A=1 B=2' -> {'a': '1', 'b': 'x y'} (keys lower-cased)."""
+    parts = text.split("\t") if "\t" in text else re.split(r"\s+(?=[A-Za-z~]\w*=)", text.strip())
+    pairs = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if sep and key.strip():
+            pairs[key.strip().lower()] = value.strip()
+    return pairs
+
+
+def parse_query_attlog(argument, tz):
+    """``QUERY ATTLOG StartTime=..<TAB>EndTime=..`` (a DATA command's argument) -> (start_s, end_s),
+    or a Return code: RETURN_UNSUPPORTED for another table, RETURN_BAD_SYNTAX for bad times."""
+    words = argument.split(None, 2)
+    if len(words) < 2 or words[0].upper() != "QUERY":
+        return RETURN_UNSUPPORTED
+    if words[1].upper() != "ATTLOG":
+        return RETURN_UNSUPPORTED
+    pairs = _key_values(words[2] if len(words) > 2 else "")
+    try:
+        start_s = parse_device_time(pairs["starttime"], tz)
+        end_s = parse_device_time(pairs["endtime"], tz) if pairs.get("endtime") else LATEST_TIME_S
+    except (KeyError, ValueError, OverflowError):
+        return RETURN_BAD_SYNTAX
+    if end_s < start_s:
+        return RETURN_BAD_SYNTAX
+    return start_s, end_s
+
+
+def parse_set_option(argument):
+    """``OPTION Key=Value`` (a SET command's argument) -> (key, value), or RETURN_BAD_SYNTAX."""
+    words = argument.split(None, 1)
+    if len(words) != 2 or words[0].upper() != "OPTION" or "=" not in words[1]:
+        return RETURN_BAD_SYNTAX
+    key, _, value = words[1].partition("=")
+    if not key.strip():
+        return RETURN_BAD_SYNTAX
+    return key.strip(), value.strip()
 
 
 # ---------------------------------------------------------------- commands

@@ -82,6 +82,21 @@ def _no_args(args, limits):
     return {}
 
 
+def _time_text_args(args, limits):
+    value = args.get("value")
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT_CHARS:
+        raise InvalidCommand(f"value must be text of 1-{MAX_TEXT_CHARS} characters")
+    return {"value": value}
+
+
+def _span_args(args, limits):
+    start_s = finite_number(args.get("start_s"), "start_s")
+    end_s = finite_number(args.get("end_s"), "end_s")
+    if end_s < start_s:
+        raise InvalidCommand("end_s must not be before start_s")
+    return {"start_s": start_s, "end_s": end_s}
+
+
 # kind -> (allowed argument names, checker returning the clean arguments)
 KINDS = {
     "open_door": ({"seconds", "door"}, _door_args),
@@ -92,6 +107,8 @@ KINDS = {
     "info": (set(), _no_args),    # ADMS: report device information
     "check": (set(), _no_args),   # ADMS: read the server's options again
     "upload": (set(), _no_args),  # ADMS LOG: upload attendance now
+    "set_time": ({"value"}, _time_text_args),  # ADMS SET OPTION DateTime: recorded, never applied
+    "query_attlog": ({"start_s", "end_s"}, _span_args),  # ADMS DATA QUERY ATTLOG: re-send a range
 }
 
 
