@@ -54,8 +54,9 @@ def test_the_person_turns_the_way_the_screen_asks_and_only_when_asked(myers):
     person.render(0)
     respond("face_guidance", {"guidance": "move_closer"})
     respond("face_challenge", {"challenge": "turn_right", "stage": "passed"})
+    respond("face_challenge", {"challenge": "turn_right", "stage": "baseline"})  # "look at the camera"
     assert person.busy_until == 0  # nothing queued
-    respond("face_challenge", {"challenge": "turn_right", "stage": "baseline"})
+    respond("face_challenge", {"challenge": "turn_right", "stage": "acting"})
     start = 1 + attendance.REACTION_FRAMES  # prompted while still walking up: turns on the way
     assert person.state_at(start - 1).action is None and person.state_at(start).action == "turn_right"
     assert person.state_at(start).phase == "approaching"
@@ -68,13 +69,13 @@ def test_the_photo_swap_attacker_turns_then_raises_the_photo_and_keeps_it_up(mye
     person = scripted(myers)
     respond = attendance.Responder(person, then_photo=victim)
     person.render(0)
-    respond("face_challenge", {"challenge": "turn_left", "stage": "baseline"})
+    respond("face_challenge", {"challenge": "turn_left", "stage": "acting"})
     start = 1 + attendance.REACTION_FRAMES
     after_turn = start + person.turn_frames + person.hold_frames + person.return_frames
     assert person.state_at(start).action == "turn_left"
     assert person.state_at(after_turn + person.raise_frames).held_photo == victim
     person.render(person.busy_until)  # turned and raised: a new attempt, now on the photo, asks again
-    respond("face_challenge", {"challenge": "turn_left", "stage": "baseline"})
+    respond("face_challenge", {"challenge": "turn_left", "stage": "acting"})
     assert respond.turns == 1
 
 

@@ -323,8 +323,8 @@ class PromptFollower:
 
     def __call__(self, screen, data):
         kind = data.get("challenge") if screen == "face_challenge" else None
-        if kind not in TURNS or data.get("stage") not in (None, "baseline", "acting"):
-            return
+        if kind not in TURNS or data.get("stage") not in (None, "acting"):
+            return  # "baseline": the kiosk still wants a frontal look before it asks for the turn
         person = self.person
         if self.performed == 0 or person.busy_until <= person.next_index:
             self.performed += 1

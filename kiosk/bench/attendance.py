@@ -198,8 +198,8 @@ class Responder:
         self.turns = 0
 
     def __call__(self, screen, data):
-        if screen != "face_challenge" or data.get("stage") not in ("baseline", "acting"):
-            return
+        if screen != "face_challenge" or data.get("stage") != "acting":
+            return  # "baseline": the screen asks them to look at the camera first
         if self.then_photo is not None and self.turns:
             return  # the attacker now holds the photo up and keeps it there
         if self.turns and self.person.busy_until > self.person.next_index:
