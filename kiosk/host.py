@@ -61,6 +61,11 @@ class FlowHost:
 
     def deliver(self, event, **data):
         """Hand one event to the active flow now (the flow thread only)."""
+        if event == "user_active":  # a touch on the screen: the person is still there
+            for flow in (self.flow, getattr(self.flow, "sub", None)):
+                if flow is not None and flow.deadline_s is not None:
+                    flow.extend_deadline()
+            return True
         factory = self.flow_factories.get(event)
         if factory is not None and self.flow is self.home:
             try:

@@ -167,6 +167,7 @@ class KioskWindow(QWidget):
             self.screen.deleteLater()
         self.screen = screen
         self.body.addWidget(screen)
+        screen.show()
         self._chrome()
         self._feed_camera()
 
