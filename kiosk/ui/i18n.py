@@ -20,7 +20,7 @@ RTL = ("ar",)
 FILES = Path(__file__).resolve().parent / "i18n"
 WESTERN_TO_EASTERN = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 # Unicode isolates: the run inside keeps its own direction and does not reorder the text around it
-LRI, RLI, PDI = "\u2066", "\u2067", "\u2069"
+LRI, RLI, FSI, PDI = "\u2066", "\u2067", "\u2068", "\u2069"
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,6 +84,10 @@ class Words:
     def ltr(self, text):
         """A number, ID or code typed by a person: left to right even inside Arabic text."""
         return f"{LRI}{self.digits(text)}{PDI}"
+
+    def name(self, text):
+        """A person's name inside a sentence: its own direction (Latin or Arabic), not reordering the rest."""
+        return f"{FSI}{text}{PDI}"
 
     def typed(self, text):
         """What the keypad holds, as shown (localised digits, isolated left to right)."""

@@ -42,13 +42,29 @@ class AdminMenu(Screen):
 
     def title(self):
         by = self.data.get("entered_by")
-        return self.words("admin_menu.title") if by in (None, "pin") else self.words("admin_menu.title_by", who=by)
+        return self.words("admin_menu.title") if by in (None, "pin") else self.words("admin_menu.title_by", who=self.words.ltr(by))
 
 
 def _value_text(words, value):
     if isinstance(value, bool):
         return words("yes") if value else words("no")
     return words.ltr(value) if isinstance(value, (int, float)) else str(value)
+
+
+def _row_text(words, row):
+    """One row of a page (a person, an event) as a line: ids left to right, roles and flags in words."""
+    parts = []
+    for key, value in row.items():
+        if key == "role":
+            parts.append(words(f"role.{value}", default=str(value)))
+        elif key.startswith("has_"):
+            if value:
+                parts.append(words(f"field.{key}", default=key[4:]))
+        elif key.endswith("_id") or isinstance(value, (int, float)):
+            parts.append(words.ltr(value))
+        elif value not in (None, ""):
+            parts.append(words.name(value))
+    return "   ".join(parts)
 
 
 class AdminPage(Screen):
@@ -79,7 +95,7 @@ class AdminPage(Screen):
             lines.addWidget(label(f"{mark} {check.get('name')}: {check.get('detail', '')}"))
         for row in content.get("rows", [])[:MAX_ROWS_SHOWN]:
             line = QHBoxLayout()
-            text = "  ".join(str(v) for k, v in row.items() if k not in ("pin_hash",))
+            text = _row_text(w, row)
             line.addWidget(label(text), 1)
             if d.get("page") == "people" and "person_id" in row:
                 line.addWidget(button(w("btn.delete"), self.theme, role="danger", name=f"delete_{row['person_id']}",
@@ -162,8 +178,10 @@ class EnrolDetails(Screen):
     def _refresh(self):
         w = self.words
         for key, b in self.fields.items():
-            mark = "▸ " if key == self.field else ""
-            b.setText(f"{mark}{w(f'field.{key}')}: {self.values[key]}")
+            b.setText(f"{w(f'field.{key}')}: {w.name(self.values[key])}")
+            b.setProperty("role", "selected" if key == self.field else None)  # the field the keyboard types in
+            b.style().unpolish(b)
+            b.style().polish(b)
         self.role_button.setText(w(f"role.{self.role}"))
 
     def submit(self):
@@ -293,7 +311,7 @@ class EnrolSummary(Screen):
     def build(self):
         d, w = self.data, self.words
         self.box.addStretch(1)
-        self.heading(f"{d.get('name', '')}  ({w.ltr(d.get('person_id', ''))})")
+        self.heading(f"{w.name(d.get('name', ''))}  ({w.ltr(d.get('person_id', ''))})")
         self.box.addWidget(label(w("enrol_summary.line", role=w(f"role.{d.get('role', 'employee')}"),
                                    faces=d.get("faces", 0), fingers=d.get("fingers", 0),
                                    pin=w("yes") if d.get("pin") else w("no")), align=Qt.AlignCenter, name="line"))
@@ -321,7 +339,7 @@ class EnrolDone(Screen):
         d, w = self.data, self.words
         self.box.addStretch(1)
         key = "enrol_done.deleted" if d.get("action") == "deleted" else "enrol_done.enrolled"
-        self.heading(w(key, name=d.get("name", "")), role="banner_ok")
+        self.heading(w(key, name=w.name(d.get("name", ""))), role="banner_ok")
         if d.get("action") != "deleted":
             self.box.addWidget(label(w("enrol_done.line", faces=d.get("faces", 0), fingers=d.get("fingers", 0)),
                                      align=Qt.AlignCenter, name="line"))
@@ -336,7 +354,7 @@ class DeleteConfirm(Screen):
     def build(self):
         d, w = self.data, self.words
         self.box.addStretch(1)
-        self.heading(w("delete_confirm.prompt", name=d.get("name", ""), person=w.ltr(d.get("person_id", ""))))
+        self.heading(w("delete_confirm.prompt", name=w.name(d.get("name", "")), person=w.ltr(d.get("person_id", ""))))
         self.box.addStretch(1)
         self.actions([(w("btn.delete"), "confirmed", "danger", None)])
 

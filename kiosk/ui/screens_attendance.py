@@ -154,7 +154,7 @@ class PunchChoice(Screen):
 
     def build(self):
         d, w = self.data, self.words
-        self.heading(w("punch_choice.prompt", name=d.get("name", "")), role="title")
+        self.heading(w("punch_choice.prompt", name=w.name(d.get("name", ""))), role="title")
         options = d.get("options") or []
         cols = 2 if self.theme.portrait else 3
         from PyQt5.QtWidgets import QGridLayout

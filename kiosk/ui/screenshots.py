@@ -18,6 +18,35 @@ class NoCamera:
         return None
 
 
+class StillCamera:
+    """A camera that always has the same frame (a picture for the screenshots' camera views)."""
+
+    def __init__(self, image):
+        from kiosk.drivers.camera import Frame
+
+        self.frame = Frame(image, image[::2, ::2], 0.0, 1)
+
+    def latest(self):
+        return self.frame
+
+
+def scenario_camera(scenario, frame_number):
+    """A StillCamera showing frame ``frame_number`` of a camera simulator scenario."""
+    from kiosk_sim.camera import ScenarioPlayer
+
+    player = ScenarioPlayer(scenario)
+    player.open()
+    try:
+        image = None
+        for _ in range(max(1, int(frame_number))):
+            image = player.read()
+    finally:
+        player.close()
+    if image is None:
+        raise ValueError(f"scenario {scenario} has no frame {frame_number}")
+    return StillCamera(image)
+
+
 def application():
     """The QApplication (made offscreen when there is no display), with the bundled fonts."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
@@ -32,34 +61,73 @@ def application():
 
 
 def write_all(out_dir, *, size=(1024, 600), languages=("ar", "en"), camera=None, clock=None, options=None,
-              only=None):
-    """Write one PNG per screen, sample and language; returns the paths written."""
+              only=None, check=False, samples=None, prefix=""):
+    """Write one PNG per screen, sample and language; returns (paths written, layout faults found)."""
     from kiosk.clock import FakeClock
+    from kiosk.ui.layout_check import problems
     from kiosk.ui.registry import SCREENS
     from kiosk.ui.samples import SAMPLES
+    from kiosk.ui.theme import LAYOUTS
+
+    samples = SAMPLES if samples is None else samples
     from kiosk.ui.window import KioskWindow, Options
 
     app = application()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, faults = [], []
     for language in languages:
-        opts = Options(**{**(options or {}), "language": language})
+        opts = Options(**{"diagonal_in": LAYOUTS.get(tuple(size), 7.0), **(options or {}), "language": language})
         window = KioskWindow(post=lambda *a, **k: None, clock=clock or FakeClock(), options=opts,
                              camera=camera or NoCamera(), size=size)
+        window.setFixedSize(*size)
         window.show()
         for name in SCREENS:
-            if only and name not in only:
+            if (only and name not in only) or name not in samples:
                 continue
-            for n, data in enumerate(SAMPLES[name]):
+            for n, data in enumerate(samples[name]):
                 window.show_screen(name, {**data, "language": language})
                 window.tick()
                 app.processEvents()
-                suffix = f"-{n + 1}" if len(SAMPLES[name]) > 1 else ""
-                path = out / f"{name}{suffix}-{language}.png"
-                window.grab().save(str(path))
+                suffix = f"-{n + 1}" if len(samples[name]) > 1 else ""
+                path = out / f"{prefix}{name}{suffix}-{language}.png"
+                if not window.grab().save(str(path)):
+                    raise OSError(f"could not write {path}")
                 written.append(path)
+                if check:
+                    faults += [f"{path.name}: {kind} {what}" for kind, what in
+                               problems(window, target_px=window.theme.target_px)]
         window.close()
         window.deleteLater()
     app.processEvents()
-    return written
+    return written, faults
+
+
+def write_demo_screens(out_dir, shown, *, size=(1024, 600)):
+    """The demo's set: every screen (sample data) and, as ``run-*``, the last data of each screen ``shown``."""
+    last = {}
+    for name, data in shown:
+        last[name] = {k: v for k, v in data.items() if k != "language"}
+    written, faults = write_all(out_dir, size=size, check=True)
+    more, more_faults = write_all(out_dir, size=size, check=True, samples={k: [v] for k, v in last.items()},
+                                  prefix="run-")
+    write_index(out_dir, written)
+    return written + more, faults + more_faults
+
+
+def write_index(out_dir, paths):
+    """``README.md`` in the folder: every screen, Arabic beside English, under its registry name."""
+    from kiosk.ui.registry import FLOW_SCREENS
+
+    out = Path(out_dir)
+    names = sorted({p.name.rsplit("-", 1)[0] for p in paths})
+    lines = ["# Screens", "",
+             "Every screen of the touchscreen with sample data, Arabic (left) and English (right).",
+             "Regenerate with `kiosk ui screenshots` (from the repository root); `--check` also runs the",
+             "layout check. Screens marked *waiting* are built for the citizen-service flows (issue 10),",
+             "which do not show them yet.", ""]
+    for name in names:
+        base = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
+        mark = "" if base in FLOW_SCREENS else " (*waiting*)"
+        lines += [f"## {name}{mark}", "", f"![{name} ar]({name}-ar.png) ![{name} en]({name}-en.png)", ""]
+    (out / "README.md").write_text("\n".join(lines))

@@ -105,6 +105,7 @@ QPushButton:pressed {{ background: {c['border']}; }}
 QPushButton:disabled {{ color: {c['border']}; }}
 QPushButton[role="primary"] {{ background: {c['primary']}; color: {c['primary_fg']}; font-weight: bold; }}
 QPushButton[role="danger"] {{ background: {c['error']}; color: #ffffff; font-weight: bold; }}
+QPushButton[role="selected"] {{ background: {c['panel']}; border: 3px solid {c['accent']}; font-weight: bold; }}
 QPushButton[role="key"] {{ background: {c['panel']}; font-size: {self.title_px}px; }}
 QPushButton[role="flat"] {{ background: transparent; border: {border}px solid {c['border']}; }}
 QFrame[role="topbar"] {{ background: {c['panel']}; border-bottom: {border}px solid {c['border']}; }}
