@@ -89,3 +89,35 @@ def test_under_xvfb_kiosk_run_opens_the_real_window_full_screen(tmp_path, xvfb):
     background = np.all(image == (0xf8, 0xf6, 0xf4), axis=2).mean()  # the theme's page colour (BGR)
     assert background > 0.2, "the kiosk's page is not on the X screen"
     assert (image.max(axis=2) < 80).mean() > 0.01  # text and the camera view are drawn
+
+
+def test_the_firmware_imports_and_picks_headless_without_qt():
+    """`import kiosk` and headless `kiosk run` need no PyQt5: Qt is imported only where the UI starts."""
+    code = ("import sys, kiosk.app, kiosk.cli, kiosk.ui.runner, kiosk.device_ports, kiosk.flows.attendance\n"
+            "from kiosk import config\n"
+            "assert kiosk.ui.runner.display_mode(config.build([]).ui) == 'headless'\n"
+            "assert 'PyQt5' not in sys.modules, 'Qt was imported'\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_rotation_lays_the_picture_out_for_the_panel_as_mounted(qapp):
+    from kiosk import config
+    from kiosk.clock import FakeClock
+    from kiosk.device_ports import HeadlessScreen
+    from kiosk.ui import runner
+
+    settings = config.build([("t", {"ui": {"rotation": 90, "window_size": "800x480", "hide_cursor": False}})])
+    ui = runner.prepare(settings, HeadlessScreen(), mode="window")
+    top = ui.open_window(post=lambda *a, **k: None, clock=FakeClock(), camera=None, mode="window")
+    try:
+        assert (ui.window.width(), ui.window.height()) == (480, 800)   # the portrait layout ...
+        assert ui.window.theme.portrait
+        scene_rect = ui.view.sceneRect()
+        assert (round(scene_rect.width()), round(scene_rect.height())) == (800, 480)  # ... turned onto the panel
+        assert top is ui.view
+    finally:
+        for t in ui.timers:
+            t.stop()
+        ui.window.close()

@@ -153,6 +153,10 @@ class ControlPanel(QWidget):
         self.status.setText(f"door relay {relay}, opened {pulses} times; events on the server: "
                             f"{len(self.server.events())}")
 
+    def closeEvent(self, event):
+        self.timer.stop()
+        super().closeEvent(event)
+
     def _button(self, text, action, name):
         b = QPushButton(text)
         b.setObjectName(name)
