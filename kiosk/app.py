@@ -335,6 +335,15 @@ class Kiosk:
     def gallery(self):
         return self.engine.gallery
 
+    def problems(self):
+        """What a person at the kiosk cannot use now: ``camera_unavailable``, ``sensor_unavailable``."""
+        found = []
+        if self.camera is None or not self.camera.is_healthy:
+            found.append("camera_unavailable")
+        if self.poller is None or not self.poller.is_alive or not self.poller.healthy:
+            found.append("sensor_unavailable")
+        return found
+
     def close(self):
         if self.poller is not None:
             self.poller.close()
@@ -502,7 +511,7 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
         if ui is not None:
             # READY once the first screen is painted; the heartbeat comes from the Qt loop itself
             ui.run(post=kiosk.host.post, clock=clock, camera=kiosk.camera, mode=ui.mode, stop=stop,
-                   heartbeat=heartbeat, on_first_screen=up)
+                   heartbeat=heartbeat, on_first_screen=up, health=kiosk.problems)
         else:
             up()
             interval = watchdog_interval_s() or 5.0

@@ -293,3 +293,30 @@ def test_an_unknown_screen_name_shows_the_error_screen_with_a_way_forward(kiosk)
     k.window.show_screen("no_such_screen", {})
     assert k.shown == "error"
     assert k.window.findChild(QAbstractButton, "action_retry_requested").isVisible()
+
+
+def test_idle_screen_says_when_the_camera_or_sensor_is_unavailable_and_offers_the_other_ways(qapp):
+    clock = FakeClock()
+    problems = []
+    window = KioskWindow(post=lambda *a, **k: None, clock=clock, options=Options(language="en"), size=(1024, 600),
+                         health=lambda: list(problems))
+    window.show()
+    try:
+        window.show_screen("attendance_idle", {})
+        window.tick()
+        assert window.screen.camera_view is not None
+        problems += ["camera_unavailable", "sensor_unavailable"]
+        window.tick()                       # checked once a second, not at every tick
+        assert window.screen.camera_view is not None
+        clock.advance(1.0)
+        window.tick()
+        assert window.screen.camera_view is None
+        assert window.findChild(QLabel, "camera_unavailable").text() == "Camera unavailable"
+        assert window.findChild(QLabel, "sensor_unavailable").isVisible()
+        assert window.findChild(QAbstractButton, "action_pin_requested").isVisible()  # the way forward
+        problems.clear()
+        clock.advance(1.0)
+        window.tick()
+        assert window.screen.camera_view is not None and window.findChild(QLabel, "camera_unavailable") is None
+    finally:
+        window.close()

@@ -100,7 +100,8 @@ def run_live(args, datasets, workdir):
         pins.set_pin(database, richard, DEMO_PIN, now=clock.time())
         stranger = choose_stranger(pipeline, lfw, set(ids))
         people = {RICHARD: turn_photos(FaceLibrary(lfw), RICHARD), "Stranger (not enrolled)": stranger}
-        window = ui.open_window(post=kiosk.host.post, clock=clock, camera=kiosk.camera, mode="window")
+        window = ui.open_window(post=kiosk.host.post, clock=clock, camera=kiosk.camera, mode="window",
+                                health=kiosk.problems)
         panel = ControlPanel(player=sims.player, sensor=sims.sensor, gpio_panel=sims.panel, server=server,
                              listeners=ui.screen.listeners, people=people, photo_of=RICHARD,
                              fingers={"Richard Myers, right index": FINGERS[1], "Unknown finger": UNKNOWN_FINGER},

@@ -54,7 +54,7 @@ class Ui:
         self.view = None            # the rotating view, when ui.rotation is not 0
         self.timers = []
 
-    def open_window(self, *, post, clock, camera, mode):
+    def open_window(self, *, post, clock, camera, mode, health=None):
         """The window (not shown yet), wrapped in a turned view when ``ui.rotation`` asks for it."""
         from PyQt5.QtCore import Qt
         from PyQt5.QtWidgets import QGraphicsScene, QGraphicsView
@@ -71,7 +71,7 @@ class Ui:
         if rotation in (90, 270):
             width, height = height, width  # the picture is laid out for the panel as it is mounted
         window = KioskWindow(post=post, clock=clock, options=Options.from_settings(ui), camera=camera,
-                             size=(width, height))
+                             size=(width, height), health=health)
         window.setFixedSize(width, height)
         self.window = window
         self.link = ScreenLink(self.screen, window)
@@ -92,11 +92,11 @@ class Ui:
             top.setWindowFlags(top.windowFlags() | Qt.FramelessWindowHint | Qt.WindowStaysOnTopHint)
         return top
 
-    def run(self, *, post, clock, camera, mode, stop, heartbeat, on_first_screen):
+    def run(self, *, post, clock, camera, mode, stop, heartbeat, on_first_screen, health=None):
         """Show the window and run the Qt loop until ``stop`` is set; returns the loop's exit code."""
         from PyQt5.QtCore import QTimer
 
-        top = self.open_window(post=post, clock=clock, camera=camera, mode=mode)
+        top = self.open_window(post=post, clock=clock, camera=camera, mode=mode, health=health)
         self.window.first_painted.connect(on_first_screen)
 
         def beat():

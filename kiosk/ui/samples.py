@@ -4,7 +4,7 @@ Names are invented; numbers are the documented test values (1000000008 passes th
 """
 
 SAMPLES = {
-    "attendance_idle": [{}],
+    "attendance_idle": [{}, {"problems": ["camera_unavailable", "sensor_unavailable"]}],
     "face_guidance": [{"guidance": "move_closer"}],
     "face_challenge": [{"challenge": "turn_left", "stage": "acting", "guidance": None}],
     "face_checking": [{}],

@@ -33,6 +33,7 @@ class Screen(QWidget):
 
     interactive = True      # a person is expected to act: the inactivity warning applies
     uses_camera = False     # the window feeds ``self.camera_view`` with the newest frame
+    shows_health = False    # gets ``problems`` (camera_unavailable, sensor_unavailable) in its data
     top_action = ("btn.cancel", "cancelled")   # the top bar's button (text key, event), or None
 
     def __init__(self, ctx, name, data):

@@ -14,15 +14,30 @@ class AttendanceIdle(Screen):
 
     interactive = False
     uses_camera = True
+    shows_health = True
     top_action = ("btn.admin", "admin_requested")
 
     def build(self):
+        problems = self.data.get("problems") or []
+        w = self.words
         first, second = self.split()
-        self.camera_view = CameraView(self.theme)
-        first.addWidget(self.camera_view)
+        if "camera_unavailable" in problems:  # the other ways in, said where the camera would be
+            first.addStretch(1)
+            first.addWidget(label(w("error_screen.camera_unavailable.title"), role="banner_error",
+                                  align=Qt.AlignCenter, name="camera_unavailable"))
+            first.addWidget(label(w("error_screen.camera_unavailable.text"), align=Qt.AlignCenter))
+            first.addStretch(1)
+        else:
+            self.camera_view = CameraView(self.theme)
+            first.addWidget(self.camera_view)
         second.addStretch(1)
-        second.addWidget(label(self.words("attendance_idle.prompt"), role="title", align=Qt.AlignCenter))
-        second.addWidget(label(self.words("attendance_idle.finger"), align=Qt.AlignCenter))
+        if "camera_unavailable" not in problems:
+            second.addWidget(label(w("attendance_idle.prompt"), role="title", align=Qt.AlignCenter))
+        if "sensor_unavailable" in problems:
+            second.addWidget(label(w("error_screen.sensor_unavailable.title"), role="error", align=Qt.AlignCenter,
+                                   name="sensor_unavailable"))
+        else:
+            second.addWidget(label(w("attendance_idle.finger"), align=Qt.AlignCenter))
         second.addStretch(1)
         second.addWidget(button(self.words("btn.id_and_pin"), self.theme, role="primary", name="action_pin_requested",
                                 on_click=lambda: self.post("pin_requested")))

@@ -24,6 +24,7 @@ from kiosk.ui.widgets import button, label
 log = logging.getLogger(__name__)
 
 ACTIVITY_EVERY_S = 1.0
+HEALTH_EVERY_S = 1.0
 TICK_S = 1 / 15   # the camera view's refresh (the camera's frame rate) and the countdown's
 INPUT_EVENTS = (QEvent.MouseButtonPress, QEvent.TouchBegin, QEvent.KeyPress)
 
@@ -53,9 +54,12 @@ class KioskWindow(QWidget):
 
     first_painted = pyqtSignal()
 
-    def __init__(self, *, post, clock, options=None, camera=None, size=(800, 480)):
+    def __init__(self, *, post, clock, options=None, camera=None, size=(800, 480), health=None):
         super().__init__()
         self.post_event = post
+        self.health = health            # () -> problems now (camera_unavailable, sensor_unavailable)
+        self.problems = ()
+        self._health_checked_s = None
         self.clock = clock
         self.options = options or Options()
         self.camera = camera
@@ -158,6 +162,8 @@ class KioskWindow(QWidget):
         if self.screen is not None and type(self.screen) is cls and self.screen.take(name, data):
             self._chrome()
             return
+        if cls.shows_health:
+            data["problems"] = list(self.problems)
         ctx = Context(words=self.words(), theme=self.theme, post=self.post, camera=self.camera)
         screen = cls(ctx, name, data)
         screen.setObjectName(f"screen_{name}")
@@ -235,6 +241,7 @@ class KioskWindow(QWidget):
     def tick(self):
         """Countdown, camera view, animation: called every TICK_S by a timer (directly in tests)."""
         self._feed_camera()
+        self._check_health()
         if self.screen is not None and hasattr(self.screen, "animation"):
             self.screen.animation.step(TICK_S)
         self._check_inactivity()
@@ -258,6 +265,24 @@ class KioskWindow(QWidget):
             self.warning.setGeometry((self.width() - w) // 2, (self.height() - h) // 2, w, h)
             self.warning.show()
             self.warning.raise_()
+
+    def _check_health(self):
+        """Every HEALTH_EVERY_S: what is broken (camera, sensor); a screen that shows it is redrawn."""
+        now = self.clock.monotonic()
+        if self.health is None or (self._health_checked_s is not None and
+                                   now - self._health_checked_s < HEALTH_EVERY_S):
+            return
+        self._health_checked_s = now
+        problems = tuple(self.health())
+        if problems != self.problems:
+            log.info("touchscreen: %s", ", ".join(problems) or "camera and sensor back")
+            self.problems = problems
+            if self.screen is not None and self.screen.shows_health:
+                current, self.screen = self.screen, None
+                self.body.removeWidget(current)
+                current.setParent(None)
+                current.deleteLater()
+                self.show_screen(current.name, current.data)
 
     def _feed_camera(self):
         view = getattr(self.screen, "camera_view", None)
