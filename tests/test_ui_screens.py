@@ -100,12 +100,17 @@ def test_username_and_password_rules():
     assert dict(password_rules("Pässword!1", username=""))["english_only"] is False
 
 
+OPTION_SETS = {"plain": {}, "large-text": {"large_text": True},
+               "high-contrast-eastern": {"high_contrast": True, "eastern_digits": True}}
+
+
 @pytest.mark.parametrize("size", list(LAYOUTS), ids=[f"{w}x{h}" for w, h in LAYOUTS])
 @pytest.mark.parametrize("language", ["ar", "en"])
-def test_no_widget_clipped_overlapping_off_screen_or_too_small(qapp, size, language):
+@pytest.mark.parametrize("option_set", list(OPTION_SETS))
+def test_no_widget_clipped_overlapping_off_screen_or_too_small(qapp, size, language, option_set):
     width, height = size
     window = KioskWindow(post=lambda *a, **k: None, clock=FakeClock(), camera=NoCamera(), size=size,
-                         options=Options(language=language, diagonal_in=LAYOUTS[size]))
+                         options=Options(language=language, diagonal_in=LAYOUTS[size], **OPTION_SETS[option_set]))
     window.setFixedSize(width, height)
     window.show()
     found = []

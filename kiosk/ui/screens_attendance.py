@@ -25,7 +25,9 @@ class AttendanceIdle(Screen):
             first.addStretch(1)
             first.addWidget(label(w("error_screen.camera_unavailable.title"), role="banner_error",
                                   align=Qt.AlignCenter, name="camera_unavailable"))
-            first.addWidget(label(w("error_screen.camera_unavailable.text"), align=Qt.AlignCenter))
+            other_ways = "attendance_idle.pin_only" if "sensor_unavailable" in problems else \
+                "error_screen.camera_unavailable.text"
+            first.addWidget(label(w(other_ways), align=Qt.AlignCenter))
             first.addStretch(1)
         else:
             self.camera_view = CameraView(self.theme)

@@ -97,10 +97,44 @@ def write_all(out_dir, *, size=(1024, 600), languages=("ar", "en"), camera=None,
                 if check:
                     faults += [f"{path.name}: {kind} {what}" for kind, what in
                                problems(window, target_px=window.theme.target_px)]
+        if samples is SAMPLES and not only:
+            written += _extras(out, window, language, size, camera or NoCamera())
         window.close()
         window.deleteLater()
     app.processEvents()
     return written, faults
+
+
+EXTRAS = ("inactivity_warning", "large_text", "high_contrast")
+
+
+def _extras(out, window, language, size, camera):
+    """The inactivity warning over a keypad, and the large-text and high-contrast options."""
+    from kiosk.ui.window import KioskWindow, Options
+
+    app = application()
+    window.show_screen("id_keypad", {"language": language})
+    window.clock.advance(window.options.inactivity_timeout_s - 7.5)
+    window.tick()
+    app.processEvents()
+    paths = [out / f"inactivity_warning-{language}.png"]
+    window.grab().save(str(paths[0]))
+    window.activity()
+    for name, option, screen in (("large_text", {"large_text": True}, "id_keypad"),
+                                 ("high_contrast", {"high_contrast": True}, "attendance_idle")):
+        other = KioskWindow(post=lambda *a, **k: None, clock=window.clock, camera=camera, size=size,
+                            options=Options(**{**window.options.__dict__, **option}))
+        other.setFixedSize(*size)
+        other.show()
+        other.show_screen(screen, {"language": language})
+        other.tick()
+        app.processEvents()
+        path = out / f"{name}-{language}.png"
+        other.grab().save(str(path))
+        paths.append(path)
+        other.close()
+        other.deleteLater()
+    return paths
 
 
 def write_demo_screens(out_dir, shown, *, size=(1024, 600)):
@@ -128,6 +162,6 @@ def write_index(out_dir, paths):
              "which do not show them yet.", ""]
     for name in names:
         base = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
-        mark = "" if base in FLOW_SCREENS else " (*waiting*)"
+        mark = "" if base in FLOW_SCREENS or base in EXTRAS else " (*waiting*)"
         lines += [f"## {name}{mark}", "", f"![{name} ar]({name}-ar.png) ![{name} en]({name}-en.png)", ""]
     (out / "README.md").write_text("\n".join(lines))

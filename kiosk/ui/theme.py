@@ -69,6 +69,16 @@ class Theme:
         return int(round(self.font_px * 1.35))
 
     @property
+    def button_px(self):
+        """Text on buttons: the body size, but never more than a touch target's height allows."""
+        return min(self.font_px, int(self.target_px * 0.36))
+
+    @property
+    def key_px(self):
+        """A keypad key's one character: large, within the key."""
+        return min(self.title_px, int(self.target_px * 0.45))
+
+    @property
     def small_px(self):
         return max(13, int(round(self.font_px * 0.8)))
 
@@ -100,13 +110,13 @@ QLabel[role="banner_ok"] {{ background: {c['ok']}; color: #ffffff; font-size: {s
 QLabel[role="banner_error"] {{ background: {c['error']}; color: #ffffff; font-size: {self.title_px}px;
     font-weight: bold; border-radius: 8px; padding: 6px; }}
 QPushButton {{ background: {c['button']}; color: {c['button_fg']}; border: {border}px solid {c['border']};
-    border-radius: 8px; padding: 4px 10px; }}
+    border-radius: 8px; padding: 4px 10px; font-size: {self.button_px}px; }}
 QPushButton:pressed {{ background: {c['border']}; }}
 QPushButton:disabled {{ color: {c['border']}; }}
 QPushButton[role="primary"] {{ background: {c['primary']}; color: {c['primary_fg']}; font-weight: bold; }}
 QPushButton[role="danger"] {{ background: {c['error']}; color: #ffffff; font-weight: bold; }}
 QPushButton[role="selected"] {{ background: {c['panel']}; border: 3px solid {c['accent']}; font-weight: bold; }}
-QPushButton[role="key"] {{ background: {c['panel']}; font-size: {self.title_px}px; }}
+QPushButton[role="key"] {{ background: {c['panel']}; font-size: {self.key_px}px; padding: 0px; }}
 QPushButton[role="flat"] {{ background: transparent; border: {border}px solid {c['border']}; }}
 QFrame[role="topbar"] {{ background: {c['panel']}; border-bottom: {border}px solid {c['border']}; }}
 QFrame[role="overlay"] {{ background: {c['panel']}; border: 3px solid {c['accent']}; border-radius: 12px; }}

@@ -1,4 +1,4 @@
-"""The fonts bundled in ``kiosk/ui/fonts`` (Noto Sans Arabic, DejaVu Sans; licenses beside them), loaded into Qt."""
+"""The fonts bundled in ``kiosk/ui/fonts`` (Noto Sans Arabic UI, DejaVu Sans; licenses beside them), loaded into Qt."""
 
 import logging
 from pathlib import Path
@@ -8,8 +8,9 @@ from PyQt5.QtGui import QFont, QFontDatabase
 log = logging.getLogger(__name__)
 
 FONTS = Path(__file__).resolve().parent / "fonts"
-# Arabic from Noto Sans Arabic; what it lacks (Latin, symbols) falls back to DejaVu Sans
-FAMILIES = ["Noto Sans Arabic", "DejaVu Sans"]
+# Arabic from Noto Sans Arabic UI (the interface cut: a tighter line height than Noto Sans Arabic);
+# what it lacks (Latin, symbols) falls back to DejaVu Sans
+FAMILIES = ["Noto Sans Arabic UI", "DejaVu Sans"]
 
 
 def load_fonts(app):

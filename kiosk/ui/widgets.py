@@ -237,7 +237,7 @@ class RulesChecklist(QWidget):
         grid.setVerticalSpacing(0)
         self.labels = {}
         for i, (rule, _ok) in enumerate(rules):
-            w = label("", role="small", name=f"rule_{rule}")
+            w = label("", role="small", wrap=False, name=f"rule_{rule}")
             self.labels[rule] = w
             grid.addWidget(w, i // columns, i % columns)
         self.set_rules(rules)

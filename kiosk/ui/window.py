@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from PyQt5.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
+from PyQt5.QtGui import QFontMetrics
 from PyQt5.QtWidgets import QApplication, QFrame, QHBoxLayout, QVBoxLayout, QWidget
 
 from kiosk.ui.i18n import Words
@@ -99,7 +100,8 @@ class KioskWindow(QWidget):
         bar.setSpacing(m)
         self.back = button("", self.theme, name="top_action", on_click=self._top_action)
         self.back.setSizePolicy(self.back.sizePolicy().horizontalPolicy(), self.back.sizePolicy().verticalPolicy())
-        self.title = label("", role="title", align=Qt.AlignCenter, name="title")
+        self.title = label("", role="title", wrap=False, align=Qt.AlignCenter, name="title")
+        self.title.setMinimumWidth(1)  # the title gives way to the buttons; _fit_title shrinks its font
         self.lang = button("", self.theme, name="language", on_click=self.switch_language)
         for b in (self.back, self.lang):
             b.setMaximumWidth(max(self.theme.target_px * 3, self.width() // 4))
@@ -117,20 +119,28 @@ class KioskWindow(QWidget):
         self.dim_cover.hide()
 
     def _build_warning(self):
-        box = QFrame(self)
-        box.setObjectName("inactivity_warning")
+        """A dimmed backdrop over the whole screen with the countdown and "more time" in the middle."""
+        backdrop = QWidget(self)
+        backdrop.setObjectName("inactivity_warning")
+        backdrop.setAttribute(Qt.WA_StyledBackground, True)
+        backdrop.setStyleSheet("QWidget#inactivity_warning { background: rgba(0, 0, 0, 140); }")
+        outer = QVBoxLayout(backdrop)
+        box = QFrame()
         box.setProperty("role", "overlay")
+        side = min(self.width(), self.height())
+        box.setFixedWidth(min(self.width() - 4 * self.theme.spacing_px, int(side * 1.1)))
+        outer.addWidget(box, 0, Qt.AlignCenter)
         lay = QVBoxLayout(box)
         m = self.theme.spacing_px
         lay.setContentsMargins(2 * m, 2 * m, 2 * m, 2 * m)
-        lay.setSpacing(m)
+        lay.setSpacing(2 * m)
         self.warning_title = label("", role="title", align=Qt.AlignCenter, name="warning_title")
         self.warning_text = label("", align=Qt.AlignCenter, name="warning_countdown")
         self.more_time = button("", self.theme, role="primary", name="more_time", on_click=self.activity)
         for w in (self.warning_title, self.warning_text, self.more_time):
             lay.addWidget(w)
-        box.hide()
-        return box
+        backdrop.hide()
+        return backdrop
 
     def _rebuild(self):
         """Sizes or options changed: new theme, new chrome, the current screen built again."""
@@ -162,7 +172,7 @@ class KioskWindow(QWidget):
         if self.screen is not None and type(self.screen) is cls and self.screen.take(name, data):
             self._chrome()
             return
-        if cls.shows_health:
+        if cls.shows_health and self.health is not None:
             data["problems"] = list(self.problems)
         ctx = Context(words=self.words(), theme=self.theme, post=self.post, camera=self.camera)
         screen = cls(ctx, name, data)
@@ -189,6 +199,20 @@ class KioskWindow(QWidget):
         self.lang.setText(w("language.other"))
         self.warning_title.setText(w("inactivity.title"))
         self.more_time.setText(w("btn.more_time"))
+        self._fit_title()
+
+    def _fit_title(self):
+        """The top bar's title on one line: a smaller font for a long title on a narrow screen."""
+        self.topbar.layout().activate()
+        room = self.title.contentsRect().width() - self.theme.spacing_px  # a little air beside the buttons
+        font = self.title.font()
+        size = min(self.theme.title_px, int(self.theme.target_px * 0.5))  # within the bar's height
+        while size > self.theme.small_px:
+            font.setPixelSize(size)
+            if QFontMetrics(font).horizontalAdvance(self.title.text()) <= room:
+                break
+            size -= 1
+        self.title.setStyleSheet(f"font-size: {size}px;")
 
     def set_dimmed(self, dimmed):
         self.dimmed = bool(dimmed)
@@ -260,9 +284,7 @@ class KioskWindow(QWidget):
         seconds = max(0, int(math.ceil(remaining)))
         self.warning_text.setText(self.words()("inactivity.countdown", seconds=seconds))
         if not self.warning.isVisible():
-            side = min(self.width(), self.height())
-            w, h = min(self.width() - 20, int(side * 1.2)), min(self.height() - 20, int(side * 0.75))
-            self.warning.setGeometry((self.width() - w) // 2, (self.height() - h) // 2, w, h)
+            self.warning.setGeometry(self.rect())
             self.warning.show()
             self.warning.raise_()
 
