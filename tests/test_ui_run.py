@@ -121,3 +121,18 @@ def test_rotation_lays_the_picture_out_for_the_panel_as_mounted(qapp):
         for t in ui.timers:
             t.stop()
         ui.window.close()
+
+
+def test_auto_runs_headless_when_the_named_platform_cannot_start(monkeypatch, caplog):
+    """eglfs with no panel makes Qt abort: auto probes in a child first and stays headless."""
+    from kiosk import config
+    from kiosk.ui import runner
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "eglfs")
+    monkeypatch.setenv("QT_QPA_EGLFS_INTEGRATION", "none")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert runner.display_mode(config.build([]).ui) == "headless"
+    assert "the display cannot be used" in caplog.text
+    monkeypatch.setenv("QT_QPA_PLATFORM", "minimal:enable_fonts")   # a platform that starts anywhere
+    monkeypatch.setattr(runner, "display_available", lambda: True)
+    assert runner.display_mode(config.build([]).ui) == "fullscreen"

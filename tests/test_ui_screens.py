@@ -147,3 +147,18 @@ def test_the_layout_check_catches_a_cramped_screen(qapp):
     kinds = {p[0] for p in problems(window, target_px=window.theme.target_px)}
     window.close()
     assert kinds & {"off screen", "overlap", "clipped", "small target"}
+
+
+def test_screenshots_are_written_for_each_sample_and_language_with_an_index(qapp, tmp_path):
+    from kiosk.ui.screenshots import write_all, write_index
+
+    written, faults = write_all(tmp_path, size=(800, 480), only=["result"], check=True)
+    write_index(tmp_path, written)
+    assert sorted(p.name for p in written) == ["result-1-ar.png", "result-1-en.png", "result-2-ar.png",
+                                               "result-2-en.png"]
+    assert not faults
+    from PyQt5.QtGui import QImage
+
+    image = QImage(str(tmp_path / "result-2-ar.png"))
+    assert (image.width(), image.height()) == (800, 480)
+    assert "![result-2 ar](result-2-ar.png)" in (tmp_path / "README.md").read_text()

@@ -39,7 +39,33 @@ def display_mode(ui_settings):
     except ImportError:
         log.warning("PyQt5 is not installed (apt install python3-pyqt5): running headless (ui.display = auto)")
         return "headless"
+    problem = qt_start_problem()
+    if problem:
+        log.error("the display cannot be used (%s): running headless (ui.display = auto)", problem)
+        return "headless"
     return "fullscreen"
+
+
+PROBE = "from PyQt5.QtWidgets import QApplication\napp = QApplication(['kiosk-probe'])\nprint(app.platformName())\n"
+PROBE_TIMEOUT_S = 30.0
+
+
+def qt_start_problem():
+    """Why Qt cannot open the display here, or None. Qt aborts the process when its platform
+    fails (eglfs with no panel connected), so the first try runs in a child process: a kiosk
+    without a working screen keeps taking attendance headless instead of crashing in a loop."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"Qt did not start within {PROBE_TIMEOUT_S:.0f} s"
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        return (lines[-1] if lines else f"exit {done.returncode}")[:300]
+    return None
 
 
 class Ui:

@@ -99,7 +99,6 @@ class KioskWindow(QWidget):
         bar.setContentsMargins(m, m // 3, m, m // 3)
         bar.setSpacing(m)
         self.back = button("", self.theme, name="top_action", on_click=self._top_action)
-        self.back.setSizePolicy(self.back.sizePolicy().horizontalPolicy(), self.back.sizePolicy().verticalPolicy())
         self.title = label("", role="title", wrap=False, align=Qt.AlignCenter, name="title")
         self.title.setMinimumWidth(1)  # the title gives way to the buttons; _fit_title shrinks its font
         self.lang = button("", self.theme, name="language", on_click=self.switch_language)
