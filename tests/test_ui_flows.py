@@ -320,3 +320,35 @@ def test_idle_screen_says_when_the_camera_or_sensor_is_unavailable_and_offers_th
         assert window.screen.camera_view is not None and window.findChild(QLabel, "camera_unavailable") is None
     finally:
         window.close()
+
+
+def test_punch_choice_through_its_buttons(kiosk):
+    k = kiosk(ui={})
+    k.flow.set_punch_rule("ask")
+    k.click("action_pin_requested")
+    k.type_digits(SARA.person_id)
+    k.click("key_ok")
+    k.type_digits(SARA_PIN)
+    k.click("key_ok")
+    assert k.shown == "punch_choice"
+    assert k.window.findChild(QAbstractButton, "status_0").property("role") == "primary"  # the likely one
+    k.click("status_3")                                 # break-in
+    assert k.shown == "result"
+    assert [r.status for r in k.ports.records] == [3]
+
+
+def test_not_recognised_offers_the_fallbacks_and_try_again_goes_back_to_the_camera(kiosk):
+    k = kiosk()
+    for _ in range(k.settings.attendance.face_attempts_before_fallback):
+        k.host.post("finger_not_matched", guidance="clean_and_dry")
+        k.settle()
+    assert k.shown == "not_recognised"
+    assert k.window.findChild(QLabel, "fallback_finger").isVisible()
+    k.click("action_pin_requested")                     # the ID and PIN fallback
+    assert k.shown == "id_keypad"
+    k.click("top_action")                               # cancel: home
+    assert k.shown == "attendance_idle"
+    k.host.post("finger_not_matched", guidance="clean_and_dry")
+    k.settle()
+    k.click("action_retry_requested")
+    assert k.flow.state == "watching" and k.shown == "face_guidance"
