@@ -425,12 +425,6 @@ def choose_stranger(pipeline, lfw, enrolled):
     raise RuntimeError(f"no person in {lfw} has a frontal and a turned photo")
 
 
-def _has_display():
-    from kiosk.ui.runner import display_available
-
-    return display_available()
-
-
 def _datasets(arg):
     """The shared datasets folder; --datasets also points the in-process simulators at it."""
     import os
@@ -477,8 +471,9 @@ def run(args):
     own_workdir = args.workdir is None
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="kiosk-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    if args.window or (not args.headless and _has_display()):
-        from kiosk.commands.demo_live import run_live
+    from kiosk.commands.demo_live import has_display, run_live
+
+    if args.window or (not args.headless and has_display()):
 
         try:
             return run_live(args, datasets, workdir)

@@ -16,6 +16,19 @@ log = logging.getLogger(__name__)
 FIRST_ID = 1000000000
 
 
+def has_display():
+    """A display Qt can open (tried in a child process first: a broken one falls back to headless)."""
+    from kiosk.ui import runner
+
+    if not runner.display_available():
+        return False
+    problem = runner.qt_start_problem()
+    if problem:
+        print(f"kiosk demo: the display cannot be used ({problem}); running the scripted scenarios headless")
+        return False
+    return True
+
+
 def _finger_template(finger):
     """A template made the real way, on a separate simulated module (the central enrolment station)."""
     from kiosk.drivers.fingerprint import FingerprintSensor
