@@ -103,7 +103,7 @@ class AdminPage(Screen):
                                                                                     person_id=p)))
             lines.addLayout(line)
         for key, value in content.items():
-            if key in ("checks", "rows", "page", "error") or isinstance(value, (list, dict)):
+            if key in ("checks", "rows", "page", "error") or isinstance(value, (list, dict)) or value in (None, ""):
                 continue
             lines.addWidget(label(f"{w(f'field.{key}', default=key)}: {_value_text(w, value)}"))
         lines.addStretch(1)
