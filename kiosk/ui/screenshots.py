@@ -18,39 +18,6 @@ class NoCamera:
         return None
 
 
-class StillCamera:
-    """A camera that always has the same frame (a picture for the screenshots' camera views)."""
-
-    def __init__(self, image):
-        from kiosk.drivers.camera import Frame
-
-        self.frame = Frame(image, image[::2, ::2], 0.0, 1)
-
-    def latest(self):
-        return self.frame
-
-
-def scenario_camera(scenario, frame_number):
-    """A StillCamera showing frame ``frame_number`` of a camera simulator scenario."""
-    from kiosk_sim.camera import ScenarioPlayer
-
-    player = ScenarioPlayer(scenario)
-    player.open()
-    try:
-        image = None
-        for _ in range(max(1, int(frame_number))):
-            image = player.read()
-    finally:
-        player.close()
-    if image is None:
-        raise ValueError(f"scenario {scenario} has no frame {frame_number}")
-    import cv2
-
-    # the simulator adds sensor noise to every frame, which PNG cannot compress: smoothed, the
-    # camera screens' pictures are about 40% smaller
-    return StillCamera(cv2.GaussianBlur(image, (5, 5), 0))
-
-
 def application():
     """The QApplication (made offscreen when there is no display), with the bundled fonts."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
