@@ -191,7 +191,7 @@ class UiSettings:
                                doc="the window's size when display = window")
     rotation: int = setting(0, choices=(0, 90, 180, 270), doc="turn the picture (degrees clockwise) for a panel "
                                                               "mounted sideways or upside down")
-    hide_cursor: bool = setting(True, doc="no mouse pointer on the touchscreen")
+    hide_cursor: bool = setting(True, doc="no mouse pointer on the touchscreen (display = fullscreen)")
     screen_diagonal_in: float = setting(7.0, min=3.0, max=40.0, doc="the panel's diagonal in inches: sizes touch "
                                                                     "targets in millimetres (at least 11.6 mm)")
     eastern_digits: bool = setting(False, doc="show digits as ٠١٢٣٤٥٦٧٨٩ on Arabic screens")

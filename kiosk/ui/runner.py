@@ -158,6 +158,6 @@ def prepare(settings, inner_screen, *, mode):
 
     app = QApplication.instance() or QApplication(["kiosk"])
     load_fonts(app)
-    if settings.ui.hide_cursor:
+    if settings.ui.hide_cursor and mode == "fullscreen":  # a window on a desktop keeps its pointer
         app.setOverrideCursor(Qt.BlankCursor)
     return Ui(settings, app=app, screen=QtScreen(inner_screen), mode=mode)
