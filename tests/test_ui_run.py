@@ -1,4 +1,4 @@
-"""`kiosk run` with the touchscreen: READY after the first screen, heartbeats from the Qt loop, a real window under Xvfb."""
+"""`kiosk run` with the touchscreen: READY after the first screen, heartbeats from the Qt loop, a real window (Xvfb)."""
 
 import os
 import shutil

@@ -52,8 +52,8 @@ def _prepare_database(settings, count, *, seed=0):
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     rows = [(p, model_id, key.seal(v.tobytes(), context=f"face:{p}:{model_id}"), 0.0) for p, v in zip(ids, vectors)]
     with db.transaction(database):
-        database.conn.executemany("INSERT INTO face_templates (person_id, model_id, sealed, created_at) VALUES (?, ?, ?, ?)",
-                             rows)
+        database.conn.executemany("INSERT INTO face_templates (person_id, model_id, sealed, created_at) "
+                                  "VALUES (?, ?, ?, ?)", rows)
     database.close()
 
 

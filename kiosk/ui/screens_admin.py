@@ -42,7 +42,9 @@ class AdminMenu(Screen):
 
     def title(self):
         by = self.data.get("entered_by")
-        return self.words("admin_menu.title") if by in (None, "pin") else self.words("admin_menu.title_by", who=self.words.ltr(by))
+        if by in (None, "pin"):
+            return self.words("admin_menu.title")
+        return self.words("admin_menu.title_by", who=self.words.ltr(by))
 
 
 def _value_text(words, value):
@@ -217,7 +219,8 @@ class EnrolFace(Screen):
 
     def _fill(self):
         d = self.data
-        self.progress.setText(self.words("enrol_face.progress", captured=d.get("captured", 0), needed=d.get("needed", 0)))
+        self.progress.setText(self.words("enrol_face.progress", captured=d.get("captured", 0),
+                                         needed=d.get("needed", 0)))
         self.hint.setText(self.guidance_text(d.get("guidance")) or self.words("enrol_face.look"))
         self.camera_view.state = "hint" if d.get("guidance") else "ok"
 

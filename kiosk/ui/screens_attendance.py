@@ -63,7 +63,8 @@ class FaceScreen(Screen):
         second.addWidget(self.hint)
         second.addStretch(1)
         text, event = self.other_way
-        second.addWidget(button(self.words(text), self.theme, name=f"action_{event}", on_click=lambda: self.post(event)))
+        second.addWidget(button(self.words(text), self.theme, name=f"action_{event}",
+                                on_click=lambda: self.post(event)))
         self._fill()
 
     def take(self, name, data):

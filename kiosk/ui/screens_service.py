@@ -227,8 +227,8 @@ class ServiceConsent(Screen):
 
     def build(self):
         w = self.words
-        self.box.addWidget(label(w("service_consent.text", service=w(f"service.{self.data.get('service', 'activate')}")),
-                                 name="text"), 1)
+        service = w(f"service.{self.data.get('service', 'activate')}")
+        self.box.addWidget(label(w("service_consent.text", service=service), name="text"), 1)
         self.actions([(w("btn.agree"), "consent_given", "primary", None)])
 
 
