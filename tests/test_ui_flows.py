@@ -193,6 +193,11 @@ def test_no_warning_where_nobody_is_expected_to_act(kiosk):
     k.clock.advance(29.0)
     k.window.tick()
     assert k.shown == "attendance_idle" and not k.window.warning.isVisible()
+    for screen in ("face_guidance", "punch_choice", "result"):  # their flows time out on their own terms
+        k.window.show_screen(screen, {})
+        k.clock.advance(29.0)
+        k.window.tick()
+        assert not k.window.warning.isVisible(), screen
 
 
 def test_dims_when_idle_and_a_touch_wakes_it_without_pressing_anything(kiosk):

@@ -48,6 +48,7 @@ class AttendanceIdle(Screen):
 class FaceScreen(Screen):
     """Watching a face: the camera with the oval guide, the live hint, the liveness instruction."""
 
+    interactive = False     # the flow's own face timeout ends it; nothing here waits for a touch
     uses_camera = True
     top_action = None
     other_way = ("btn.id_and_pin", "pin_requested")   # the button under the hints (text key, event)
@@ -169,6 +170,8 @@ class PinKeypad(Screen):
 
 class PunchChoice(Screen):
     """Which punch this is: check-in, check-out, break, overtime; the likely one highlighted."""
+
+    interactive = False     # on its timeout the flow records the highlighted one: nothing is wiped
 
     def build(self):
         d, w = self.data, self.words

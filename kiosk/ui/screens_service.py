@@ -134,6 +134,7 @@ class ServiceFace(FaceScreen):
     """Face capture for a service: oval guide, live hints, the liveness instruction; assisted path."""
 
     other_way = ("btn.assist", "assist_requested")
+    interactive = True
     top_action = ("btn.cancel", "cancelled")
 
     def _fill(self):
