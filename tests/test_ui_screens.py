@@ -1,4 +1,5 @@
-"""Every screen a flow can show has a widget; the translation files agree; every layout passes the checks.
+"""Every screen a flow can show has a widget; the translation files agree; every layout passes the checks
+(nothing clipped, overlapping, off screen, under 11.6 mm, or closer than 1 mm to another button).
 
 Layouts and the panels assumed for the 11.6 mm touch-target check (``kiosk.ui.theme.LAYOUTS``):
 800x480 on a 7" panel (133 dpi: 61 px targets), 1024x600 on 7" (170 dpi: 78 px), 1280x800 on

@@ -8,10 +8,12 @@ what lies inside a scroll area is judged against the scroll area, not the screen
 from PyQt5.QtCore import QPoint, QRect
 from PyQt5.QtWidgets import QAbstractButton, QLabel, QScrollArea, QWidget
 
+from kiosk.ui.theme import mm_to_px
 from kiosk.ui.widgets import CameraView, FingerAnimation
 
 LEAVES = (QAbstractButton, QLabel, CameraView, FingerAnimation)
 SLACK_PX = 1
+MIN_GAP_MM = 1.0
 
 
 def _in_scroll(widget, top):
@@ -47,9 +49,21 @@ def _text_fits(w):
     return True
 
 
-def problems(window, *, target_px):
-    """Every layout fault on the window as it is drawn now: [(kind, widget name or text), ...]."""
+def _gap(a, b):
+    """Pixels between two rectangles (0 when they touch or overlap)."""
+    dx = max(b.left() - a.right() - 1, a.left() - b.right() - 1, 0)
+    dy = max(b.top() - a.bottom() - 1, a.top() - b.bottom() - 1, 0)
+    return max(dx, dy)
+
+
+def problems(window, *, target_px, gap_px=None):
+    """Every layout fault on the window as it is drawn now: [(kind, widget name or text), ...].
+
+    ``gap_px``: the least space between two touch targets (default: 1 mm on this panel), so a
+    finger meant for one does not land on its neighbour."""
     found = []
+    if gap_px is None:
+        gap_px = mm_to_px(MIN_GAP_MM, window.theme.dpi)
     screen = QRect(0, 0, window.width(), window.height())
     items = leaves(window)
 
@@ -69,6 +83,8 @@ def problems(window, *, target_px):
                 continue
             if ra.intersects(rb) and ra.intersected(rb).width() > SLACK_PX and ra.intersected(rb).height() > SLACK_PX:
                 found.append(("overlap", f"{who(a)} / {who(b)}"))
+            elif isinstance(a, QAbstractButton) and isinstance(b, QAbstractButton) and _gap(ra, rb) < gap_px:
+                found.append(("crowded", f"{who(a)} / {who(b)} {_gap(ra, rb)} px apart"))
     if (window.width(), window.height()) != (window.theme.width, window.theme.height):
         found.append(("resized", f"{window.width()}x{window.height()}"))
     return found
