@@ -129,7 +129,7 @@ def test_no_widget_clipped_overlapping_off_screen_or_too_small(qapp, size, langu
         overlay = ("more_time", "warning_title", "warning_countdown")
         for kind, what in problems(window, target_px=window.theme.target_px):
             parts = what.split(" / ")  # the overlay covers the screen by design: judge it on its own
-            if all(any(o in part for o in overlay) for part in parts) if kind == "overlap" else \
+            if all(any(o in part for o in overlay) for part in parts) if kind in ("overlap", "crowded") else \
                     any(o in what for o in overlay):
                 found.append(("inactivity_warning", 0, kind, what))
     finally:
