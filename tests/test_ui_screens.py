@@ -163,3 +163,14 @@ def test_screenshots_are_written_for_each_sample_and_language_with_an_index(qapp
     image = QImage(str(tmp_path / "result-2-ar.png"))
     assert (image.width(), image.height()) == (800, 480)
     assert "![result-2 ar](result-2-ar.png)" in (tmp_path / "README.md").read_text()
+
+
+def test_latin_keyboard_is_qwerty_where_ten_keys_fit_and_alphabetical_on_a_narrow_screen(qapp):
+    from kiosk.ui.i18n import Words
+    from kiosk.ui.widgets import LatinKeyboard
+
+    wide = LatinKeyboard(Words("en"), Theme.for_screen(800, 480, diagonal_in=7.0))
+    narrow = LatinKeyboard(Words("en"), Theme.for_screen(720, 1280, diagonal_in=7.0))
+    assert wide.key_rows()[0] == "qwertyuiop"
+    rows = narrow.key_rows()
+    assert "".join(rows) == "abcdefghijklmnopqrstuvwxyz" and max(len(r) for r in rows) <= 6

@@ -165,7 +165,7 @@ class LatinKeyboard(QWidget):
         rows = SYMBOL_ROWS if self.symbols else KEY_ROWS
         if across >= max(len(r) for r in rows) + (0 if self.symbols else 1):
             return rows
-        chars = "".join(rows)
+        chars = "".join(rows) if self.symbols else "".join(sorted("".join(rows)))
         return tuple(chars[i:i + across] for i in range(0, len(chars), across))
 
     def _layout_keys(self):
