@@ -340,6 +340,15 @@ class Kiosk:
     def gallery(self):
         return self.engine.gallery
 
+    def problems(self):
+        """What a person at the kiosk cannot use now: ``camera_unavailable``, ``sensor_unavailable``."""
+        found = []
+        if self.camera is None or not self.camera.is_healthy:
+            found.append("camera_unavailable")
+        if self.poller is None or not self.poller.is_alive or not self.poller.healthy:
+            found.append("sensor_unavailable")
+        return found
+
     def close(self):
         if self.poller is not None:
             self.poller.close()
@@ -411,6 +420,19 @@ def start_kiosk(settings, *, stack, clock, board, data_key, player=None, sensor_
     return kiosk
 
 
+def _prepare_ui(settings):
+    """The touchscreen's Qt side for `kiosk run`, or None when running headless (``ui.display``)."""
+    from kiosk.device_ports import HeadlessScreen
+    from kiosk.ui.runner import display_mode
+
+    mode = display_mode(settings.ui)
+    if mode == "headless":
+        return None
+    from kiosk.ui import runner
+
+    return runner.prepare(settings, HeadlessScreen(), mode=mode)
+
+
 # a flows step is one frame's analysis plus a few database writes: far under this even on a Pi 4
 FLOWS_STALL_LIMIT_S = 15.0
 
@@ -418,8 +440,9 @@ FLOWS_STALL_LIMIT_S = 15.0
 def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
     """`kiosk run`: storage, hardware, the flows, sync and the systemd watchdog until SIGTERM.
 
-    Attendance runs headless (by face, fingerprint and, from the touchscreen later, PIN) until
-    the touchscreen lands. READY=1 is sent once everything is up; WATCHDOG=1 only while the
+    With a display (``ui.display``) the touchscreen runs on the main thread's Qt loop: READY=1 is
+    sent when its first screen is painted and the heartbeat runs from that loop, so a hung UI is
+    restarted too; headless, READY=1 is sent once everything is up. WATCHDOG=1 only while the
     flows, the fingerprint poller and the sync workers are alive and the flows thread keeps
     stepping (a flow stuck for ``FLOWS_STALL_LIMIT_S`` counts as dead), so a hung kiosk is
     restarted by systemd. ``on_ready(kiosk, sims)`` is called once running (tests and the demo use it).
@@ -453,8 +476,10 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
             stack.callback(sensor_worker.close)
         flows_stop = threading.Event()
         stack.callback(flows_stop.set)
+        ui = _prepare_ui(settings)
         kiosk = start_kiosk(settings, stack=stack, clock=clock, board=board, data_key=key, player=player,
-                            sensor_worker=sensor_worker, stop=flows_stop, reconcile_sensor=reconcile_sensor)
+                            sensor_worker=sensor_worker, stop=flows_stop, reconcile_sensor=reconcile_sensor,
+                            screen=ui.screen if ui is not None else None)
         if sims is not None:
             sims.follow_prompts(kiosk.screen)
 
@@ -472,20 +497,32 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
         watched = [kiosk.host] + ([kiosk.poller] if kiosk.poller is not None else []) + workers
         status = (f"running ({settings.hardware.backend} hardware, {len(kiosk.gallery)} face templates, "
                   f"{len(workers)} sync worker(s))")
-        notifier.ready(status)
-        log.info("kiosk %s", status)
-        if on_ready is not None:
-            on_ready(kiosk, sims)
-        interval = watchdog_interval_s() or 5.0
-        while not stop.wait(min(interval, 1.0)):
+
+        def up():
+            notifier.ready(status)
+            log.info("kiosk %s", status)
+            if on_ready is not None:
+                on_ready(kiosk, sims)
+
+        def heartbeat():
             dead = [type(w).__name__ for w in watched if not w.is_alive]
             stalled = kiosk.host.stalled_s()
             if stalled > FLOWS_STALL_LIMIT_S:
                 dead.append(f"FlowHost (no step for {stalled:.0f} s)")
             if dead:
                 log.error("stopped: %s; withholding the watchdog so systemd restarts us", dead)
-                continue
+                return
             notifier.watchdog()
+
+        if ui is not None:
+            # READY once the first screen is painted; the heartbeat comes from the Qt loop itself
+            ui.run(post=kiosk.host.post, clock=clock, camera=kiosk.camera, mode=ui.mode, stop=stop,
+                   heartbeat=heartbeat, on_first_screen=up, health=kiosk.problems)
+        else:
+            up()
+            interval = watchdog_interval_s() or 5.0
+            while not stop.wait(min(interval, 1.0)):
+                heartbeat()
         notifier.stopping()
         log.info("kiosk stopping")
     notifier.close()

@@ -14,7 +14,7 @@ from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("run", "demo", "config", "db", "bench", "doctor", "sync", "provision", "flows")
+COMMANDS = ("run", "demo", "config", "db", "bench", "doctor", "sync", "provision", "flows", "ui")
 
 
 def build_parser():

@@ -189,6 +189,22 @@ class UiSettings:
     language: str = setting("ar", choices=("ar", "en"), doc="the language each session starts in")
     inactivity_timeout_s: float = setting(30.0, min=3.0, max=3600.0, doc="no input this long: wipe and go home")
     dim_after_s: float = setting(60.0, min=1.0, max=86400.0, doc="idle this long: dim the screen")
+    display: str = setting("auto", choices=("auto", "fullscreen", "window", "headless"),
+                           doc="`kiosk run`'s screen: fullscreen (the Pi), window (a desktop), headless (no "
+                               "screen); auto = fullscreen when a display is there (DISPLAY, WAYLAND_DISPLAY or "
+                               "QT_QPA_PLATFORM set), headless otherwise")
+    window_size: str = setting("1024x600", choices=("800x480", "1024x600", "1280x800", "720x1280"),
+                               doc="the window's size when display = window")
+    rotation: int = setting(0, choices=(0, 90, 180, 270), doc="turn the picture (degrees clockwise) for a panel "
+                                                              "mounted sideways or upside down")
+    hide_cursor: bool = setting(True, doc="no mouse pointer on the touchscreen (display = fullscreen)")
+    screen_diagonal_in: float = setting(7.0, min=3.0, max=40.0, doc="the panel's diagonal in inches: sizes touch "
+                                                                    "targets in millimetres (at least 11.6 mm)")
+    eastern_digits: bool = setting(False, doc="show digits as ٠١٢٣٤٥٦٧٨٩ on Arabic screens")
+    large_text: bool = setting(False, doc="text 30% larger")
+    high_contrast: bool = setting(False, doc="white and yellow on black, thicker borders")
+    inactivity_warning_s: float = setting(10.0, min=0.0, max=600.0, doc="warn this long before the inactivity "
+                                                                        "timeout, with a countdown and 'more time'")
 
 
 @dataclass(frozen=True)

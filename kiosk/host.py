@@ -61,6 +61,11 @@ class FlowHost:
 
     def deliver(self, event, **data):
         """Hand one event to the active flow now (the flow thread only)."""
+        if event == "user_active":  # a touch on the screen: the person is still there
+            for flow in (self.flow, getattr(self.flow, "sub", None)):
+                if flow is not None and flow.deadline_s is not None:
+                    flow.extend_deadline()
+            return True
         factory = self.flow_factories.get(event)
         if factory is not None and self.flow is self.home:
             try:
@@ -162,6 +167,7 @@ class SensorPoller:
         self.capture_timeout_s = float(capture_timeout_s)
         self.retry_s = float(retry_s)
         self.mode = None
+        self.healthy = True          # False after the sensor failed to answer, until it answers again
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._current = None
@@ -212,15 +218,19 @@ class SensorPoller:
                     self._enrol()
                 else:
                     self._identify()
+                self.healthy = True
             except CancelledError:
                 continue
             except NoFingerError:
+                self.healthy = True   # the sensor answered: nobody there
                 continue
             except FINGER_PROBLEMS as e:
+                self.healthy = True
                 self.post("finger_not_matched" if mode != "enrol" else "finger_failed",
                           guidance=getattr(e, "guidance", None) or "try_again")
                 self._lifted()
             except HardwareError as e:
+                self.healthy = False  # the touchscreen says so, and offers the other ways in
                 log.error("fingerprint sensor unavailable: %s; retrying in %.0f s", e, self.retry_s)
                 self.post("sensor_unavailable", reason=str(e))
                 self._stop.wait(self.retry_s)

@@ -2,7 +2,11 @@
 # Debian 12 / Raspberry Pi OS packages that `make demo` and `make test` need.
 # As root it installs what is missing; otherwise it prints the apt-get line to run.
 set -eu
-PACKAGES="python3-venv python3-dev gcc systemd dosfstools mtools e2fsprogs fdisk fonts-dejavu-core"
+# xvfb and the libxcb/xkbcommon libraries: PyQt5's xcb platform, for the touchscreen test under Xvfb
+# and `make demo` on a desktop
+PACKAGES="python3-venv python3-dev gcc systemd dosfstools mtools e2fsprogs fdisk fonts-dejavu-core
+ xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 libxcb-render-util0
+ libxcb-shape0 libxcb-xkb1 libxcb-cursor0 libxkbcommon-x11-0"
 
 missing=""
 for p in $PACKAGES; do

@@ -5,8 +5,9 @@ import sys
 
 
 def test_demo_runs_end_to_end(tmp_path, datasets):
-    result = subprocess.run([sys.executable, "-m", "kiosk.cli", "demo", "--people", "6",
-                             "--datasets", str(datasets), "--workdir", str(tmp_path)],
+    screens = tmp_path / "screens"
+    result = subprocess.run([sys.executable, "-m", "kiosk.cli", "demo", "--people", "6", "--headless",
+                             "--datasets", str(datasets), "--workdir", str(tmp_path), "--screens", str(screens)],
                             capture_output=True, text=True, timeout=600)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -26,6 +27,14 @@ def test_demo_runs_end_to_end(tmp_path, datasets):
     assert "server holds 3 events from this device; outbox pending 0" in out
     assert "ATTLOG rows accepted by the ADMS server: 3" in out
     assert "self-test failures: none" in out
+    # a picture of every screen in both languages, and of the screens this run showed
+    from kiosk.ui.registry import SCREENS
+
+    pictures = {p.name for p in screens.glob("*.png")}
+    assert all(any(n.startswith(f"{name}-") and n.endswith(f"-{lang}.png") for n in pictures)
+               for name in SCREENS for lang in ("ar", "en"))
+    assert "run-result-en.png" in pictures and "run-enrol_done-ar.png" in pictures
+    assert "layout faults: none" in out
     # the demo's database is real: chain intact, templates sealed
     check = subprocess.run([sys.executable, "-m", "kiosk.cli", "db", "--db", str(tmp_path / "data" / "kiosk.db"),
                             "verify-chain"], capture_output=True, text=True)
