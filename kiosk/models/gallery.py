@@ -1,20 +1,20 @@
 """The 1:N gallery: every enrolled face vector of one embedder model, as int8 codes.
 
-100,000 people must fit in a few tens of megabytes on a Pi and be searched in a few
-milliseconds, so a template is kept as an int8 code of its L2-normalized vector with one scale
-per row (``vector ~= code * scale``: 128 bytes for a 128-d vector instead of 512), and a person
-id is kept once, as UTF-8 bytes in one numpy array with a sorted index (no Python string or dict
-entry per person). A search has two steps:
+100,000 people must fit in 20 MB on a Pi and be searched faster than a float32 scan, so a
+template is kept as an int8 code of its L2-normalized vector in steps shared by every row
+(``gallery_scan.step_for``: 128 bytes for a 128-d vector instead of 512); the stored vector is
+the code scaled to unit length. A person id is kept once, as UTF-8 bytes in one numpy array with
+a sorted index (no Python string or dict entry per person). A search has two steps:
 
 1. the coarse scan (``kiosk/models/gallery_scan.py``): one TFLite int8 kernel call scores the
    query against every row (the kernel rounds the query to int8 too);
 2. the best rows are re-scored with the float query against their codes, widening the set until
-   no row left out could beat the k-th identity found (the coarse error is bounded:
-   ``gallery_scan.query_error_bound``). A person's score is their best template's.
+   no row left out could beat the k-th identity found (``gallery_scan.exact_at_most`` bounds a
+   row's exact score by its coarse one). A person's score is their best template's.
 
 So a returned score is the float query against the stored code, which is within a few
 thousandths of the float32 cosine of the original vector (``docs/benchmarks.md``, Gallery);
-``templates_of`` returns the stored vectors (codes times scales). Small galleries (fewer rows than
+``templates_of`` returns the stored vectors. Small galleries (fewer rows than
 ``scan_rows``) skip the model and score every row in numpy. Removing a template moves the last
 row into its place (swap-remove); a change drops the scan model, which the next search rebuilds.
 
@@ -38,6 +38,7 @@ GROWTH = 1.5
 MIN_CAPACITY = 64
 SCAN_ROWS = 1024   # galleries with at least this many rows use the scan model
 CANDIDATES = 16    # rows re-scored at first (at least 4 per identity asked for)
+SAMPLE_STRIDE = 16  # best_rows reads its threshold from every 16th score
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,10 @@ class Gallery:
         self.scan_rows = max(int(scan_rows), 1)
         capacity = max(int(capacity), 1)
         self._codes = np.zeros((capacity, self.dim), dtype=np.int8)  # row -> int8 code
-        self._scales = np.zeros(capacity, dtype=np.float32)           # row -> code scale
+        self.step = gallery_scan.step_for(self.dim)
+        # range of step * |code| over the rows (about 1): what the coarse-to-exact bound needs;
+        # widened on add, never narrowed on remove (a wider range is still a true bound)
+        self._norm_low, self._norm_high = 1.0, 1.0
         self._rows = np.zeros(capacity, dtype=np.int32)               # row -> person code
         self._count = 0
         self._people = PersonIndex()
@@ -123,21 +127,22 @@ class Gallery:
 
     @property
     def nbytes(self):
-        """Bytes held by the codes, their scales, the row owners and the person ids."""
-        return self._codes.nbytes + self._scales.nbytes + self._rows.nbytes + self._people.nbytes
+        """Bytes held by the codes, the row owners and the person ids."""
+        return self._codes.nbytes + self._rows.nbytes + self._people.nbytes
 
     def __contains__(self, person_id):
         with self._lock:
             return self._people.code(person_id) >= 0
 
     def templates_of(self, person_id):
-        """The stored vectors of one person ``(n, dim)``: codes times scales (empty if unknown)."""
+        """The stored vectors of one person ``(n, dim)``: codes scaled to unit length (empty if unknown)."""
         with self._lock:
             code = self._people.code(person_id)
             if code < 0:
                 return np.zeros((0, self.dim), dtype=np.float32)
             rows = np.flatnonzero(self._rows[:self._count] == code)
-            return self._codes[rows].astype(np.float32) * self._scales[rows, None]
+            codes = self._codes[rows]
+            return codes.astype(np.float32) / gallery_scan.row_norms(codes)[:, None]
 
     def reserve(self, capacity):
         """Make room for at least ``capacity`` templates in one step."""
@@ -154,11 +159,9 @@ class Gallery:
             count = self._count
             codes = np.zeros((capacity, self.dim), dtype=np.int8)
             codes[:count] = self._codes[:count]
-            scales = np.zeros(capacity, dtype=np.float32)
-            scales[:count] = self._scales[:count]
             rows = np.zeros(capacity, dtype=np.int32)
             rows[:count] = self._rows[:count]
-            self._codes, self._scales, self._rows = codes, scales, rows
+            self._codes, self._rows = codes, rows
 
     # --- changes --------------------------------------------------------------------------
 
@@ -184,7 +187,10 @@ class Gallery:
         vectors = self._check(vectors, model_id)
         if len(keys) != len(vectors):
             raise ValueError(f"{len(keys)} person ids for {len(vectors)} vectors")
-        codes, scales = gallery_scan.quantize(vectors)
+        codes = gallery_scan.quantize(vectors, self.step)
+        norms = gallery_scan.row_norms(codes) * self.step
+        if np.any(norms <= 0):
+            raise ValueError("a face vector must be finite and non-zero")
         with self._lock:
             needed = self._count + len(vectors)
             if needed > self._codes.shape[0]:
@@ -192,7 +198,8 @@ class Gallery:
             else:
                 self._writable()
             self._codes[self._count:needed] = codes
-            self._scales[self._count:needed] = scales
+            self._norm_low = min(self._norm_low, float(norms.min()))
+            self._norm_high = max(self._norm_high, float(norms.max()))
             self._rows[self._count:needed] = self._people.acquire(keys)
             self._count = needed
             return self._count
@@ -210,10 +217,9 @@ class Gallery:
                 last = self._count - 1
                 if row != last:
                     self._codes[row] = self._codes[last]
-                    self._scales[row] = self._scales[last]
                     self._rows[row] = self._rows[last]
                 self._count = last
-            self._people.release(code, len(rows))
+            self._people.release(code)
             return len(rows)
 
     def clear(self):
@@ -221,6 +227,7 @@ class Gallery:
         with self._lock:
             self._writable()
             self._count = 0
+            self._norm_low, self._norm_high = 1.0, 1.0
             self._people.clear()
 
     # --- search ---------------------------------------------------------------------------
@@ -232,7 +239,8 @@ class Gallery:
         return query
 
     def _rescore(self, query, rows):
-        return (self._codes[rows].astype(np.float32) @ query) * self._scales[rows]
+        codes = self._codes[rows].astype(np.float32)
+        return (codes @ query) / np.sqrt(np.einsum("ij,ij->i", codes, codes))
 
     def scores(self, query):
         """Score of the query against every stored template row (row order)."""
@@ -245,7 +253,7 @@ class Gallery:
 
         The best rows by coarse score are re-scored with the float query, widening until they
         hold ``k`` distinct people and no row left out could beat the k-th of them (a row's
-        coarse score is within ``bound`` of its re-scored one), or every row is taken.
+        exact score is bounded by its coarse one), or every row is taken.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -256,14 +264,14 @@ class Gallery:
                 return []
             if count < self.scan_rows:
                 coarse = exact = self._rescore(query, np.arange(count))
-                bound = 0.0
+                bound = None
             else:
                 if self._scan is None:
                     self._build_scan()
                 coarse, exact, bound = self._scan.scores(query), None, gallery_scan.query_error_bound(query)
             take = min(count, max(4 * k, CANDIDATES))
             while True:
-                top = np.argpartition(-coarse, take - 1)[:take] if take < count else np.arange(count)
+                top = best_rows(coarse, take)
                 scores = exact[top] if exact is not None else self._rescore(query, top)
                 order = np.argsort(-scores, kind="stable")
                 best = {}
@@ -275,7 +283,10 @@ class Gallery:
                             break
                 if take >= count:
                     break
-                left_out_at_most = float(coarse[top].min()) + bound
+                left_out_at_most = float(coarse[top].min())
+                if bound is not None:
+                    left_out_at_most = float(gallery_scan.exact_at_most(
+                        left_out_at_most, query_bound=bound, norm_low=self._norm_low, norm_high=self._norm_high))
                 if len(best) >= k and min(best.values()) >= left_out_at_most:
                     break
                 take = min(count, take * 4)
@@ -283,9 +294,45 @@ class Gallery:
 
     def _build_scan(self):
         count = self._count
-        self._scan = gallery_scan.CodeScan(self._codes[:count], self._scales[:count], threads=self.threads)
+        self._scan = gallery_scan.CodeScan(self._codes[:count], self.step, threads=self.threads)
         # keep one copy of the codes: the model's (read-only until the next change)
         self._codes = self._scan.codes
-        self._scales = self._scales[:count].copy()
         self._rows = self._rows[:count].copy()
+        release_free_memory()
         log.debug("gallery %s: scan model over %d rows", self.model_id, count)
+
+
+def best_rows(scores, take):
+    """Indices of the ``take`` highest scores (any order); all of them when ``take`` covers every row.
+
+    A full ``argpartition`` of 100,000 scores costs about as much as the scan itself, so a
+    threshold is first read from every 16th score: the rows at or above it (a few times ``take``)
+    are partitioned instead. When too few rows reach it, the full partition is the fallback.
+    """
+    count = len(scores)
+    if take >= count:
+        return np.arange(count)
+    if count >= SAMPLE_STRIDE * (take + 8) * 4:
+        sample = scores[::SAMPLE_STRIDE]
+        rank = take // SAMPLE_STRIDE + 2
+        threshold = np.partition(sample, len(sample) - rank)[len(sample) - rank]
+        candidates = np.flatnonzero(scores >= threshold)
+        if len(candidates) >= take:
+            chosen = np.argpartition(scores[candidates], len(candidates) - take)[len(candidates) - take:]
+            return candidates[chosen]
+    return np.argpartition(scores, count - take)[count - take:]
+
+
+def release_free_memory():
+    """Hand freed heap pages back to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Building the codes and the scan model frees several times the gallery's size in temporary
+    arrays; glibc keeps such memory in the process unless asked, which would count against a
+    kiosk's resident memory for the rest of the day.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

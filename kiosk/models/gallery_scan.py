@@ -4,10 +4,12 @@ numpy has no fast int8 matrix-vector product (its integer loops run 2-3 times sl
 float32 BLAS call they would replace), but every TFLite runtime has a "hybrid" fully connected
 kernel: float32 input, int8 weights with one scale per output row, float32 output, run with
 SIMD integer dot products. So the scan is a one-op model written here, in memory, around the
-gallery's codes: query ``[1, dim]`` float32 -> weights ``[rows, dim]`` int8 (per-row scale) ->
-scores ``[1, rows]`` float32. The kernel quantizes the query to int8 itself (one scale for the
-whole vector), so a coarse score differs from the float query against the same codes by at most
-``query_error_bound``; ``Gallery.search`` re-scores the best rows with the float query.
+gallery's codes: query ``[1, dim]`` float32 -> weights ``[rows, dim]`` int8 -> scores
+``[1, rows]`` float32. Every row shares one step (``step_for``): a per-row scale would cost a
+float scale and an int64 zero point per row in the model, and the kernel's copies of them,
+about 2 MB at 100,000 rows. The kernel also rounds the query to int8 (one scale for the vector),
+so a coarse score is only near the row's true score; ``exact_at_most`` bounds how far, and
+``Gallery.search`` re-scores the best rows with the float query.
 
 The model is loaded with the built-in kernels only (``delegates=False``): they read the codes in
 place from the model bytes, where XNNPACK would keep a second, repacked copy. The codes live only
@@ -20,8 +22,6 @@ FULLY_CONNECTED = 9; builtin options FullyConnectedOptions = 8.
 """
 
 import logging
-import math
-
 import flatbuffers
 import numpy as np
 
@@ -70,8 +70,8 @@ def _tensor(builder, shape, tensor_type, buffer, name, quantization=None):
     return builder.EndObject()
 
 
-def build_scan_model(codes, scales):
-    """``(model bytes, offset of the codes in them)`` scoring a float query against int8 ``codes`` (rows x dim)."""
+def build_scan_model(codes, step):
+    """``(model bytes, offset of the codes in them)``: a float query against int8 ``codes`` times ``step``."""
     codes = np.ascontiguousarray(codes, dtype=np.int8)
     rows, dim = codes.shape
     builder = flatbuffers.Builder(codes.nbytes + 8 * rows + 4096)
@@ -83,12 +83,11 @@ def build_scan_model(codes, scales):
     empty_buffer = builder.EndObject()
     # buffer 0 is empty by convention; 1 query, 2 codes, 3 scores
     buffers = _table_vector(builder, [empty_buffer, empty_buffer, weights_buffer, empty_buffer])
-    scale = builder.CreateNumpyVector(np.asarray(scales, dtype="<f4"))
-    zero_point = builder.CreateNumpyVector(np.zeros(rows, dtype="<i8"))
+    scale = builder.CreateNumpyVector(np.array([float(step)], dtype="<f4"))
+    zero_point = builder.CreateNumpyVector(np.zeros(1, dtype="<i8"))
     builder.StartObject(7)
     builder.PrependUOffsetTRelativeSlot(2, scale, 0)
     builder.PrependUOffsetTRelativeSlot(3, zero_point, 0)
-    builder.PrependInt32Slot(6, 0, 0)  # quantized_dimension: one scale per output row
     quantization = builder.EndObject()
     tensors = _table_vector(builder, [
         _tensor(builder, [1, dim], FLOAT32, 1, "query"),
@@ -128,50 +127,72 @@ def build_scan_model(codes, scales):
     builder.PrependUOffsetTRelativeSlot(4, buffers, 0)
     model = builder.EndObject()
     builder.Finish(model, file_identifier=b"TFL3")
-    # flatbuffer offsets count from the buffer's end; the vector's data follows its uint32 length
+    # flatbuffer offsets count from the buffer's end; a vector's data follows its uint32 length
     start = builder.Head()
-    at = len(builder.Bytes) - weights - start + 4
+    codes_at = len(builder.Bytes) - weights - start + 4
     content = bytes(builder.Bytes[start:])
     del builder
-    return content, at
+    return content, codes_at
 
 
-def quantize(vectors):
-    """Per-row int8 codes and scales of unit vectors: ``code * scale`` is the unit vector nearest the code.
+def step_for(dim):
+    """The code step of unit vectors of ``dim`` elements: peak / 127, the peak at 6 standard deviations.
 
-    A row's code is its vector in steps of peak / 127 (symmetric, rounded); its scale is one over
-    the code's norm, so a stored vector has norm 1 and a template scores 1.0 against itself.
+    An element of a random unit vector has standard deviation 1 / sqrt(dim); 6 of them is
+    exceeded about once in 10^9 elements, and an element beyond is clipped to +-127 steps (the
+    stored vector is then a little further from the original, and still scored exactly).
     """
+    return min(1.0, 6.0 / np.sqrt(dim)) / 127.0
+
+
+def quantize(vectors, step):
+    """int8 codes of unit vectors in steps of ``step`` (rounded, clipped to +-127)."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    peak = np.abs(vectors).max(axis=1)
-    steps = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    codes = np.clip(np.rint(vectors / steps[:, None]), -127, 127).astype(np.int8)
-    norms = np.linalg.norm(codes.astype(np.float32), axis=1)
-    scales = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
-    return codes, scales
+    return np.clip(np.rint(vectors / np.float32(step)), -127, 127).astype(np.int8)
 
 
-def query_error_bound(query, *, row_norm=1.01):
-    """How far a coarse score can be from the float query's score against the same codes.
+def row_norms(codes):
+    """Euclidean norms of int8 code rows (as float32)."""
+    codes = codes.astype(np.float32)
+    return np.sqrt(np.einsum("ij,ij->i", codes, codes))
 
-    The kernel rounds the query to int8 with one scale (peak / 127): each element moves by at
-    most half a step, so the query moves by at most ``sqrt(dim) * step / 2``; a code row of norm
-    at most ``row_norm`` (unit vectors, rounded) changes its dot product by at most that times.
+
+def query_error_bound(query):
+    """Norm of the kernel's rounding error on the query (with a margin for float rounding).
+
+    The kernel rounds the query to int8 with one scale (peak / 127); an element halfway between
+    two steps is off by half a step whichever way it is rounded, so the norm is known exactly.
     """
     query = np.asarray(query, dtype=np.float32)
-    step = float(np.abs(query).max()) / 127.0
-    return row_norm * math.sqrt(query.size) * step / 2 + 1e-6
+    scale = float(np.abs(query).max()) / 127.0
+    if scale == 0.0:
+        return 1e-5
+    error = query - np.rint(query / scale) * scale
+    return float(np.linalg.norm(error)) * 1.001 + 1e-5
+
+
+def exact_at_most(coarse, *, query_bound, norm_low, norm_high):
+    """The highest exact score a row with coarse score ``coarse`` can have.
+
+    A row's exact score is ``code . query / |code|``; its coarse score is ``step * code . q'``
+    with ``q' = query + error``. So ``exact = coarse / n - code . error / |code|`` with
+    ``n = step * |code|`` in ``[norm_low, norm_high]``, and ``|code . error| / |code| <= |error|``.
+    """
+    coarse = np.asarray(coarse, dtype=np.float64)
+    return np.where(coarse >= 0, coarse / norm_low, coarse / norm_high) + query_bound + 1e-6
 
 
 class CodeScan:
     """A loaded scan model over fixed codes; ``scores(query)`` gives one coarse score per row; not thread-safe."""
 
-    def __init__(self, codes, scales, *, threads=1):
+    def __init__(self, codes, step, *, threads=1):
         codes = np.ascontiguousarray(codes, dtype=np.int8)
         self.rows, self.dim = codes.shape
-        content, at = build_scan_model(codes, scales)
+        content, codes_at = build_scan_model(codes, step)
         self._model = load_model_bytes(content, name="gallery-scan", threads=threads, delegates=False)
-        self.codes = np.frombuffer(content, dtype=np.int8, count=self.rows * self.dim, offset=at).reshape(self.rows, self.dim)
+        # a read-only view of the model's own copy (the gallery keeps no other)
+        self.codes = np.frombuffer(content, dtype=np.int8, count=self.rows * self.dim, offset=codes_at)
+        self.codes = self.codes.reshape(self.rows, self.dim)
         self._input = self._model.inputs[0]["index"]
         self._output = self._model.outputs[0]["index"]
         self._interpreter = self._model.interpreter
@@ -180,4 +201,4 @@ class CodeScan:
         """Coarse scores of a float32 ``(dim,)`` query against every row (a view, valid until the next call)."""
         self._interpreter.set_tensor(self._input, np.asarray(query, dtype=np.float32).reshape(1, self.dim))
         self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output)[0]
+        return self._interpreter.tensor(self._output)()[0]

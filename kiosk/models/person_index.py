@@ -29,11 +29,10 @@ def encode(person_ids):
 
 
 class PersonIndex:
-    """Codes for person ids, with a template count per code."""
+    """Codes for person ids (the gallery knows which rows hold which code)."""
 
     def __init__(self):
         self._ids = np.zeros(MIN_CAPACITY, dtype="S1")   # code -> UTF-8 id (b"" once freed)
-        self._counts = np.zeros(MIN_CAPACITY, dtype=np.int32)  # code -> templates
         self._size = 0          # codes handed out so far (live or freed)
         self._free = []         # freed codes, reused first
         self._sorted = None     # argsort of _ids[:_size]; None after a change
@@ -44,7 +43,7 @@ class PersonIndex:
     @property
     def nbytes(self):
         sorted_bytes = 0 if self._sorted is None else self._sorted.nbytes
-        return self._ids.nbytes + self._counts.nbytes + sorted_bytes
+        return self._ids.nbytes + sorted_bytes
 
     def person_id(self, code):
         return self._ids[code].decode("utf-8")
@@ -70,7 +69,7 @@ class PersonIndex:
         return np.where(ids[candidate] == keys, candidate, -1)
 
     def acquire(self, keys):
-        """Codes for encoded ids (new people get new or reused codes), counting one template each."""
+        """Codes for encoded ids, one per key (new people get new or reused codes)."""
         if len(keys) == 0:
             return np.zeros(0, dtype=np.int32)
         unique, inverse = np.unique(keys, return_inverse=True)
@@ -87,18 +86,13 @@ class PersonIndex:
             self._ids[assigned] = unique[new]
             codes[new] = assigned
             self._sorted = None
-        per_key = codes[inverse].reshape(-1)
-        np.add.at(self._counts, per_key, 1)
-        return per_key.astype(np.int32)
+        return codes[inverse].reshape(-1).astype(np.int32)
 
-    def release(self, code, templates):
-        """Count ``templates`` fewer for ``code``; a code left without templates is freed."""
-        self._counts[code] -= templates
-        if self._counts[code] <= 0:
-            self._counts[code] = 0
-            self._ids[code] = b""
-            self._free.append(int(code))
-            self._sorted = None
+    def release(self, code):
+        """Free ``code`` (its person has no templates left) for reuse."""
+        self._ids[code] = b""
+        self._free.append(int(code))
+        self._sorted = None
 
     def clear(self):
         self.__init__()
@@ -108,6 +102,4 @@ class PersonIndex:
             grown = max(capacity, int(len(self._ids) * GROWTH) + 1)
             ids = np.zeros(grown, dtype=self._ids.dtype)
             ids[:self._size] = self._ids[:self._size]
-            counts = np.zeros(grown, dtype=np.int32)
-            counts[:self._size] = self._counts[:self._size]
-            self._ids, self._counts = ids, counts
+            self._ids = ids
