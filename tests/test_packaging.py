@@ -120,7 +120,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("argv", [["bench", "sync", "--events", "10", "--tls"], ["bench", "attendance"]])
+@pytest.mark.parametrize("argv", [["bench", "sync", "--events", "10", "--no-tls"], ["bench", "attendance"]])
 def test_a_simulator_bench_without_the_simulators_says_how_to_install_them(argv):
     """As installed from the firmware wheel alone: the simulator-backed benches say what to install."""
     code = BLOCKER.format(names=bench.SIM_BENCHES)
