@@ -8,8 +8,8 @@ log = logging.getLogger(__name__)
 
 # each module exports register(subparsers); the firmware ships the benchmarks that need no
 # simulator, the kiosk-sim distribution (hw-sim/) the others as kiosk_sim_bench.NAME
-BENCHES = ("adms", "gallery", "fingerprint", "sync", "soak", "camera", "face", "attendance")
-SIM_BENCHES = ("adms", "fingerprint", "sync", "soak", "camera", "attendance")
+BENCHES = ("adms", "gallery", "fingerprint", "sync", "soak", "camera", "face", "attendance", "idle")
+SIM_BENCHES = ("adms", "fingerprint", "sync", "soak", "camera", "attendance", "idle")
 PACKAGES = ("kiosk.bench", "kiosk_sim_bench")
 MISSING = "needs the simulators, which are not installed: install them (make test, or pip install ./hw-sim)"
 

@@ -108,6 +108,7 @@ class Gallery:
         from kiosk.storage import people
 
         gallery = cls.from_templates(model_id, people.face_templates(database, key, model_id), dim=dim)
+        release_free_memory()  # the decrypted templates and their list are gone: give their pages back
         log.info("gallery %s: %d templates of %d people loaded", model_id, len(gallery), gallery.people_count)
         return gallery
 
