@@ -175,6 +175,7 @@ def test_changes_after_a_scan_are_seen_by_the_next_search():
     gallery.add("new", vectors[3], model_id="m")
     assert gallery.search(vectors[3], k=1)[0].person_id == "new"
     assert "p3" not in gallery and "new" in gallery and gallery.people_count == 2000
+    assert sorted(gallery.person_ids()) == sorted([f"p{i}" for i in range(2000) if i != 3] + ["new"])
 
 
 def test_person_ids_are_text_without_nul():

@@ -131,6 +131,11 @@ class Gallery:
         """Bytes held by the codes, the row owners and the person ids."""
         return self._codes.nbytes + self._rows.nbytes + self._people.nbytes
 
+    def person_ids(self):
+        """The ids of everyone with at least one template (no particular order)."""
+        with self._lock:
+            return self._people.person_ids()
+
     def __contains__(self, person_id):
         with self._lock:
             return self._people.code(person_id) >= 0

@@ -48,6 +48,11 @@ class PersonIndex:
     def person_id(self, code):
         return self._ids[code].decode("utf-8")
 
+    def person_ids(self):
+        """Every live id, decoded."""
+        free = set(self._free)
+        return [self._ids[code].decode("utf-8") for code in range(self._size) if code not in free]
+
     def code(self, person_id):
         """The code of one person id, or -1 if unknown."""
         try:
