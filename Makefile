@@ -7,11 +7,13 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: demo test test-all system-deps image clean
 
-$(STAMP): setup.cfg pyproject.toml scripts/install-system-deps.sh
+$(STAMP): setup.cfg pyproject.toml hw-sim/setup.cfg hw-sim/pyproject.toml scripts/install-system-deps.sh
 	scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -e '.[dev]'
+	# the simulators are a distribution of their own (hw-sim/setup.cfg), not in the firmware wheel
+	$(PIP) install -e ./hw-sim
 	touch $@
 
 system-deps:

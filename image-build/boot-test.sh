@@ -64,7 +64,7 @@ rm -f "$WORK/overlay/var/lib/kiosk-test-server/server.db-"*
 
 step "kiosk image (build.sh)"
 t0=$(date +%s)
-KIOSK_IMG_EXTRA_OVERLAY="$WORK/overlay" KIOSK_IMG_DEPS=wheelhouse "$HERE/build.sh" "$BASE" "$WORK/kiosk.img"
+KIOSK_IMG_EXTRA_OVERLAY="$WORK/overlay" KIOSK_IMG_DEPS=wheelhouse KIOSK_IMG_SIMULATORS=1 "$HERE/build.sh" "$BASE" "$WORK/kiosk.img"
 timing kiosk_build_s $(( $(date +%s) - t0 ))
 
 step "kiosk-provision.toml on the boot partition; kernel and initrd out of it"

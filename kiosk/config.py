@@ -93,7 +93,7 @@ class GpioSettings:
 @dataclass(frozen=True)
 class FaceSettings:
     detector: str = setting("blazeface_short", choices=("blazeface_short", "blazeface_full"))
-    embedder: str = setting("sface-fp16-v1", choices=("sface-fp16-v1", "mobilefacenet-v1"),
+    embedder: str = setting("sface-fp16-v1", choices=("sface-fp16-v1", "sface-int8-v1", "mobilefacenet-v1"),
                             doc="model id of the embedder (see kiosk/models/assets/MODELS.md); "
                                 "mobilefacenet-v1 has research-only training data")
     threads: int = setting(2, min=1, max=8)

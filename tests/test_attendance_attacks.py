@@ -45,7 +45,7 @@ def enrol(pipeline, lfw, names):
 
 def play(settings, pipeline, gallery, scene, *, frames, follow=None):
     clock = FakeClock()
-    ports = RecordingPorts(clock, [Person(n, n.replace("_", " ")) for n in gallery._code_of])
+    ports = RecordingPorts(clock, [Person(n, n.replace("_", " ")) for n in gallery.person_ids()])
     flow = AttendanceFlow(ports=ports, clock=clock, settings=settings, rng=FirstChoice())
     engine = FaceEngine.from_settings(settings.face, pipeline=pipeline, gallery=gallery)
     shown = 0

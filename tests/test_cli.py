@@ -1,7 +1,6 @@
 """The CLI mirrors the library: every command and subcommand has help, and the README names it."""
 
 import argparse
-import configparser
 import subprocess
 import sys
 
@@ -49,13 +48,3 @@ def test_import_kiosk_has_no_side_effects():
             "assert not logging.getLogger().handlers; "
             "assert not any(m.startswith(('cv2', 'PyQt5', 'RPi', 'picamera2')) for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_setup_cfg_lists_every_package():
-    parsed = configparser.ConfigParser()
-    parsed.read(ROOT / "setup.cfg")
-    listed = set(parsed["options"]["packages"].split())
-    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "kiosk").rglob("__init__.py")}
-    on_disk |= {".".join(p.parent.relative_to(ROOT / "hw-sim").parts)
-                for p in (ROOT / "hw-sim").rglob("__init__.py")}
-    assert on_disk == listed

@@ -101,6 +101,10 @@ def test_bench_face_runs_end_to_end_and_prints_json(datasets, tmp_path, capsys):
     assert result["images"] == sum(len(list(p.iterdir())) for p in tmp_path.iterdir() if p.is_dir())
     assert result["model"] == "sface-fp16-v1"
     assert 0.0 <= result["detect_fail_rate"] <= 1.0 and 0.0 <= result["rank1"] <= 1.0
+    holds = result["target"]["holds"]
+    assert holds["dlib_speed_ratio"] is None and holds["met"] is False  # no peer run: never "met"
+    assert holds["rank1"] == (result["rank1"] >= 0.99) and holds["total_ms"] == (result["latency_ms"]["total"] <= 12)
+    assert set(result["load_average"]) == {"before", "after"}
     assert "images" in captured.err      # progress goes to stderr
     saved = np.load(scores)
     assert len(saved["genuine"]) == result["genuine_pairs"]
@@ -111,3 +115,15 @@ def test_bench_face_runs_end_to_end_and_prints_json(datasets, tmp_path, capsys):
 def test_bench_face_reports_a_missing_folder(tmp_path, capsys):
     assert cli.main(["bench", "face", "--dataset", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_face_target_verdict_needs_every_figure_and_the_peer():
+    from kiosk.bench.face import verdict
+
+    good = {"latency_ms": {"total": 11.0}, "detect_fail_rate": 0.0, "tar_at_far": {"1e-3": 0.985, "1e-4": 0.975},
+            "rank1": 0.995, "dlib_speed_ratio": 8.5}
+    assert verdict(good)["holds"]["met"] is True
+    for key, bad in (("latency_ms", {"total": 12.5}), ("detect_fail_rate", 0.01), ("rank1", 0.98),
+                     ("tar_at_far", {"1e-3": 0.985, "1e-4": 0.96}), ("dlib_speed_ratio", 7.9)):
+        assert verdict({**good, key: bad})["holds"]["met"] is False, key
+    assert verdict({**good, "dlib_speed_ratio": None})["holds"]["met"] is False

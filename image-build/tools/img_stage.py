@@ -83,27 +83,35 @@ def stage_docs(repo, stage, prefix, apt_packages, fonts):
             raise FileNotFoundError(f"KIOSK_IMG_FONTS: {font} does not exist on the build host")
 
 
-def build_wheel(repo, build_python, out_dir):
-    """Build the kiosk wheel (pure Python) with the build host's Python; return its path."""
+def build_wheel(repo, build_python, out_dir, *, simulators=False):
+    """Build the kiosk wheel (pure Python) with the build host's Python; return its path.
+
+    ``simulators``: also build the kiosk-sim wheel from ``hw-sim/`` (for ``stage_venv``).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    subprocess.run([build_python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "-w", str(out_dir), str(repo)], check=True)
-    wheels = sorted(out_dir.glob("kiosk-*.whl"))
+    sources = [Path(repo)] + ([Path(repo) / "hw-sim"] if simulators else [])
+    for source in sources:
+        subprocess.run([build_python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--disable-pip-version-check", "-w", str(out_dir), str(source)], check=True)
+    wheels = sorted(out_dir.glob("kiosk-[0-9]*.whl"))
     if not wheels:
         raise FileNotFoundError(f"no kiosk wheel was built in {out_dir}")
+    if simulators and not sorted(out_dir.glob("kiosk_sim-*.whl")):
+        raise FileNotFoundError(f"no kiosk-sim wheel was built in {out_dir}")
     return wheels[-1]
 
 
 def stage_venv(stage, *, prefix, build_python, wheel_dir, wheelhouse, deps, platforms,
-               target_python, pyver):
+               target_python, pyver, simulators=False):
     """Make the venv the device runs, for aarch64, without running anything on aarch64.
 
     A venv is a pyvenv.cfg, links to the system Python and a site-packages directory. Wheels
     are installed into it with ``pip install --target`` for the target's platform tags
     (installing a wheel only unpacks it, so the build host's architecture does not matter),
     from local directories only. ``deps``: "wheelhouse" installs every dependency from
-    ``wheelhouse``; "none" installs the kiosk alone.
+    ``wheelhouse``; "none" installs the kiosk alone. ``simulators`` adds the kiosk-sim
+    distribution (built by ``build_wheel(..., simulators=True)``); a production image has none.
     """
     venv = stage / prefix.lstrip("/") / "venv"
     venv_abs = f"{prefix}/venv"
@@ -135,7 +143,7 @@ def stage_venv(stage, *, prefix, build_python, wheel_dir, wheelhouse, deps, plat
         args.append("--no-deps")
     else:
         raise ValueError(f"KIOSK_IMG_DEPS={deps!r}: expected 'wheelhouse' or 'none'")
-    subprocess.run(args + ["kiosk"], check=True)
+    subprocess.run(args + ["kiosk"] + (["kiosk-sim"] if simulators else []), check=True)
     # Console scripts: pip wrote them for the build host's Python; point them at the venv's.
     scripts = site / "bin"
     for script in sorted(scripts.glob("*")) if scripts.is_dir() else []:

@@ -7,13 +7,21 @@ failure rate; TAR at FAR 1e-2, 1e-3, 1e-4 over all genuine pairs and a seeded sa
 impostor pairs; EER; rank-1 (first image per person enrolled, the rest probes); per-stage
 latency, median and p95, for each thread count (the first count runs every image, the others
 re-time the first --latency-images images). Progress goes to stderr.
+
+``--dlib-peer`` also runs ``tools/bench_dlib_peer.py`` (the face_recognition approach, in its
+own throwaway venv; a tool of the source checkout, not of the firmware wheel) on the same images
+and pairs right after, and reports its figures, the speed ratio (its median total over ours) and
+the load average around each run. ``target`` in the JSON says whether issue 13's figures hold.
 """
 
 import argparse
 import json
 import math
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +30,10 @@ from kiosk.bench import face_protocol as protocol
 from kiosk.bench import positive_ints
 
 ALL_PAIRS_LIMIT = 5_000_000  # --scores also saves every impostor pair up to this many
+DLIB_PEER = Path(__file__).resolve().parents[2] / "tools" / "bench_dlib_peer.py"
+# issue 13: per face at 1 thread, accuracy kept, against the dlib peer measured in the same command
+TARGET = {"total_ms": 12.0, "detect_fail_rate": 0.0, "tar_at_far": {"1e-3": 0.98, "1e-4": 0.97}, "rank1": 0.99,
+          "dlib_speed_ratio": 8.0}
 
 
 def register(sub):
@@ -41,6 +53,9 @@ def register(sub):
                         help="alignment points: 5 from the face mesh (default) or 4 from the detector")
     parser.add_argument("--latency-images", type=argtypes.non_negative_int, default=100, metavar="N",
                         help="images re-timed at the second and later thread counts (default 100)")
+    parser.add_argument("--dlib-peer", action="store_true",
+                        help="also run tools/bench_dlib_peer.py on the same images (source checkout only) "
+                             "and report the speed ratio")
     parser.add_argument("--scores", metavar="FILE.npz",
                         help="also save the pair scores (genuine, sampled impostors, and all impostor "
                              "pairs when there are at most 5 million) for tools/face_threshold.py")
@@ -149,6 +164,14 @@ def _report(result):
         shown = "n/a" if threshold is None else f"{threshold:.4f}"
         lines.append(f"TAR @ FAR {far}: {tar:.4f}   (cosine threshold {shown})")
     lines.append(f"EER: {result['eer']:.4f}   rank-1: {result['rank1']:.4f}")
+    if result.get("peer"):
+        peer = result["peer"]
+        lines.append(f"dlib peer: fail {peer['detect_fail_rate']:.2%}, TAR {peer['tar_at_far']}, rank-1 "
+                     f"{peer['rank1']:.4f}, median total {peer['latency_ms']['total']} ms: ours "
+                     f"{result['dlib_speed_ratio']}x faster")
+    holds = result["target"]["holds"]
+    lines.append("issue 13 targets: " + ", ".join(f"{k} {'yes' if v else ('n/a' if v is None else 'NO')}"
+                                                  for k, v in holds.items()))
     lines.append(f"{'threads':>7} {'stage':>10} {'median ms':>10} {'p95 ms':>8}")
     for threads, stages in result["latency"].items():
         for stage in ("detect", "landmarks", "embed", "total"):
@@ -157,10 +180,40 @@ def _report(result):
     return "\n".join(lines)
 
 
+def run_dlib_peer(args):
+    """The dlib peer's JSON figures on the same images and pairs (raises RuntimeError when it cannot run)."""
+    if not DLIB_PEER.is_file():
+        raise RuntimeError(f"the dlib peer is a tool of the source checkout ({DLIB_PEER} not found)")
+    command = [sys.executable, str(DLIB_PEER), "--dataset", str(args.dataset), "--json", "--people", str(args.people),
+               "--impostors", str(args.impostors), "--seed", str(args.seed)]
+    _progress("running the dlib peer (tools/bench_dlib_peer.py)")
+    # dlib at one thread too, like our interpreters' first count
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the dlib peer failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout)
+
+
+def verdict(result):
+    """Whether each of issue 13's face figures holds (None for the peer ratio when it was not run)."""
+    checks = {
+        "total_ms": result["latency_ms"]["total"] is not None and result["latency_ms"]["total"] <= TARGET["total_ms"],
+        "detect_fail_rate": result["detect_fail_rate"] <= TARGET["detect_fail_rate"],
+        "tar_at_far": all(result["tar_at_far"][far] >= least for far, least in TARGET["tar_at_far"].items()),
+        "rank1": result["rank1"] >= TARGET["rank1"],
+        "dlib_speed_ratio": (None if result.get("dlib_speed_ratio") is None
+                             else result["dlib_speed_ratio"] >= TARGET["dlib_speed_ratio"]),
+    }
+    checks["met"] = all(value is not False for value in checks.values()) and checks["dlib_speed_ratio"] is not None
+    return {"limits": TARGET, "holds": checks}
+
+
 def run(args):
     from kiosk import app
 
     settings = app.load_settings(args)
+    load_before = os.getloadavg()
     try:
         result, details = measure(
             args.dataset, detector=args.detector or settings.face.detector,
@@ -170,6 +223,19 @@ def run(args):
     except (FileNotFoundError, OSError) as e:
         print(f"kiosk bench face: {e}", file=sys.stderr)
         return 2
+    result["load_average"] = {"before": [round(x, 2) for x in load_before],
+                              "after": [round(x, 2) for x in os.getloadavg()]}
+    if args.dlib_peer:
+        try:
+            peer = run_dlib_peer(args)
+        except (RuntimeError, ValueError, OSError) as e:
+            print(f"kiosk bench face: {e}", file=sys.stderr)
+            return 1
+        peer["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        result["peer"] = peer
+        ours, theirs = result["latency_ms"]["total"], peer["latency_ms"]["total"]
+        result["dlib_speed_ratio"] = round(theirs / ours, 2) if ours and theirs else None
+    result["target"] = verdict(result)
     if args.scores:
         save_scores(args.scores, details)
     print(json.dumps(result, indent=2) if args.json else _report(result))

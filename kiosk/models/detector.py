@@ -168,6 +168,9 @@ class FaceDetector:
         self.spec = SPECS[model_id]
         self.min_score = self.spec.min_score if min_score is None else float(min_score)
         self.iou_threshold = float(iou_threshold)
+        # a little below the exact logit, so float rounding never drops a row the sigmoid keeps
+        score = min(max(self.min_score, 1e-6), 1 - 1e-6)
+        self._min_logit = float(np.log(score / (1.0 - score))) - 1e-3
         self.model = load_model(assets.path(self.spec.model_file), threads=threads, runtime=runtime)
         self.anchors = generate_anchors(self.spec.input_size, self.spec.strides,
                                         interpolated_anchor=self.spec.interpolated_anchor)
@@ -184,8 +187,14 @@ class FaceDetector:
         tensor = (square.astype(np.float32) / 127.5 - 1.0)[None]
         outputs = self.model.run(tensor)
         raw_boxes, raw_scores = (outputs[0], outputs[1]) if outputs[0].shape[-1] == 16 else (outputs[1], outputs[0])
-        boxes, points, scores = decode(raw_boxes, raw_scores, self.anchors, size)
-        keep = scores >= self.min_score
+        raw_boxes = raw_boxes.reshape(len(self.anchors), -1)
+        raw_scores = raw_scores.reshape(len(self.anchors))
+        # decode only the rows that can pass: sigmoid(x) >= min_score  <=>  x >= logit(min_score)
+        keep = np.flatnonzero(raw_scores >= self._min_logit)
+        if not keep.size:
+            return []
+        boxes, points, scores = decode(raw_boxes[keep], raw_scores[keep], self.anchors[keep], size)
+        keep = scores >= self.min_score  # the exact test, on the few rows left
         if not keep.any():
             return []
         faces = []

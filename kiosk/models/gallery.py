@@ -1,11 +1,22 @@
-"""The 1:N gallery: every enrolled face vector of one embedder model in one normalized matrix.
+"""The 1:N gallery: every enrolled face vector of one embedder model, as int8 codes.
 
-Rows are L2-normalized float32 vectors in one contiguous ``(capacity, dim)`` array, so a search
-is one matrix-vector product (cosine similarity) plus a partial sort. The matrix grows
-geometrically; removing a template moves the last row into its place (swap-remove), so neither
-adding nor removing rebuilds anything. A person may have several templates; ``search`` ranks
-identities by their best template, so "the second-best identity" is another person, never a
-second photo of the best one.
+100,000 people must fit in 20 MB on a Pi and be searched faster than a float32 scan, so a
+template is kept as an int8 code of its L2-normalized vector in steps shared by every row
+(``gallery_scan.step_for``: 128 bytes for a 128-d vector instead of 512); the stored vector is
+the code scaled to unit length. A person id is kept once, as UTF-8 bytes in one numpy array with
+a sorted index (no Python string or dict entry per person). A search has two steps:
+
+1. the coarse scan (``kiosk/models/gallery_scan.py``): one TFLite int8 kernel call scores the
+   query against every row (the kernel rounds the query to int8 too);
+2. the best rows are re-scored with the float query against their codes, widening the set until
+   no row left out could beat the k-th identity found (``gallery_scan.exact_at_most`` bounds a
+   row's exact score by its coarse one). A person's score is their best template's.
+
+So a returned score is the float query against the stored code, which is within a few
+thousandths of the float32 cosine of the original vector (``docs/benchmarks.md``, Gallery);
+``templates_of`` returns the stored vectors. Small galleries (fewer rows than
+``scan_rows``) skip the model and score every row in numpy. Removing a template moves the last
+row into its place (swap-remove); a change drops the scan model, which the next search rebuilds.
 
 Every vector belongs to the gallery's embedder model: a vector from another model, or of
 another size, is refused with ``ModelMismatchError`` (scores across models mean nothing).
@@ -18,11 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from kiosk.errors import ModelMismatchError
+from kiosk.models import gallery_scan
+from kiosk.models.person_index import encode, PersonIndex
 
 log = logging.getLogger(__name__)
 
 GROWTH = 1.5
 MIN_CAPACITY = 64
+SCAN_ROWS = 1024   # galleries with at least this many rows use the scan model
+CANDIDATES = 16    # rows re-scored at first (at least 4 per identity asked for)
+SAMPLE_STRIDE = 16  # best_rows reads its threshold from every 16th score
 
 
 @dataclass(frozen=True)
@@ -45,20 +61,23 @@ def normalize(vector):
 class Gallery:
     """Enrolled face vectors of one embedder model, searchable by cosine similarity; thread-safe."""
 
-    def __init__(self, model_id, dim, *, capacity=MIN_CAPACITY):
+    def __init__(self, model_id, dim, *, capacity=MIN_CAPACITY, threads=1, scan_rows=SCAN_ROWS):
         if int(dim) < 1:
             raise ValueError(f"dim must be positive, got {dim}")
         self.model_id = str(model_id)
         self.dim = int(dim)
+        self.threads = int(threads)
+        self.scan_rows = max(int(scan_rows), 1)
         capacity = max(int(capacity), 1)
-        self._matrix = np.zeros((capacity, self.dim), dtype=np.float32)
-        self._codes = np.zeros(capacity, dtype=np.int32)   # row -> person code
+        self._codes = np.zeros((capacity, self.dim), dtype=np.int8)  # row -> int8 code
+        self.step = gallery_scan.step_for(self.dim)
+        # range of step * |code| over the rows (about 1): what the coarse-to-exact bound needs;
+        # widened on add, never narrowed on remove (a wider range is still a true bound)
+        self._norm_low, self._norm_high = 1.0, 1.0
+        self._rows = np.zeros(capacity, dtype=np.int32)               # row -> person code
         self._count = 0
-        # person code <-> person id; a numpy code per row keeps 100,000 people cheap in memory
-        self._person_ids = []  # code -> person id (None once freed)
-        self._code_of = {}     # person id -> code
-        self._templates = []   # code -> number of rows
-        self._free_codes = []
+        self._people = PersonIndex()
+        self._scan = None  # the scan model over the rows; None after a change
         self._lock = threading.RLock()
 
     @classmethod
@@ -89,6 +108,7 @@ class Gallery:
         from kiosk.storage import people
 
         gallery = cls.from_templates(model_id, people.face_templates(database, key, model_id), dim=dim)
+        release_free_memory()  # the decrypted templates and their list are gone: give their pages back
         log.info("gallery %s: %d templates of %d people loaded", model_id, len(gallery), gallery.people_count)
         return gallery
 
@@ -100,37 +120,54 @@ class Gallery:
     @property
     def people_count(self):
         """Number of distinct people with at least one template."""
-        return len(self._code_of)
+        return len(self._people)
 
     @property
     def capacity(self):
-        return self._matrix.shape[0]
+        return self._codes.shape[0]
 
     @property
     def nbytes(self):
-        """Bytes held by the vector matrix (its whole capacity)."""
-        return self._matrix.nbytes
+        """Bytes held by the codes, the row owners and the person ids."""
+        return self._codes.nbytes + self._rows.nbytes + self._people.nbytes
+
+    def person_ids(self):
+        """The ids of everyone with at least one template (no particular order)."""
+        with self._lock:
+            return self._people.person_ids()
 
     def __contains__(self, person_id):
-        return person_id in self._code_of
+        with self._lock:
+            return self._people.code(person_id) >= 0
 
     def templates_of(self, person_id):
-        """Copies of one person's normalized vectors ``(n, dim)`` (empty if unknown)."""
+        """The stored vectors of one person ``(n, dim)``: codes scaled to unit length (empty if unknown)."""
         with self._lock:
-            code = self._code_of.get(person_id)
-            if code is None:
+            code = self._people.code(person_id)
+            if code < 0:
                 return np.zeros((0, self.dim), dtype=np.float32)
-            return self._matrix[:self._count][self._codes[:self._count] == code].copy()
+            rows = np.flatnonzero(self._rows[:self._count] == code)
+            codes = self._codes[rows]
+            return codes.astype(np.float32) / gallery_scan.row_norms(codes)[:, None]
 
     def reserve(self, capacity):
         """Make room for at least ``capacity`` templates in one step."""
         with self._lock:
-            if capacity > self._matrix.shape[0]:
-                grown = np.zeros((int(capacity), self.dim), dtype=np.float32)
-                grown[:self._count] = self._matrix[:self._count]
-                codes = np.zeros(int(capacity), dtype=np.int32)
-                codes[:self._count] = self._codes[:self._count]
-                self._matrix, self._codes = grown, codes
+            self._writable(int(capacity))
+
+    def _writable(self, capacity=0):
+        """Own, writable row arrays of at least ``capacity`` rows; drops the scan model."""
+        if self._scan is not None:
+            self._scan = None  # the codes were a read-only view of its model bytes
+            self._codes = np.array(self._codes)
+        capacity = max(capacity, self._count)
+        if capacity > self._codes.shape[0] or not self._codes.flags.writeable:
+            count = self._count
+            codes = np.zeros((capacity, self.dim), dtype=np.int8)
+            codes[:count] = self._codes[:count]
+            rows = np.zeros(capacity, dtype=np.int32)
+            rows[:count] = self._rows[:count]
+            self._codes, self._rows = codes, rows
 
     # --- changes --------------------------------------------------------------------------
 
@@ -152,97 +189,156 @@ class Gallery:
 
     def add_many(self, person_ids, vectors, *, model_id):
         """Add templates in bulk (one person id per row of ``vectors``); returns the template count."""
-        person_ids = [str(p) for p in person_ids]
+        keys = encode(person_ids)
         vectors = self._check(vectors, model_id)
-        if len(person_ids) != len(vectors):
-            raise ValueError(f"{len(person_ids)} person ids for {len(vectors)} vectors")
+        if len(keys) != len(vectors):
+            raise ValueError(f"{len(keys)} person ids for {len(vectors)} vectors")
+        codes = gallery_scan.quantize(vectors, self.step)
+        norms = gallery_scan.row_norms(codes) * self.step
+        if np.any(norms <= 0):
+            raise ValueError("a face vector must be finite and non-zero")
         with self._lock:
             needed = self._count + len(vectors)
-            if needed > self._matrix.shape[0]:
-                self.reserve(max(needed, int(self._matrix.shape[0] * GROWTH) + 1, MIN_CAPACITY))
-            self._matrix[self._count:needed] = vectors
-            self._codes[self._count:needed] = [self._code_for(person_id) for person_id in person_ids]
+            if needed > self._codes.shape[0]:
+                self._writable(max(needed, int(self._codes.shape[0] * GROWTH) + 1, MIN_CAPACITY))
+            else:
+                self._writable()
+            self._codes[self._count:needed] = codes
+            self._norm_low = min(self._norm_low, float(norms.min()))
+            self._norm_high = max(self._norm_high, float(norms.max()))
+            self._rows[self._count:needed] = self._people.acquire(keys)
             self._count = needed
             return self._count
-
-    def _code_for(self, person_id):
-        code = self._code_of.get(person_id)
-        if code is None:
-            if self._free_codes:
-                code = self._free_codes.pop()
-                self._person_ids[code] = person_id
-                self._templates[code] = 0
-            else:
-                code = len(self._person_ids)
-                self._person_ids.append(person_id)
-                self._templates.append(0)
-            self._code_of[person_id] = code
-        self._templates[code] += 1
-        return code
 
     def remove(self, person_id):
         """Remove every template of ``person_id``; returns how many were removed."""
         with self._lock:
-            code = self._code_of.pop(person_id, None)
-            if code is None:
+            code = self._people.code(person_id)
+            if code < 0:
                 return 0
-            rows = np.flatnonzero(self._codes[:self._count] == code)
+            self._writable()
+            rows = np.flatnonzero(self._rows[:self._count] == code)
             # highest rows first, so a row still to be removed is never the one moved into place
             for row in rows[::-1]:
                 last = self._count - 1
                 if row != last:
-                    self._matrix[row] = self._matrix[last]
                     self._codes[row] = self._codes[last]
+                    self._rows[row] = self._rows[last]
                 self._count = last
-            self._person_ids[code] = None
-            self._templates[code] = 0
-            self._free_codes.append(code)
+            self._people.release(code)
             return len(rows)
 
     def clear(self):
         """Remove everything (the capacity is kept)."""
         with self._lock:
+            self._writable()
             self._count = 0
-            self._person_ids, self._code_of, self._templates, self._free_codes = [], {}, [], []
+            self._norm_low, self._norm_high = 1.0, 1.0
+            self._people.clear()
 
     # --- search ---------------------------------------------------------------------------
 
-    def scores(self, query):
-        """Cosine score of the query against every template row (a copy, row order)."""
+    def _query(self, query):
         query = normalize(query)
         if len(query) != self.dim:
             raise ModelMismatchError(f"query of size {len(query)} for the {self.model_id!r} gallery of size {self.dim}")
+        return query
+
+    def _rescore(self, query, rows):
+        codes = self._codes[rows].astype(np.float32)
+        return (codes @ query) / np.sqrt(np.einsum("ij,ij->i", codes, codes))
+
+    def scores(self, query):
+        """Score of the query against every stored template row (row order)."""
+        query = self._query(query)
         with self._lock:
-            return self._matrix[:self._count] @ query
+            return self._rescore(query, np.arange(self._count))
 
     def search(self, query, k=2):
         """The ``k`` best identities for a query vector, best first, each scored by its best template.
 
-        Exact: the best rows are taken with a partial sort, widening until they hold ``k``
-        distinct people (or every row), which always contains each of the top-k identities'
-        best template.
+        The best rows by coarse score are re-scored with the float query, widening until they
+        hold ``k`` distinct people and no row left out could beat the k-th of them (a row's
+        exact score is bounded by its coarse one), or every row is taken.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        query = self._query(query)
         with self._lock:
-            scores = self.scores(query)
-            codes = self._codes
-            count = len(scores)
+            count = self._count
             if count == 0:
                 return []
-            take = min(count, 4 * k)
+            if count < self.scan_rows:
+                coarse = exact = self._rescore(query, np.arange(count))
+                bound = None
+            else:
+                if self._scan is None:
+                    self._build_scan()
+                coarse, exact, bound = self._scan.scores(query), None, gallery_scan.query_error_bound(query)
+            take = min(count, max(4 * k, CANDIDATES))
             while True:
-                if take < count:
-                    top = np.argpartition(-scores, take - 1)[:take]
-                else:
-                    top = np.arange(count)
+                top = best_rows(coarse, take)
+                scores = exact[top] if exact is not None else self._rescore(query, top)
+                order = np.argsort(-scores, kind="stable")
                 best = {}
-                for row in top[np.argsort(-scores[top], kind="stable")]:
-                    code = int(codes[row])
+                for row, score in zip(top[order], scores[order]):
+                    code = int(self._rows[row])
                     if code not in best:
-                        best[code] = float(scores[row])
-                if len(best) >= k or take >= count:
+                        best[code] = float(score)
+                        if len(best) == k:
+                            break
+                if take >= count:
+                    break
+                left_out_at_most = float(coarse[top].min())
+                if bound is not None:
+                    left_out_at_most = float(gallery_scan.exact_at_most(
+                        left_out_at_most, query_bound=bound, norm_low=self._norm_low, norm_high=self._norm_high))
+                if len(best) >= k and min(best.values()) >= left_out_at_most:
                     break
                 take = min(count, take * 4)
-            ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
-            return [Match(self._person_ids[code], score) for code, score in ranked]
+            return [Match(self._people.person_id(code), score) for code, score in best.items()]
+
+    def _build_scan(self):
+        count = self._count
+        self._scan = gallery_scan.CodeScan(self._codes[:count], self.step, threads=self.threads)
+        # keep one copy of the codes: the model's (read-only until the next change)
+        self._codes = self._scan.codes
+        self._rows = self._rows[:count].copy()
+        release_free_memory()
+        log.debug("gallery %s: scan model over %d rows", self.model_id, count)
+
+
+def best_rows(scores, take):
+    """Indices of the ``take`` highest scores (any order); all of them when ``take`` covers every row.
+
+    A full ``argpartition`` of 100,000 scores costs about as much as the scan itself, so a
+    threshold is first read from every 16th score: the rows at or above it (a few times ``take``)
+    are partitioned instead. When too few rows reach it, the full partition is the fallback.
+    """
+    count = len(scores)
+    if take >= count:
+        return np.arange(count)
+    if count >= SAMPLE_STRIDE * (take + 8) * 4:
+        sample = scores[::SAMPLE_STRIDE]
+        rank = take // SAMPLE_STRIDE + 2
+        threshold = np.partition(sample, len(sample) - rank)[len(sample) - rank]
+        candidates = np.flatnonzero(scores >= threshold)
+        if len(candidates) >= take:
+            chosen = np.argpartition(scores[candidates], len(candidates) - take)[len(candidates) - take:]
+            return candidates[chosen]
+    return np.argpartition(scores, count - take)[count - take:]
+
+
+def release_free_memory():
+    """Hand freed heap pages back to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Building the codes and the scan model frees several times the gallery's size in temporary
+    arrays; glibc keeps such memory in the process unless asked, which would count against a
+    kiosk's resident memory for the rest of the day.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

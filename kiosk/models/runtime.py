@@ -1,4 +1,7 @@
-"""Load TFLite models with whichever runtime is installed: tflite_runtime or ai_edge_litert.
+"""Load TFLite models with whichever runtime is installed: ai_edge_litert or tflite_runtime.
+
+The firmware depends on ai-edge-litert (XNNPACK's int8 kernels, numpy 2); tflite_runtime 2.14
+still loads the float models but not the gallery's per-channel int8 scan (wrong results there).
 
 A ``Model`` wraps one interpreter. Build it once per model per worker thread and reuse it for
 every frame: an interpreter is not thread-safe, and building one costs milliseconds of setup.
@@ -15,7 +18,7 @@ from kiosk.errors import ModelError
 log = logging.getLogger(__name__)
 
 # module names in order of preference; each exposes ``Interpreter`` with the same API
-RUNTIMES = ("tflite_runtime.interpreter", "ai_edge_litert.interpreter")
+RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
 
 
 def interpreter_class(*, runtime=None):
@@ -40,14 +43,32 @@ def load_model(path, *, threads=1, runtime=None):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file missing: {path}")
+    return _load(path.name, {"model_path": str(path)}, threads=threads, runtime=runtime, delegates=True)
+
+
+def load_model_bytes(content, *, name, threads=1, runtime=None, delegates=True):
+    """Load a model held in memory (``bytes``); ``delegates=False`` runs the built-in kernels only.
+
+    The built-in kernels read constant tensors in place from ``content``, where the XNNPACK
+    delegate would repack them into a second copy: the gallery's scan uses that to keep one
+    copy of its codes in memory.
+    """
+    return _load(name, {"model_content": bytes(content)}, threads=threads, runtime=runtime, delegates=delegates)
+
+
+def _load(name, source, *, threads, runtime, delegates):
     interpreter_type, runtime_name = interpreter_class(runtime=runtime)
+    options = {}
+    if not delegates:
+        module = importlib.import_module(runtime_name)
+        options["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        interpreter = interpreter_type(model_path=str(path), num_threads=int(threads))
+        interpreter = interpreter_type(**source, num_threads=int(threads), **options)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
-        raise ModelError(f"cannot load {path.name} with {runtime_name}: {e}") from e
-    log.debug("loaded %s with %s, %d thread(s)", path.name, runtime_name, threads)
-    return Model(interpreter, name=path.name, runtime=runtime_name, threads=int(threads))
+        raise ModelError(f"cannot load {name} with {runtime_name}: {e}") from e
+    log.debug("loaded %s with %s, %d thread(s)", name, runtime_name, threads)
+    return Model(interpreter, name=name, runtime=runtime_name, threads=int(threads))
 
 
 class Model:
