@@ -11,7 +11,7 @@ $(STAMP): setup.cfg pyproject.toml scripts/install-system-deps.sh
 	scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,sim]'
 	touch $@
 
 system-deps:

@@ -20,7 +20,7 @@ from kiosk.errors import (
 from kiosk_sim.r30x import SensorSimulator
 from kiosk_sim.r30x_fingers import FingerCatalog
 
-FINGERS = ("FVC2002_DB1_B/101", "FVC2002_DB1_B/102", "FVC2000_DB2_B/103")
+FINGERS = ("FVC2002_DB1_B/104", "FVC2002_DB1_B/107", "FVC2000_DB2_B/107")
 UNKNOWN = "FVC2002_DB1_B/108"
 
 
