@@ -261,3 +261,25 @@ def test_synthetic_fingers_need_no_dataset(tmp_path):
         fp.convertImage(1)
         assert fp.searchTemplate()[0] == 0
         fp._PyFingerprint__serial.close()
+
+
+def test_any_image_placed_through_the_control_interface_is_matched(sim, client, datasets):
+    """Real R30x images (one finger read five times, another finger) placed as files by path."""
+    r30x = datasets / "fingers" / "r30x"
+    same = [f"image:{r30x / 'raws-97_skripsi-iot' / f'registerFinger{n}.bmp'}" for n in (1, 2, 3)]
+    for buffer, identity in zip((1, 2), same):
+        assert r30x_control.execute(sim, {"cmd": "place", "finger": identity})["ok"]
+        assert client.readImage()
+        client.convertImage(buffer)
+    assert client.createTemplate()
+    template = client.downloadCharacteristics(1)
+    r30x_control.execute(sim, {"cmd": "place", "finger": same[2]})
+    client.readImage()
+    client.convertImage(1)
+    assert client.uploadCharacteristics(2, template)  # the template goes back as any host would send it
+    assert client.compareCharacteristics() >= fingers.THRESHOLDS[3]
+    r30x_control.execute(sim, {"cmd": "place", "finger": f"image:{r30x / 'lbaitemple_pyfingerprint' / 'fingerprint.bmp'}"})
+    client.readImage()
+    client.convertImage(1)
+    assert client.compareCharacteristics() < fingers.THRESHOLDS[3]
+    assert not r30x_control.execute(sim, {"cmd": "place", "finger": "image:/nonexistent.png"})["ok"]

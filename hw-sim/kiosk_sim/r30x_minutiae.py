@@ -53,6 +53,11 @@ def _extractor():
     return nbis.new_nbis_extractor(settings)
 
 
+def warm_up():
+    """Load the extractor now (about half a second), so the first Img2Tz answers in module time."""
+    _extractor()
+
+
 def encode_record(minutiae, *, width, height, quality=0):
     """An ISO 19794-2:2005 record of ``(x, y, angle_deg, kind, quality)`` tuples, padded to 512 bytes."""
     minutiae = list(minutiae)
