@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 
 from kiosk.clock import SystemClock
+from kiosk.flows import working_set
 from kiosk.storage import people, sensor_slots
 from kiosk.storage.sensor_slots import template_digest
 
@@ -71,8 +72,6 @@ def reconcile(sensor, database, key, *, sensor_model, clock=None, size=None, bud
     ``size`` (default: the sensor's capacity) bounds the working set; ``budget`` (a
     ``working_set.WriteBudget``) bounds the writes and deletes this call may make.
     """
-    from kiosk.flows import working_set
-
     now = (clock or SystemClock()).time()
     size = sensor.capacity if size is None else min(size, sensor.capacity)
     templates = people.finger_templates(database, key, sensor_model)
