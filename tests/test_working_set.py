@@ -155,3 +155,21 @@ def test_three_thousand_people_on_a_capacity_200_module(office):
     slot, _ = sensor.identify(timeout_s=2)
     assert ports.person_for_finger(slot).person_id == "p2990"
     assert sensor.count() == size
+
+
+def test_write_budget_refills_with_the_clock():
+    clock = FakeClock()
+    budget = working_set.WriteBudget(6, clock=clock)
+    assert sum(budget.take() for _ in range(10)) == 6  # a burst takes the minute's allowance
+    clock.advance(10)  # a sixth of a minute: one more write
+    assert budget.take() and not budget.take()
+    clock.advance(3600)  # idle for an hour: still one minute's worth, not sixty
+    assert sum(budget.take() for _ in range(100)) == 6
+    with pytest.raises(ValueError):
+        working_set.WriteBudget(0, clock=clock)
+
+
+def test_a_person_goes_in_whole_or_not_at_all():
+    templates = [("a", 0, b"a1"), ("a", 1, b"a2"), ("b", 2, b"b1"), ("b", 3, b"b2"), ("c", 4, b"c1")]
+    chosen = working_set.choose(templates, ["a", "b", "c"], 3)
+    assert [t[0] for t in chosen] == ["a", "a", "c"]  # b's two fingers do not fit, c's one does
