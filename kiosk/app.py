@@ -212,25 +212,33 @@ def open_storage(settings):
     return database, key
 
 
-def build_sensor_keeper(settings, *, data_key):
+def build_sensor_keeper(settings, *, data_key, clock=None):
     """The fingerprint sensor behind its worker thread, with its library reconciled to the database.
 
     Returns (worker, reconcile) where ``reconcile()`` queues a reconcile on the sensor's thread;
     (None, None) when the sensor does not answer: the kiosk keeps running (face and PIN still
-    work) and `kiosk doctor` names the sensor.
+    work) and `kiosk doctor` names the sensor. The working set is sized from the capacity the
+    sensor reports now; reconciles share one write budget (``fingerprint.reconcile_writes_per_min``).
     """
+    from kiosk.clock import SystemClock
     from kiosk.drivers.fingerprint_worker import SensorWorker
     from kiosk.errors import HardwareError
+    from kiosk.flows import working_set
     from kiosk.flows.sensor_library import reconcile
     from kiosk.storage import db
 
+    clock = clock or SystemClock()
     sensor = build_fingerprint_sensor(settings)
     try:
         sensor.open()
+        capacity = sensor.capacity
     except HardwareError as e:
         log.error("fingerprint sensor unavailable (%s); continuing without it", e)
         sensor.close()
         return None, None
+    size = working_set.working_set_size(settings.fingerprint, capacity)
+    budget = working_set.WriteBudget(settings.fingerprint.reconcile_writes_per_min, clock=clock)
+    log.info("fingerprint working set: %d of the sensor's %d slots", size, capacity)
     worker = SensorWorker(sensor)
     database = db.open_db(settings.db_path)  # used only on the sensor's thread
 
@@ -239,7 +247,8 @@ def build_sensor_keeper(settings, *, data_key):
 
     def _run_reconcile(sensor):
         try:
-            reconcile(sensor, database, data_key, sensor_model=settings.fingerprint.sensor_model)
+            reconcile(sensor, database, data_key, sensor_model=settings.fingerprint.sensor_model, clock=clock,
+                      size=size, budget=budget)
         except Exception:  # the next sync or restart tries again; the database keeps the truth
             log.exception("fingerprint library reconcile failed")
 
@@ -471,7 +480,7 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
         database, key = open_storage(settings)
         stack.callback(database.close)
         board = stack.enter_context(build_board(settings, pin_factory=factory))
-        sensor_worker, reconcile_sensor = build_sensor_keeper(settings, data_key=key)
+        sensor_worker, reconcile_sensor = build_sensor_keeper(settings, data_key=key, clock=clock)
         if sensor_worker is not None:
             stack.callback(sensor_worker.close)
         flows_stop = threading.Event()

@@ -72,6 +72,14 @@ class FingerprintSettings:
     enroll_captures: int = setting(3, min=2, max=6)
     security_level: int = setting(4, min=1, max=5, doc="4-5 recommended for 1:N")
     sensor_model: str = setting("R307", choices=("R305", "R307", "R503", "AS608", "ZFM"))
+    working_set_size: int = setting(0, min=0, max=65535,
+                                    doc="templates kept on the sensor for 1:N search (the working set); "
+                                        "0 = the capacity the sensor reports at start minus enrol_reserve_slots")
+    enrol_reserve_slots: int = setting(10, min=0, max=1000,
+                                       doc="with working_set_size 0: sensor slots left free for enrolment at the kiosk")
+    reconcile_writes_per_min: int = setting(60, min=1, max=10000,
+                                            doc="template writes and deletes over the UART that keeping the "
+                                                "working set current may make per minute (the rest waits)")
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,8 @@ class AttendanceSettings:
     result_s: float = setting(2.5, min=0.5, max=60.0, doc="how long the result stays on screen")
     pin_max_failures: int = setting(5, min=1, max=100, doc="wrong PINs for one person before a lockout")
     pin_cooldown_s: float = setting(300.0, min=1.0, max=86400.0, doc="how long a PIN lockout lasts")
+    face_then_finger: bool = setting(False, doc="two-factor door: a face match is confirmed by the same "
+                                                "person's finger, verified 1:1 on the sensor, before a punch")
 
 
 @dataclass(frozen=True)

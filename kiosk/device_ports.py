@@ -12,7 +12,7 @@ import threading
 from kiosk.digits import western_digits
 from kiosk.errors import NoMatchError
 from kiosk.flows import ports
-from kiosk.storage import enrolment, events, people, pins
+from kiosk.storage import enrolment, events, people, pins, sensor_slots
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,11 @@ class DevicePorts:
         if kind == "face" and self.host is not None:
             self.host.set_face_mode(options.get("mode", "identify"))
         elif kind == "finger" and self.poller is not None:
-            self.poller.set_mode(options.get("mode", "identify"), **{k: v for k, v in options.items() if k != "mode"})
+            mode = options.get("mode", "identify")
+            if mode == "verify":  # claim and verify: the claimed person's templates go down to the sensor
+                options = {"templates": people.finger_templates_of(self.db, self.key, self.sensor_model,
+                                                                   options.get("person_id"))}
+            self.poller.set_mode(mode, **{k: v for k, v in options.items() if k != "mode"})
 
     def stop_capture(self, kind):
         if kind == "face" and self.host is not None:
@@ -111,7 +115,15 @@ class DevicePorts:
     def person_for_finger(self, slot):
         if slot is None:
             return None
-        return self.person(people.person_for_slot(self.db, self.sensor_model, int(slot)))
+        # the sensor slot table names whom each slot we wrote is for (the working set moves people
+        # between slots); a slot it does not name falls back to the slot the database gave the template
+        person_id = sensor_slots.person_at(self.db, int(slot), sensor_model=self.sensor_model)
+        return self.person(person_id or people.person_for_slot(self.db, self.sensor_model, int(slot)))
+
+    def has_fingers(self, person_id):
+        row = self.db.execute("SELECT 1 FROM finger_templates WHERE person_id = ? AND sensor_model = ? LIMIT 1",
+                              [person_id, self.sensor_model]).fetchone()
+        return row is not None
 
     def find_person(self, typed):
         typed = western_digits(typed or "")
@@ -129,6 +141,8 @@ class DevicePorts:
                                     score=score, clock=self.clock)
         wall_s = self.clock.time()
         log.info("attendance #%d recorded: %s status %d by %s", event.seq, person_id, status, verify_mode)
+        if self.on_fingers_changed is not None:
+            self.on_fingers_changed({person_id})  # a punch moves its person up the working set
         return ports.Recorded(event.seq, person_id, status, verify_mode, wall_s)
 
     def _pin_check(self, check):

@@ -175,8 +175,8 @@ class SensorPoller:
         self._thread = None
 
     def set_mode(self, mode, **options):
-        """None (stop), 'identify', or 'enrol' (with ``finger=N``): what the sensor does next."""
-        if mode == "enrol":
+        """None (stop), 'identify', 'verify' (with ``templates``: the claimed person's), or 'enrol' (with ``finger=N``)."""
+        if mode in ("enrol", "verify"):
             self._enrol_request = options
         self.mode = mode
         current = self._current
@@ -216,6 +216,8 @@ class SensorPoller:
             try:
                 if mode == "enrol":
                     self._enrol()
+                elif mode == "verify":
+                    self._verify()
                 else:
                     self._identify()
                 self.healthy = True
@@ -241,6 +243,13 @@ class SensorPoller:
     def _identify(self):
         slot, score = self._wait(self.worker.identify(timeout_s=self.capture_timeout_s))
         self.post("finger_matched", slot=slot, score=score)
+        self._lifted()
+
+    def _verify(self):
+        """Claim and verify: the finger on the glass against the claimed person's templates, 1:1 on the sensor."""
+        templates = (self._enrol_request or {}).get("templates") or ()
+        score = self._wait(self.worker.submit("verify_any", list(templates), timeout_s=self.capture_timeout_s))
+        self.post("finger_verified", score=score)
         self._lifted()
 
     def _enrol(self):

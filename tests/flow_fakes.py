@@ -27,6 +27,7 @@ class RecordingPorts:
         self.people = {p.person_id: p for p in people}
         self.pins = dict(pins or {})
         self.slots = dict(slots or {})
+        self.fingers_off_sensor = set()  # people with templates on record but outside the working set
         self.records = []
         self.fail_record = None
         self.pin_failures = {}
@@ -84,6 +85,9 @@ class RecordingPorts:
 
     def find_person(self, typed):
         return self.people.get(typed)
+
+    def has_fingers(self, person_id):
+        return person_id in self.slots.values() or person_id in self.fingers_off_sensor
 
     def last_punch(self, person_id):
         mine = [r for r in self.records if r.person_id == person_id]

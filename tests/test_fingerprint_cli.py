@@ -42,7 +42,7 @@ def test_outside_pyfingerprint_client_enrolls_and_finds_a_finger(sensor_process)
     assert lines["port"].startswith("/dev/pts/") and lines["link"] == str(link)
     assert link.resolve() == type(link)(lines["port"])
     result = subprocess.run([sys.executable, str(CLIENT), "--port", str(link), "--control", lines["control"],
-                             "--finger", "FVC2002_DB1_B/103"], capture_output=True, text=True, timeout=60)
+                             "--finger", "FVC2002_DB1_B/107"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["password_ok"] is True and report["merged"] is True

@@ -20,7 +20,7 @@ from kiosk.errors import (
 from kiosk_sim.r30x import SensorSimulator
 from kiosk_sim.r30x_fingers import FingerCatalog
 
-FINGERS = ("FVC2002_DB1_B/101", "FVC2002_DB1_B/102", "FVC2000_DB2_B/103")
+FINGERS = ("FVC2002_DB1_B/104", "FVC2002_DB1_B/107", "FVC2000_DB2_B/107")
 UNKNOWN = "FVC2002_DB1_B/108"
 
 
@@ -73,6 +73,24 @@ def test_enroll_three_fingers_find_each_reject_unknown(sim, sensor):
     with pytest.raises(NoMatchError) as caught:
         sensor.identify(timeout_s=2)
     assert caught.value.guidance == "not_recognised"
+
+
+def test_claim_and_verify_matches_1_to_1_without_storing(sim, sensor):
+    """DownChar of a claimed template into buffer 2, capture into buffer 1, Match: nothing stored."""
+    own = sensor.enroll(on_step=placing(sim, FINGERS[0])).template
+    other = sensor.enroll(on_step=placing(sim, FINGERS[1])).template
+    assert sensor.count() == 0
+    sim.place_finger(FINGERS[0], 6)
+    assert sensor.verify(own, timeout_s=2) > 0
+    assert sensor.verify_any([other, own], timeout_s=2) > 0  # any of a person's fingers
+    with pytest.raises(NoMatchError):
+        sensor.verify(other, timeout_s=2)
+    sim.place_finger(UNKNOWN, 1)
+    with pytest.raises(NoMatchError):
+        sensor.verify_any([own, other], timeout_s=2)
+    with pytest.raises(ValueError):
+        sensor.verify_any([], timeout_s=2)
+    assert sensor.count() == 0
 
 
 def test_download_image_is_the_finger_on_the_glass(sim, sensor, datasets):

@@ -475,6 +475,73 @@ def test_what_a_flow_remembers_is_bounded(kiosk):
     assert len(flow.transitions_taken) == TRANSITIONS_KEPT
 
 
+def test_claim_and_verify_records_like_a_1_to_n_match(kiosk):
+    """Outside the working set: number typed, finger verified 1:1 on the sensor, same record path."""
+    flow, ports, clock, _ = kiosk()
+    ports.fingers_off_sensor.add("alice")
+    flow.handle("pin_requested")
+    flow.handle("finger_claimed", typed="nobody")
+    assert flow.state == "entering_id" and ports.screen["error"] == "unknown_id"
+    flow.handle("finger_claimed", typed="alice")
+    assert flow.state == "verifying_finger"
+    assert ports.count("start_capture", kind="finger", mode="verify", person_id="alice") == 1
+    assert ports.screen["screen"] == "finger_verify" and ports.screen["name"] is None  # a typed number reveals nobody
+    flow.handle("finger_not_matched", guidance="clean_and_dry")  # a poor capture: guidance, try again
+    assert flow.state == "verifying_finger" and ports.screen["guidance"] == "clean_and_dry"
+    flow.handle("finger_matched", slot=3, score=100)  # a stray 1:N answer is not a verification
+    assert flow.state == "verifying_finger" and not ports.records
+    flow.handle("finger_verified", score=88)
+    assert flow.state == "showing_result"
+    assert ports.records[-1].person_id == "alice" and ports.records[-1].verify_mode == "fingerprint"
+    names = ports.names()
+    assert names.index("record") < names.index("open_door")
+
+
+def test_another_persons_finger_under_a_claim_is_refused(kiosk):
+    flow, ports, clock, _ = kiosk()
+    flow.handle("pin_requested")
+    flow.handle("finger_claimed", typed="bob")
+    for _ in range(2):
+        flow.handle("finger_not_matched", guidance="not_recognised")
+        assert flow.state == "verifying_finger"
+    flow.handle("finger_not_matched", guidance="not_recognised")
+    assert flow.state == "refused" and ports.screen["reason"] == "finger_not_verified"
+    assert not ports.records and ports.count("open_door") == 0
+
+
+def test_claim_screen_goes_home_on_cancel_or_inactivity(kiosk):
+    flow, ports, clock, _ = kiosk()
+    flow.handle("pin_requested")
+    flow.handle("finger_claimed", typed="bob")
+    flow.handle("cancelled")
+    assert flow.state == "idle" and flow.pending is None
+    flow.handle("pin_requested")
+    flow.handle("finger_claimed", typed="bob")
+    clock.advance(31)
+    flow.tick()
+    assert flow.state == "idle"
+
+
+def test_two_factor_door_confirms_the_face_with_the_same_persons_finger(kiosk):
+    flow, ports, clock, faces = kiosk(attendance={"face_then_finger": True})
+    ports.fingers_off_sensor.add("alice")
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, faces.turn_left("alice"))
+    assert flow.state == "verifying_finger" and not ports.records
+    assert ports.screen["name"] == "Alice Adams"  # the face named them already
+    assert ports.count("start_capture", kind="finger", mode="verify", person_id="alice") == 1
+    flow.handle("finger_verified", score=70)
+    assert flow.state == "showing_result" and ports.records[-1].person_id == "alice"
+
+
+def test_two_factor_door_refuses_a_face_with_no_finger_on_record(kiosk):
+    flow, ports, clock, faces = kiosk(attendance={"face_then_finger": True})
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, faces.turn_left("alice"))
+    assert flow.state == "refused" and ports.screen["reason"] == "finger_not_verified"
+    assert not ports.records and ports.count("open_door") == 0
+
+
 def test_zz_every_declared_transition_was_taken():
     missing = declared_transitions(AttendanceFlow) - TAKEN
     assert not missing, f"transitions never exercised: {sorted(missing)}"

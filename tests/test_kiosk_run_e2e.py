@@ -22,7 +22,7 @@ from kiosk_sim.scenarios import FaceLibrary
 ADMIN_PIN = "246810"
 PERSON_PIN = "918273"
 PERSON = "Richard_Myers"
-FINGER = "FVC2002_DB1_B/103"
+FINGER = "FVC2002_DB1_B/107"
 
 
 class Watcher:

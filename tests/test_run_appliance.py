@@ -93,7 +93,7 @@ def test_run_puts_downloaded_fingerprint_templates_on_the_sensor(tmp_path):
         with FingerprintSensor(port=station.port, timeout_s=1.0) as sensor:
             def place(step, number):
                 if step == "place_finger":
-                    station.place_finger("FVC2002_DB1_B/105", number)
+                    station.place_finger("FVC2002_DB1_B/104", number)
                 elif step == "lift_finger":
                     station.lift_finger()
             template = sensor.enroll(on_step=place).template

@@ -47,7 +47,7 @@ def run(sensor, database, key):
 
 def test_reconcile_writes_deletes_and_then_finds(rig):
     sim, sensor, database, key = rig
-    template = enrol_template(sim, sensor, "FVC2002_DB1_B/103")
+    template = enrol_template(sim, sensor, "FVC2002_DB1_B/107")
     people.upsert_people(database, [{"person_id": "a"}, {"person_id": "b"}])
     people.add_finger_template(database, key, "a", "R307", 7, template)
 
@@ -55,7 +55,7 @@ def test_reconcile_writes_deletes_and_then_finds(rig):
     assert report.written == (7,) and report.deleted == () and report.unknown == ()
     assert sensor.slots() == [7]
     assert set(sensor_slots.written_slots(database)) == {7}
-    sim.place_finger("FVC2002_DB1_B/103", 6)
+    sim.place_finger("FVC2002_DB1_B/107", 6)
     assert sensor.identify(timeout_s=2)[0] == 7
     sim.lift_finger()
 
@@ -69,7 +69,7 @@ def test_reconcile_writes_deletes_and_then_finds(rig):
 
 def test_a_fresh_empty_database_does_not_wipe_a_full_sensor(rig, caplog):
     sim, sensor, database, key = rig
-    templates = [enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (3, 4, 5)]
+    templates = [enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4, 8)]
     for slot in range(20):  # a full library written by someone else (or by a database since lost)
         sensor.upload_template(slot, templates[slot % 3])
     assert len(sensor.slots()) == 20
@@ -86,7 +86,7 @@ def test_a_fresh_empty_database_does_not_wipe_a_full_sensor(rig, caplog):
 
 def test_unknown_slots_stay_until_an_admin_clears_them(rig):
     sim, sensor, database, key = rig
-    ours, theirs = (enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (3, 4))
+    ours, theirs = (enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4))
     people.upsert_person(database, {"person_id": "a"})
     people.add_finger_template(database, key, "a", "R307", 2, ours)
     sensor.upload_template(9, theirs)
@@ -103,7 +103,7 @@ def test_unknown_slots_stay_until_an_admin_clears_them(rig):
 
 def test_a_wanted_slot_holding_a_foreign_template_is_not_overwritten(rig):
     sim, sensor, database, key = rig
-    ours, theirs = (enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (3, 4))
+    ours, theirs = (enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4))
     people.upsert_person(database, {"person_id": "a"})
     people.add_finger_template(database, key, "a", "R307", 4, ours)
     sensor.upload_template(4, theirs)
@@ -119,7 +119,7 @@ def test_a_wanted_slot_holding_a_foreign_template_is_not_overwritten(rig):
 
 def test_a_lost_database_restored_from_the_server_adopts_identical_slots(rig):
     sim, sensor, database, key = rig
-    template = enrol_template(sim, sensor, "FVC2002_DB1_B/105")
+    template = enrol_template(sim, sensor, "FVC2002_DB1_B/108")
     sensor.upload_template(5, template)  # written by the database that was lost
     people.upsert_person(database, {"person_id": "a"})
     people.add_finger_template(database, key, "a", "R307", 5, template)  # the same, from the server
@@ -158,7 +158,7 @@ def test_doctor_warns_about_templates_the_database_did_not_write(rig, tmp_path):
     from kiosk import doctor
 
     sim, sensor, database, key = rig
-    template = enrol_template(sim, sensor, "FVC2002_DB1_B/103")
+    template = enrol_template(sim, sensor, "FVC2002_DB1_B/107")
     sensor.upload_template(1, template)
     sensor.upload_template(6, template)
     path = tmp_path / "kiosk.db"

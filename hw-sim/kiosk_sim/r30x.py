@@ -27,6 +27,7 @@ import time
 import tty
 from pathlib import Path
 
+from kiosk_sim import r30x_minutiae
 from kiosk_sim import r30x_protocol as p
 from kiosk_sim.r30x_fingers import FingerCatalog, Matcher
 from kiosk_sim.r30x_library import MODEL_CAPACITY, TemplateLibrary
@@ -64,6 +65,7 @@ class SensorSimulator:
             self.library.set_setting("password", password)
         self.faults = Faults()
         self.catalog = FingerCatalog(fingers_dir)
+        r30x_minutiae.warm_up()
         self.matcher = Matcher(false_reject_rate=false_reject_rate, false_accept_rate=false_accept_rate,
                                seed=seed)
         self.logic = ModuleLogic(model=model, library=self.library, matcher=self.matcher,
@@ -230,9 +232,15 @@ class SensorSimulator:
                 if packet is None:
                     break
                 self.packets_received += 1
+                if self.speed:  # the packet's time on the wire from the host
+                    self._stop.wait((len(packet.payload) + 11) * 10 / self.logic.baud * self.speed)
                 if self.faults.take("silence"):
                     continue
-                if self._reply(self.logic.handle(packet)) == "streamed":
+                started = time.monotonic()
+                reply = self.logic.handle(packet)
+                # the module's processing time is modelled: the simulator's own computing counts toward it
+                reply.delay_s = max(0.0, reply.delay_s - (time.monotonic() - started) / (self.speed or 1))
+                if self._reply(reply) == "streamed":
                     # busy streaming, the module heard nothing: commands sent meanwhile are lost
                     reader = p.PacketReader()
                     self._drain_input()

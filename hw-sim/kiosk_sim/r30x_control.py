@@ -26,6 +26,7 @@ control interface:
   Drive it with `kiosk-sim sensor-ctl`:
     kiosk-sim sensor-ctl --link /tmp/sensor place FVC2002_DB1_B/101 --impression 2
     kiosk-sim sensor-ctl --link /tmp/sensor place FVC2002_DB1_B/102 --condition wet
+    kiosk-sim sensor-ctl --link /tmp/sensor place image:/path/to/finger.bmp    (any image file)
     kiosk-sim sensor-ctl --link /tmp/sensor lift
     kiosk-sim sensor-ctl --link /tmp/sensor fault silence        (unplugged: no answers)
     kiosk-sim sensor-ctl --link /tmp/sensor fault bad_checksum --count 1
@@ -35,7 +36,8 @@ control interface:
   or send one JSON object per line to the socket, e.g. {"cmd": "place", "finger": "FVC2002_DB1_B/101",
   "impression": 1}. Faults: bad_checksum, truncated, silence, busy, wrong_password, garbage,
   stream (endless data packets instead of a reply).
-  Finger conditions: clean, wet, oily (image too messy), dirty (too few features), moved."""
+  Finger conditions: clean, wet, oily, dirty change the image; the module's answer (image too
+  messy, too few features) comes from measuring it. moved: the capture fails."""
 
 
 def default_control_path(link=None):
@@ -152,7 +154,8 @@ def register(subparsers):
     where.add_argument("--link", type=Path, help="the simulator's --link path (socket is LINK.ctl)")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     place = sub.add_parser("place", help="put a finger on the glass")
-    place.add_argument("finger", help='identity: dataset folder/prefix, e.g. "FVC2002_DB1_B/101"')
+    place.add_argument("finger", help='identity: dataset folder/prefix, e.g. "FVC2002_DB1_B/101", '
+                       'or image:PATH for any image file')
     place.add_argument("--impression", type=argtypes.int_range(1, 8), default=1, help="impression number 1-8 (default 1)")
     place.add_argument("--condition", default="clean", help="clean, wet, oily, dirty or moved (default clean)")
     sub.add_parser("lift", help="take the finger off")

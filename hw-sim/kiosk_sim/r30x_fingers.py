@@ -1,16 +1,15 @@
-"""Scripted fingers for the R30x simulator: real images, deterministic features, a matcher.
+"""Fingers for the R30x simulator: images on the glass and a matcher on their minutiae.
 
 A finger's identity is its dataset folder plus file prefix, e.g. ``FVC2002_DB1_B/101``;
-impressions 1-8 are the files ``101_1.tif`` ... ``101_8.tif``. Identities starting with
-``synthetic/`` need no dataset: their image is a generated ridge pattern.
+impressions 1-8 are the files ``101_1.tif`` ... ``101_8.tif``. ``image:/path/to/file.png`` places
+any image file (impression ignored). Identities starting with ``synthetic/`` need no dataset:
+their image is a generated ridge pattern with minutiae of its own.
 
-The simulated "features" are not extracted from pixels. A character file carries 240 feature
-bytes drawn from a generator seeded by the identity, with a share of them (10-30 %, fixed per
-impression) replaced by noise. Two impressions of one finger therefore agree on most bytes and
-two different fingers on almost none, so the matcher separates genuine from impostor by
-identity, while staying a pure function of the bytes: templates downloaded from one simulator
-match in another. False rejects and false accepts are then injected at configured rates from
-a seeded generator.
+What the module does with an image is decided on the image: quality measured on it (smeared
+or too little ridge area give the module's "too messy" and "too few features" answers),
+minutiae extracted from it, and comparisons scored by a real minutiae matcher
+(``kiosk_sim.r30x_minutiae``). Configured false-reject and false-accept rates are injected on
+top, from a seeded generator, for fault tests.
 """
 
 import functools
@@ -22,22 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
+from kiosk_sim import r30x_minutiae as minutiae
 from kiosk_sim.datasets import datasets_dir
 
 log = logging.getLogger(__name__)
 
 IMAGE_WIDTH = 256
 IMAGE_HEIGHT = 288
-CHAR_LEN = 256
-TEMPLATE_LEN = 512
-CHAR_MARK = 0x43  # first byte of a simulated character file
-FEATURE_OFFSET = 16
-FEATURE_LEN = CHAR_LEN - FEATURE_OFFSET
-SCORE_SCALE = 250  # score = share of agreeing feature bytes x this
+CHAR_LEN = TEMPLATE_LEN = minutiae.RECORD_LEN
 IMPRESSIONS = range(1, 9)
-
-# score a comparison must reach, by security level (1 lenient .. 5 strict)
-THRESHOLDS = {1: 20, 2: 35, 3: 50, 4: 65, 5: 80}
+THRESHOLDS = minutiae.THRESHOLDS
+IMAGE_PREFIX = "image:"
 
 # finger conditions and what they do to a capture
 CONDITIONS = ("clean", "wet", "oily", "dirty", "moved")
@@ -76,6 +70,9 @@ class FingerCatalog:
 
     def image_path(self, identity, impression):
         """The file holding one impression, or None when the dataset lacks it."""
+        if identity.startswith(IMAGE_PREFIX):
+            path = Path(identity[len(IMAGE_PREFIX):])
+            return path if path.is_file() else None
         folder, _, prefix = identity.rpartition("/")
         if not folder or not prefix or ".." in identity.split("/"):
             return None
@@ -124,29 +121,36 @@ def _load_grey(path):
 
 
 def _fit(image, width, height):
-    """Scale to cover width x height, then crop the centre (keeps the aspect ratio)."""
-    import cv2
+    """The centre width x height window at the image's own resolution, padded with background.
 
+    No scaling: the FVC optical sets and the R30x optics are both about 500 dpi, and ridge
+    spacing is what the minutiae extractor is tuned for.
+    """
     h, w = image.shape
-    scale = max(width / w, height / h)
-    if abs(scale - 1.0) > 1e-6:
-        size = (max(width, round(w * scale)), max(height, round(h * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    h, w = image.shape
-    top, left = (h - height) // 2, (w - width) // 2
-    return np.ascontiguousarray(image[top:top + height, left:left + width])
+    canvas = np.full((height, width), 255, np.uint8)
+    src_top, src_left = max(0, (h - height) // 2), max(0, (w - width) // 2)
+    dst_top, dst_left = max(0, (height - h) // 2), max(0, (width - w) // 2)
+    rows, cols = min(h, height), min(w, width)
+    canvas[dst_top:dst_top + rows, dst_left:dst_left + cols] = image[src_top:src_top + rows, src_left:src_left + cols]
+    return canvas
 
 
 def _synthetic_image(identity, impression):
-    """A ridge-like pattern: concentric waves around a per-finger core, shifted per impression."""
+    """Parallel ridges bent by a per-finger phase field whose spirals are minutiae; shifted per impression."""
     rng = np.random.default_rng(_seed("synthetic", identity))
-    shift = np.random.default_rng(_seed("synthetic", identity, impression)).normal(0, 6, 2)
-    cy, cx = IMAGE_HEIGHT * rng.uniform(0.4, 0.6) + shift[0], IMAGE_WIDTH * rng.uniform(0.4, 0.6) + shift[1]
-    period = rng.uniform(7.0, 10.0)
-    yy, xx = np.mgrid[0:IMAGE_HEIGHT, 0:IMAGE_WIDTH]
-    radius = np.hypot((yy - cy) * 0.8, xx - cx)
-    ridges = 0.5 + 0.5 * np.cos(2 * np.pi * radius / period + rng.uniform(0, 2 * np.pi))
-    mask = np.clip(1.4 - radius / (IMAGE_WIDTH * 0.55), 0, 1)
+    shift = np.random.default_rng(_seed("synthetic", identity, impression)).normal(0, 5, 2)
+    yy, xx = np.mgrid[0:IMAGE_HEIGHT, 0:IMAGE_WIDTH].astype(np.float64)
+    yy, xx = yy - shift[0], xx - shift[1]
+    period, direction = rng.uniform(8.0, 10.0), rng.uniform(0, np.pi)
+    cy, cx = IMAGE_HEIGHT * rng.uniform(0.3, 0.7), IMAGE_WIDTH * rng.uniform(0.3, 0.7)
+    phase = 2 * np.pi * (xx * np.cos(direction) + yy * np.sin(direction)) / period
+    phase += 0.0012 * ((xx - cx) ** 2 + (yy - cy) ** 2) / period * 2 * np.pi  # curved, whorl-like
+    for _ in range(int(rng.integers(30, 45))):  # each spiral of the phase ends or splits a ridge
+        y0, x0 = rng.uniform(20, IMAGE_HEIGHT - 20), rng.uniform(20, IMAGE_WIDTH - 20)
+        phase += rng.choice((-1, 1)) * np.arctan2(yy - y0, xx - x0)
+    ridges = 0.5 + 0.5 * np.cos(phase)
+    radius = np.hypot((yy - IMAGE_HEIGHT / 2) / (IMAGE_HEIGHT * 0.55), (xx - IMAGE_WIDTH / 2) / (IMAGE_WIDTH * 0.55))
+    mask = np.clip((1.0 - radius) * 6, 0, 1)
     return (255 - ridges * mask * 200).astype(np.uint8)
 
 
@@ -160,58 +164,39 @@ def _apply_condition(image, condition, seed):
     if condition == "wet":
         smeared = cv2.GaussianBlur(image, (0, 0), 4)
         return (smeared.astype(np.float32) * 0.45).astype(np.uint8)
+    # grease smears dark patches over the ridges; dirt hides them under flat light patches
     blotches = np.zeros(image.shape, np.float32)
-    for _ in range(12 if condition == "dirty" else 6):
+    count, radius = (70, (16, 44)) if condition == "dirty" else (16, (22, 48))
+    for _ in range(count):
         y, x = rng.integers(0, image.shape[0]), rng.integers(0, image.shape[1])
-        cv2.circle(blotches, (int(x), int(y)), int(rng.integers(10, 35)), 1.0, -1)
-    blotches = cv2.GaussianBlur(blotches, (0, 0), 6)
-    shade = 255.0 if condition == "dirty" else 60.0
+        cv2.circle(blotches, (int(x), int(y)), int(rng.integers(*radius)), 1.0, -1)
+    blotches = np.clip(cv2.GaussianBlur(blotches, (0, 0), 6) * 1.5, 0, 1)
+    shade = 235.0 if condition == "dirty" else 60.0
     out = image.astype(np.float32) * (1 - blotches) + shade * blotches
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def finger_features(identity):
-    """The 240 noise-free feature bytes of one finger."""
-    return random.Random(_seed("finger", identity)).randbytes(FEATURE_LEN)
-
-
-def character_file(identity, impression):
-    """The 256-byte character file Img2Tz makes from one impression."""
-    rng = random.Random(_seed("impression", identity, impression))
-    features = bytearray(finger_features(identity))
-    noise_share = rng.uniform(0.10, 0.30)
-    for position in rng.sample(range(FEATURE_LEN), round(FEATURE_LEN * noise_share)):
-        features[position] = rng.randrange(256)
-    quality = round(100 * (1 - noise_share))
-    header = bytes([CHAR_MARK, quality]) + bytes(FEATURE_OFFSET - 2)
-    return header + bytes(features)
+def character_file(image):
+    """The 512-byte character file Img2Tz makes from a sensor image (an ISO 19794-2 record)."""
+    return minutiae.extract(image)
 
 
 def merge(char_a, char_b):
-    """The 512-byte template RegModel builds from two character files."""
-    return bytes(char_a[:CHAR_LEN]).ljust(CHAR_LEN, b"\0") + bytes(char_b[:CHAR_LEN]).ljust(CHAR_LEN, b"\0")
+    """The template RegModel builds from two character files: the one with more minutiae.
 
-
-def _feature_blocks(data):
-    blocks = []
-    for start in range(0, len(data) - CHAR_LEN + 1, CHAR_LEN):
-        block = data[start:start + CHAR_LEN]
-        if block[0] == CHAR_MARK:
-            blocks.append(np.frombuffer(block, np.uint8, FEATURE_LEN, FEATURE_OFFSET))
-    return blocks
+    A real module merges the two; keeping the richer one is the simple approximation.
+    """
+    a, b = bytes(char_a), bytes(char_b)
+    return a if minutiae.minutiae_count(a) >= minutiae.minutiae_count(b) else b
 
 
 def raw_score(probe, reference):
-    """Agreement of two character files or templates, 0..SCORE_SCALE (before injected errors)."""
-    best = 0
-    for a in _feature_blocks(bytes(probe)):
-        for b in _feature_blocks(bytes(reference)):
-            best = max(best, int(np.count_nonzero(a == b)))
-    return round(best * SCORE_SCALE / FEATURE_LEN)
+    """The matcher's score of two character files or templates (before injected errors)."""
+    return minutiae.score(probe, reference)
 
 
 class Matcher:
-    """Compare features; inject false rejects and false accepts from a seeded generator."""
+    """Compare minutiae; inject false rejects and false accepts from a seeded generator."""
 
     def __init__(self, *, false_reject_rate=0.0, false_accept_rate=0.0, seed=0):
         for name, rate in (("false_reject_rate", false_reject_rate), ("false_accept_rate", false_accept_rate)):

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from kiosk_sim import r30x_fingers as fingers
+from kiosk_sim import r30x_minutiae as minutiae
 from kiosk_sim import r30x_protocol as p
 from kiosk_sim.r30x_library import LED_MODELS
 
@@ -304,11 +305,14 @@ class ModuleLogic:
         capture = self.image
         if capture is None:
             return self._ack(p.ERR_INVALID_IMAGE, delay_s=delay)
-        if capture.condition in ("wet", "oily"):
+        image = self.catalog.image(capture.identity, capture.impression, capture.condition)
+        problem = minutiae.guidance(image)  # measured on the image, whatever made it so
+        if problem == "messy":
             return self._ack(p.ERR_IMAGE_MESSY, delay_s=delay)
-        if capture.condition == "dirty":
+        record = fingers.character_file(image)
+        if problem == "few" or minutiae.minutiae_count(record) < minutiae.MIN_MINUTIAE:
             return self._ack(p.ERR_FEW_FEATURES, delay_s=delay)
-        self.buffers[buffer_id] = fingers.character_file(capture.identity, capture.impression)
+        self.buffers[buffer_id] = record
         return self._ack(p.OK, delay_s=delay)
 
     def _match(self, args):

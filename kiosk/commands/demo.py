@@ -26,10 +26,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 RICHARD = "Richard_Myers"   # performs the head-turn challenge in the camera simulator
-FINGERS = {1: "FVC2002_DB1_B/101", 2: "FVC2002_DB1_B/102"}  # the kiosk-enrolled employee's two fingers
+FINGERS = {1: "FVC2002_DB1_B/104", 2: "FVC2002_DB1_B/107"}  # the kiosk-enrolled employee's two fingers
 KIOSK_EMPLOYEE = "emp-kiosk-1"
 ADMIN_PIN = "975310"
-UNKNOWN_FINGER = "FVC2002_DB1_B/109"
+UNKNOWN_FINGER = "FVC2002_DB1_B/102"
 DEMO_PIN = "482916"
 KIOSK_EMPLOYEE_PIN = "650284"
 

@@ -330,6 +330,41 @@ class FingerprintSensor:
         self.capture(timeout_s=timeout_s, cancel=cancel)
         return self.search()
 
+    def verify(self, template, *, timeout_s=None, cancel=None):
+        """Capture, then 1:1 match on the sensor against ``template`` (DownChar into buffer 2, Match): the score.
+
+        Raises NoMatchError when the finger on the glass is not the one ``template`` was made from.
+        """
+        return self.verify_any([template], timeout_s=timeout_s, cancel=cancel)
+
+    def verify_any(self, templates, *, timeout_s=None, cancel=None):
+        """Capture once, then match against each of a claimed person's templates: the best score, or NoMatchError."""
+        if not templates:
+            raise ValueError("no template to verify against")
+        self.capture(timeout_s=timeout_s, cancel=cancel)
+        best = 0
+        for template in templates:
+            try:
+                best = max(best, self.match(template))
+            except NoMatchError:
+                continue
+        if not best:
+            raise NoMatchError("the finger does not match the claimed person's templates")
+        return best
+
+    def match(self, template):
+        """Match char buffer 1 against ``template`` loaded into buffer 2: the score, or NoMatchError."""
+        self.load_characteristics(template, buffer=2)
+        score = self._call("match", self._fp_call("compareCharacteristics"), self.timeout_s)
+        if not score:
+            raise NoMatchError("the finger does not match the claimed template")
+        return score
+
+    def characteristics(self, *, buffer=1):
+        """The character file in ``buffer`` (after a capture: the features of the finger on the glass)."""
+        return bytes(self._call("read characteristics", self._fp_call("downloadCharacteristics", buffer),
+                                self.timeout_s))
+
     def enroll(self, *, captures=None, slot=None, timeout_s=None, cancel=None, on_step=None):
         """Build a template from ``captures`` placements of one finger; store it at ``slot`` if given.
 

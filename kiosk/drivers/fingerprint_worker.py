@@ -15,7 +15,7 @@ from kiosk.errors import CancelledError
 log = logging.getLogger(__name__)
 
 # sensor methods that wait for a person and take a ``cancel`` event
-WAITING_METHODS = ("wait_for_finger", "wait_for_lift", "capture", "identify", "enroll")
+WAITING_METHODS = ("wait_for_finger", "wait_for_lift", "capture", "identify", "verify", "verify_any", "enroll")
 
 
 class SensorWorker:

@@ -5,6 +5,8 @@ The chart (``docs/flows/attendance.md`` is drawn from it by ``kiosk flows diagra
     idle --face_seen--> watching --face_matched--> recording --recorded--> showing_result --> idle
     watching --face_refused--> not_recognised (fallbacks offered after N refusals)
     any waiting state --finger_matched--> recording;  --pin_requested--> entering_id -> entering_pin
+    entering_id --finger_claimed--> verifying_finger --finger_verified--> recording (claim and verify,
+        kiosk/flows/claim.py); watching --face_matched--> verifying_finger when the door wants two factors
     recording --choice_needed--> choosing_punch --punch_chosen|timed_out--> recording
     recording --already_recorded--> showing_result ("already recorded at 08:02": a success)
     showing_result --timed_out | next_person (someone new already in position)--> watching
@@ -18,6 +20,7 @@ home wipes what the attempt held (frames' analysis, typed digits, the pending pe
 import logging
 from dataclasses import dataclass
 
+from kiosk.flows import claim
 from kiosk.flows.base import Flow, State
 from kiosk.flows.face_attempt import FaceAttempt
 from kiosk.flows.punch import STATUS_NAMES, PunchRule, local_clock_text
@@ -46,6 +49,7 @@ class AttendanceFlow(Flow):
     entering_id = State()
     entering_pin = State()
     checking_pin = State()
+    verifying_finger = State()
     recording = State()
     choosing_punch = State()
     showing_result = State()
@@ -56,7 +60,7 @@ class AttendanceFlow(Flow):
     face_seen = (idle.to(watching, cond="face_enabled") | dimmed.to(watching, cond="face_enabled")
                  | watching.to.itself(internal=True, on="consider_frame")
                  | showing_result.to.itself(internal=True, on="follow_frame"))
-    face_matched = watching.to(recording, on="pend")
+    face_matched = watching.to(verifying_finger, cond="two_factor", on="pend_two_factor") | watching.to(recording, on="pend")
     next_person = showing_result.to(watching, cond="face_enabled")
     face_refused = watching.to(not_recognised, on="count_refusal")
     retry_requested = not_recognised.to(watching, cond="face_enabled")
@@ -66,7 +70,9 @@ class AttendanceFlow(Flow):
                       | dimmed.to(recording, cond="finger_enabled", on="pend_finger")
                       | watching.to(recording, cond="finger_enabled", on="pend_finger")
                       | not_recognised.to(recording, cond="finger_enabled", on="pend_finger"))
-    finger_not_matched = (idle.to(not_recognised, cond="finger_enabled", on="count_refusal")
+    finger_not_matched = (verifying_finger.to.itself(internal=True, cond="claim_tries_left", on="claim_refused")
+                          | verifying_finger.to(refused, on="claim_failed")
+                          | idle.to(not_recognised, cond="finger_enabled", on="count_refusal")
                           | dimmed.to(not_recognised, cond="finger_enabled", on="count_refusal")
                           | watching.to(not_recognised, cond="finger_enabled", on="count_refusal")
                           | not_recognised.to.itself(cond="finger_enabled", on="count_refusal"))
@@ -77,6 +83,10 @@ class AttendanceFlow(Flow):
                      | not_recognised.to(entering_id, cond="pin_enabled"))
     id_entered = (entering_id.to(entering_pin, cond="id_has_pin", on="remember_id")
                   | entering_id.to.itself(internal=True, on="unknown_id"))
+    finger_claimed = (entering_id.to(verifying_finger, cond="claim_has_finger", on="remember_claim")
+                      | entering_id.to.itself(internal=True, on="unknown_claim"))
+    finger_verified = verifying_finger.to(recording, on="take_verified")
+    claim_impossible = verifying_finger.to(refused, on="claim_failed")  # a two-factor face with no finger on record
     pin_entered = entering_pin.to(checking_pin, on="check_pin")
     pin_accepted = checking_pin.to(recording)
     pin_wrong = checking_pin.to(entering_pin)
@@ -90,9 +100,10 @@ class AttendanceFlow(Flow):
     record_failed = recording.to(refused)
 
     # going back
-    cancelled = (entering_id.to(idle) | entering_pin.to(idle) | not_recognised.to(idle)
+    cancelled = (entering_id.to(idle) | entering_pin.to(idle) | not_recognised.to(idle) | verifying_finger.to(idle)
                  | choosing_punch.to(idle) | showing_result.to(idle) | refused.to(idle))
     timed_out = (idle.to(dimmed) | watching.to(idle) | not_recognised.to(idle) | entering_id.to(idle)
+                 | verifying_finger.to(idle)
                  | entering_pin.to(idle) | showing_result.to(watching, cond="face_enabled")
                  | showing_result.to(idle) | refused.to(idle)
                  | choosing_punch.to(recording, on="take_default"))
@@ -104,7 +115,7 @@ class AttendanceFlow(Flow):
                        | entering_pin.to.itself(internal=True, on="set_language"))
 
     timeouts = {"idle": "dim_after_s", "watching": "face_wait_s", "not_recognised": "inactivity_s",
-                "entering_id": "inactivity_s", "entering_pin": "inactivity_s", "showing_result": "result_s",
+                "entering_id": "inactivity_s", "entering_pin": "inactivity_s", "verifying_finger": "inactivity_s", "showing_result": "result_s",
                 "refused": "result_s", "choosing_punch": "ask_timeout_s"}
 
     def __init__(self, *, ports, clock, settings, rng=None):
@@ -150,6 +161,16 @@ class AttendanceFlow(Flow):
     def id_has_pin(self, typed=""):
         person = self.ports.find_person(typed)
         return person is not None and person.has_pin
+
+    def two_factor(self, person_id=None, score=None):
+        return self.settings.attendance.face_then_finger and self.finger_enabled()
+
+    def claim_has_finger(self, typed=""):
+        person = self.ports.find_person(typed)
+        return self.finger_enabled() and person is not None and self.ports.has_fingers(person.person_id)
+
+    def claim_tries_left(self, guidance=None):
+        return claim.tries_left(self)
 
     def valid_choice(self, status=None):
         return status in STATUS_NAMES
@@ -243,6 +264,40 @@ class AttendanceFlow(Flow):
 
     def pend_finger(self, slot=None, score=None):
         self.pending = Pending(self.ports.person_for_finger(slot), "fingerprint", score, claimed=f"slot {slot}")
+
+    # --- claim and verify (kiosk/flows/claim.py) ------------------------------------------------
+
+    def pend_two_factor(self, person_id=None, score=None):
+        person = self.ports.person(person_id)
+        if person is None or not self.ports.has_fingers(person_id):
+            # a face with no finger on record cannot pass a two-factor door: refuse it there
+            self.pending = Pending(None, "face", score, claimed=person_id or "")
+            return
+        claim.begin(self, person, "face")
+
+    def remember_claim(self, typed=""):
+        claim.begin(self, self.ports.find_person(typed), "typed")
+
+    def unknown_claim(self, typed=""):
+        self.extend_deadline()
+        self._show("id_keypad", error="unknown_id")
+
+    def on_enter_verifying_finger(self):
+        if self.pending is None or self.pending.person is None:
+            self.send("claim_impossible")
+            return
+        claim.start_capture(self)
+        claim.show(self)
+
+    def claim_refused(self, guidance=None):
+        claim.refused(self, guidance)
+
+    def claim_failed(self, guidance=None):
+        self.ports.signal("error")
+        self._show("refused", reason="finger_not_verified")
+
+    def take_verified(self, score=None):
+        claim.verified(self, score)
 
     # --- the PIN path ---------------------------------------------------------------------------
 

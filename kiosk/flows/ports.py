@@ -78,6 +78,7 @@ class Ports(Protocol):
     def person(self, person_id): ...              # -> Person | None
     def person_for_finger(self, slot): ...        # -> Person | None
     def find_person(self, typed_id): ...          # employee number / national ID typed -> Person | None
+    def has_fingers(self, person_id): ...         # -> bool: fingerprint templates on record (claim and verify)
     def last_punch(self, person_id): ...          # -> Punch | None
     def punches_since(self, person_id, since_s): ...  # -> [Punch], oldest first
     def record(self, *, person_id, status, verify_mode, score=None): ...  # -> Recorded (committed)

@@ -11,12 +11,19 @@ reported (``ReconcileReport.unknown``, a WARNING in the log, and `kiosk doctor`)
 until an admin clears them with ``clear_unknown_slots``. A slot the database wants but that holds
 an unknown template is adopted when its content is exactly ours, and otherwise left alone too
 (``blocked``) rather than overwritten.
+
+When the database holds more templates than the sensor keeps, only the working set is written
+(``kiosk.flows.working_set``: the rule, its size, the write budget). A template keeps the slot it
+already has on the sensor; a new one goes to its home slot (the slot the database names) when that
+is within the working set and free, else to the lowest free slot. Slot numbers on the sensor are
+then looked up through the sensor_slots table, which names the person each written slot is for.
 """
 
 import logging
 from dataclasses import dataclass
 
 from kiosk.clock import SystemClock
+from kiosk.flows import working_set
 from kiosk.storage import people, sensor_slots
 from kiosk.storage.sensor_slots import template_digest
 
@@ -33,20 +40,57 @@ class ReconcileReport:
     unknown: tuple = ()   # occupied slots this database never wrote: left alone
     blocked: tuple = ()   # slots the database wants, occupied by a template that is not ours
     adopted: tuple = ()   # occupied slots found holding exactly the template the database wants
+    deferred: int = 0     # writes and deletes left for a later reconcile (the write budget ran out)
 
 
-def reconcile(sensor, database, key, *, sensor_model, clock=None):
-    """Write missing or changed templates; empty only slots we wrote that the database no longer wants."""
+def _assign(chosen, ours, present, size):
+    """{slot: (person_id, template)} for the chosen templates, slots below ``size``."""
+    wanted, placed = {}, set()
+    at = {mine.digest: slot for slot, mine in ours.items() if slot in present and slot < size}
+    for index, (person_id, _, template) in enumerate(chosen):
+        slot = at.pop(template_digest(template), None)
+        if slot is not None:  # already on the sensor: leave it where it is
+            wanted[slot] = (person_id, template)
+            placed.add(index)
+    free = (slot for slot in range(size) if slot not in present or (slot in ours and slot not in wanted))
+    for index, (person_id, home, template) in enumerate(chosen):
+        if index in placed:
+            continue
+        if home is not None and 0 <= home < size and home not in wanted:
+            wanted[home] = (person_id, template)
+            continue
+        for slot in free:
+            if slot not in wanted:
+                wanted[slot] = (person_id, template)
+                break
+    return wanted
+
+
+def reconcile(sensor, database, key, *, sensor_model, clock=None, size=None, budget=None):
+    """Write missing or changed templates; empty only slots we wrote that the database no longer wants.
+
+    ``size`` (default: the sensor's capacity) bounds the working set; ``budget`` (a
+    ``working_set.WriteBudget``) bounds the writes and deletes this call may make.
+    """
     now = (clock or SystemClock()).time()
-    wanted = {slot: (person_id, template)
-              for person_id, slot, template in people.finger_templates(database, key, sensor_model)
-              if slot is not None}
+    size = sensor.capacity if size is None else min(size, sensor.capacity)
+    templates = people.finger_templates(database, key, sensor_model)
+    if len(templates) <= size and all(home is not None and home < size for _, home, _ in templates):
+        chosen = templates  # everyone fits at the slot the database names (the usual small office)
+    else:
+        chosen = working_set.choose(templates, working_set.ranked_people(database), size)
     ours = sensor_slots.written_slots(database)
     present = set(sensor.slots())
+    wanted = _assign(chosen, ours, present, size)
+    spend = budget.take if budget is not None else (lambda: True)
+    deferred = 0
 
     deleted, unknown = [], []
     for slot in sorted(present - set(wanted)):
         if slot in ours:
+            if not spend():
+                deferred += 1
+                continue
             sensor.delete(slot)
             deleted.append(slot)
         else:
@@ -70,16 +114,19 @@ def reconcile(sensor, database, key, *, sensor_model, clock=None):
         if slot in present and mine.digest == digest:
             unchanged += 1
             continue
+        if not spend():
+            deferred += 1
+            continue
         sensor.upload_template(slot, template)
         sensor_slots.record_written(database, slot, sensor_model=sensor_model, person_id=person_id,
                                     digest=digest, now=now)
         written.append(slot)
 
     report = ReconcileReport(tuple(written), tuple(deleted), unchanged + len(adopted), tuple(unknown),
-                             tuple(blocked), tuple(adopted))
+                             tuple(blocked), tuple(adopted), deferred)
     if written or deleted or adopted:
-        log.info("sensor library reconciled: %d written, %d emptied, %d unchanged, %d adopted",
-                 len(written), len(deleted), unchanged, len(adopted))
+        log.info("sensor library reconciled: %d written, %d emptied, %d unchanged, %d adopted, %d deferred",
+                 len(written), len(deleted), unchanged, len(adopted), deferred)
     if unknown or blocked:
         log.warning("the fingerprint sensor holds %d template(s) this database did not write (slots %s); "
                     "left alone%s. An admin can clear them (clear_unknown_slots)",

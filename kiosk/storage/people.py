@@ -162,6 +162,14 @@ def finger_templates(database, key, sensor_model):
              key.unseal(row["sealed"], context=f"finger:{row['person_id']}:{sensor_model}")) for row in rows]
 
 
+def finger_templates_of(database, key, sensor_model, person_id):
+    """The template bytes of one person's fingers for one sensor model."""
+    bind_key(database, key)
+    rows = database.query("SELECT sealed FROM finger_templates WHERE sensor_model = ? AND person_id = ? ORDER BY slot",
+                          [sensor_model, person_id])
+    return [key.unseal(row["sealed"], context=f"finger:{person_id}:{sensor_model}") for row in rows]
+
+
 def person_for_slot(database, sensor_model, slot):
     rows = list(database.query("SELECT person_id FROM finger_templates WHERE sensor_model = ? AND slot = ?",
                                [sensor_model, slot]))

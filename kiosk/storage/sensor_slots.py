@@ -40,6 +40,13 @@ def written_slots(database):
     return {row[0]: WrittenSlot(*row) for row in rows}
 
 
+def person_at(database, slot, *, sensor_model):
+    """The person the template we wrote at ``slot`` is for, or None (not ours, or another model's)."""
+    row = database.execute("SELECT person_id FROM sensor_slots WHERE slot = ? AND sensor_model = ?",
+                           [int(slot), sensor_model]).fetchone()
+    return row[0] if row else None
+
+
 def record_written(database, slot, *, sensor_model, person_id, digest, now):
     """Remember that we wrote ``digest`` at ``slot`` (joins the caller's transaction if one is open)."""
     with transaction(database):
