@@ -16,7 +16,7 @@ from conftest import ROOT
 
 from kiosk.commands import bench
 
-SIM_BENCH_FILES = {f"{name}.py" for name in bench.SIM_BENCHES}
+SIM_BENCH_FILES = {f"{name}.py" for name in bench.SIM_BENCHES + bench.SIM_BENCH_HELPERS}
 
 
 def _cfg(path):
@@ -104,7 +104,7 @@ def test_setup_cfgs_list_every_package():
     on_disk |= {".".join(p.parent.relative_to(ROOT / "hw-sim").parts) for p in (ROOT / "hw-sim").rglob("__init__.py")}
     module_packages = {m.rsplit(".", 1)[0] for m in firmware_modules}
     assert on_disk == firmware_packages | module_packages | sim_packages
-    assert {m.rsplit(".", 1)[1] for m in sim_modules} == set(bench.SIM_BENCHES)
+    assert {m.rsplit(".", 1)[1] for m in sim_modules} == set(bench.SIM_BENCHES + bench.SIM_BENCH_HELPERS)
 
 
 BLOCKER = """

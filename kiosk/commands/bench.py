@@ -10,6 +10,8 @@ log = logging.getLogger(__name__)
 # simulator, the kiosk-sim distribution (hw-sim/) the others as kiosk_sim_bench.NAME
 BENCHES = ("adms", "gallery", "fingerprint", "sync", "soak", "camera", "face", "attendance", "idle", "ui")
 SIM_BENCHES = ("adms", "fingerprint", "sync", "soak", "camera", "attendance", "idle", "ui")
+# modules the simulator-backed benchmarks use that are not commands themselves: they ship with them
+SIM_BENCH_HELPERS = ("fingerprint_dataset",)
 PACKAGES = ("kiosk.bench", "kiosk_sim_bench")
 MISSING = "needs the simulators, which are not installed: install them (make test, or pip install ./hw-sim)"
 
