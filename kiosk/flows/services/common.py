@@ -20,6 +20,9 @@ from kiosk.flows.services.rules import mask_id
 
 log = logging.getLogger(__name__)
 
+# the reason a refusal shows when the event itself says why
+REFUSED_BY_EVENT = {"consent_declined": "consent_declined", "identity_not_verified": "not_verified"}
+
 
 def new_reference():
     """A reference number a person can read out: 12 digits in groups of four."""
@@ -106,12 +109,15 @@ class ServiceBase:
                                             f"({e['reason']})" for e in self.exceptions)
         return items
 
+    confirm_error = None
+
     def on_enter_confirming(self):
-        self.show("service_confirm", summary=self.summary(), error=None)
+        error, self.confirm_error = self.confirm_error, None
+        self.show("service_confirm", summary=self.summary(), error=error)
 
     def note_not_saved(self):
         self.ports.signal("error")
-        self.show("service_confirm", summary=self.summary(), error="not_saved")
+        self.confirm_error = "not_saved"
 
     def request(self):
         return ServiceRequest(service=self.service, reference=self.reference, national_id=self.national_id,
@@ -140,7 +146,8 @@ class ServiceBase:
         self.ports.signal("error")
         self.show("service_offline", at=at if at in ("code", "verify") else "code")
 
-    def on_enter_refused(self, reason=None, retry_after_s=None):
+    def on_enter_refused(self, reason=None, retry_after_s=None, event=None):
+        reason = REFUSED_BY_EVENT.get(str(event), reason)
         self.ports.stop_capture("face")
         self.ports.stop_capture("finger")
         self.ports.signal("error")

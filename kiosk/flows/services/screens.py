@@ -55,8 +55,8 @@ SCREENS = {
         kinds="what will be captured: ['face'] | ['finger'] | ['face', 'finger']"),
     "service_face": _screen(
         "The face inside the on-screen guide, good light, then the liveness challenge.",
-        guidance="None | a quality hint: 'no_face', 'move_closer', 'move_back', 'centre_face', 'too_dark', "
-                 "'too_bright', 'hold_still', 'face_the_camera', 'one_person_only', ...",
+        guidance="None | a quality hint of kiosk.models.quality ('no_face', 'more_light', 'face_the_camera', ...) "
+                 "| 'try_again' (the last attempt was refused)",
         challenge="None | 'turn_left' | 'turn_right' | 'blink'",
         attempt="this attempt's number (1-based)",
         attempts="attempts before the assisted path"),
@@ -75,7 +75,8 @@ SCREENS = {
         finger="the finger that could not be captured, or None",
         reason="'failed_repeatedly' | 'cannot_capture' (the person said so)",
         next_step="'continue_assisted': the request continues and an officer completes the check at a service "
-                  "centre (the reference number on the last screen)"),
+                  "centre (the reference number on the last screen) | 'visit_service_centre': this service needs "
+                  "the person verified, which an officer does at a service centre (nothing was sent)"),
     "service_pin": _screen(
         "Choose the 6-digit personal PIN, then type it again.",
         stage="'first' | 'confirm'",
@@ -83,7 +84,7 @@ SCREENS = {
         error="None | 'length' | 'not_digits' | 'trivial' (000000, 123456, ...) | 'mismatch'"),
     "service_mobile": _screen(
         "Type a mobile number (Saudi mobile: 05XXXXXXXX or +9665XXXXXXXX).",
-        error="None | 'invalid_mobile' | 'same_as_registered'"),
+        error="None | 'invalid_mobile'"),
     "service_email": _screen(
         "Type an e-mail address.",
         error="None | 'invalid_email'"),
@@ -98,16 +99,18 @@ SCREENS = {
         error="None | 'invalid_language'"),
     "service_terms": _screen(
         "Accept the terms and conditions to create the account.",
-        username="the chosen username (shown once more: it cannot be changed)"),
+        username="the chosen username (shown once more: it cannot be changed)",
+        error="None | 'not_saved' (the kiosk could not store the request: accept again to retry)"),
     "service_verify": _screen(
-        "Prove who you are at the kiosk (the registered phone is lost): by face.",
+        "The face did not verify (the registered phone is lost, so the kiosk checks the face): try again.",
         methods="the ways offered, e.g. ['face']",
         error="None | 'not_matched' (not the person on record) | 'no_record' (no enrolled face for this ID)",
         attempts_left="verifications left before the assisted path"),
     "service_confirm": _screen(
         "Check and confirm before the request is sent.",
         summary="{item: text} of what will be sent, never a PIN, code or biometric (e.g. masked ID, fingers "
-                "captured, exceptions)"),
+                "captured, exceptions)",
+        error="None | 'not_saved' (the kiosk could not store the request: confirm again to retry)"),
     "service_done": _screen(
         "Done: the reference number to keep.",
         reference="the request's reference number",
