@@ -372,6 +372,26 @@ def test_inactivity_anywhere_wipes_everything_and_goes_home(build, state_events)
     assert ports.count("stop_capture", kind="face") >= 1 and ports.count("stop_capture", kind="finger") >= 1
 
 
+def test_with_liveness_off_a_good_frame_is_the_capture(build):
+    flow, ports, _ = build(ActivationFlow, face={"liveness": "off"})
+    faces = Faces([])
+    to_code(flow)
+    flow.handle("code_entered", code="123456")
+    flow.handle("consent_given")
+    flow.handle("face_seen", frame=faces.frame("carol", guidance="more_light"))
+    assert flow.state == "capturing_face" and ports.screen["guidance"] == "more_light"
+    flow.handle("face_seen", frame=faces.frame("carol"))
+    assert flow.state == "capturing_finger" and "face" in flow.sealed
+
+
+def test_only_finite_embeddings_of_sane_size_are_sealed():
+    from kiosk.flows.services.face_step import embedding_bytes
+
+    assert embedding_bytes([1.0, 0.0]) == np.asarray([1.0, 0.0], dtype="<f4").tobytes()
+    for bad in (None, [], [float("nan")], np.zeros(5000), "text", [[1.0], [2.0, 3.0]]):
+        assert embedding_bytes(bad) is None
+
+
 # --- document fingerprints ----------------------------------------------------------------------
 
 def test_fingerprints_four_fingers_with_one_exception(build):
