@@ -66,7 +66,7 @@ class ServicePorts:
 
     def start_capture(self, kind, **options):
         if kind == "face" and self.host is not None:
-            self.host.set_face_mode(options.get("mode", "detect"))
+            self.host.set_face_mode(options.get("mode", "enrol"))
         elif kind == "finger" and self.poller is not None:
             # the sensor builds a template of the named finger; the flow names it, the poller numbers captures
             self.poller.set_mode("enrol", finger=options.get("finger"),

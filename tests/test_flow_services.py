@@ -78,7 +78,7 @@ def test_activation_success_seals_captures_and_submits_then_wipes(build):
     assert ports.asked[-1] == ("verify_code", dict(code_id="c1", code="123456"))
     assert flow.state == "consenting" and ports.screen["kinds"] == ["face", "finger"]
     flow.handle("consent_given")
-    assert flow.state == "capturing_face" and ports.count("start_capture", kind="face", mode="detect") == 1
+    assert flow.state == "capturing_face" and ports.count("start_capture", kind="face", mode="enrol") == 1
     live_face(flow, faces)
     assert flow.state == "capturing_finger" and ports.screen["finger"] == "right_index"
     flow.handle("finger_step", step="lift_finger", number=0)

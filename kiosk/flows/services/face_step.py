@@ -39,7 +39,7 @@ class FaceStep:
         self.face_failures = 0
         self.sealed.pop("face", None)
         self.face_attempt = FaceAttempt(self.settings.face, rng=self.rng)
-        self.ports.start_capture("face", mode="detect")
+        self.ports.start_capture("face", mode="enrol")  # analysed like identify: embedding, landmarks, quality
         self._show_face(guidance=None, challenge=None)
 
     def on_exit_capturing_face(self):

@@ -87,7 +87,7 @@ class ServicePorts(Protocol):
 
     def show(self, screen, **data): ...
     def signal(self, kind): ...                    # "ok" | "error" | "warn"
-    def start_capture(self, kind, **options): ...  # "face" (mode "detect") | "finger" (mode "enrol", finger=name)
+    def start_capture(self, kind, **options): ...  # "face" (mode "enrol") | "finger" (mode "enrol", finger=name)
     def stop_capture(self, kind): ...
 
     def request_code(self, *, service, national_id, phone=None, proof=None, resend_of=None): ...  # -> CodeRequest
