@@ -404,9 +404,65 @@ def build_kiosk(settings, *, clock, board, camera, sensor_worker, data_key, scre
     ports.pages = AdminPages(settings=settings, database=database, clock=clock, board=board, camera=camera,
                              poller=ports.poller, gallery=engine.gallery, attendance=flow)
     host.flow_factories["admin_requested"] = lambda: AdminFlow(ports=ports, clock=clock, settings=settings)
+    add_service_flows(host, settings, clock=clock, database=database, screen=screen, board=board,
+                      poller=ports.poller, client=build_service_client(settings, clock=clock), rng=rng)
     if board is not None:
         board.when_motion = lambda: host.post("presence_detected")
     return Kiosk(host=host, ports=ports, engine=engine, flow=flow, camera=camera, poller=ports.poller, screen=screen)
+
+
+# the event that starts each citizen service (from the touchscreen's home page) -> its flow class
+SERVICE_FLOWS = {"activation_requested": ("kiosk.flows.services.activation", "ActivationFlow"),
+                 "account_requested": ("kiosk.flows.services.account", "AccountFlow"),
+                 "fingerprints_requested": ("kiosk.flows.services.fingerprints", "FingerprintsFlow"),
+                 "mobile_change_requested": ("kiosk.flows.services.mobile_change", "MobileChangeFlow")}
+
+
+def build_service_client(settings, *, clock):
+    """The citizen services' own signed client to the central server, or None when not registered."""
+    from kiosk.errors import ProvisioningError
+    from kiosk.sync import keys
+    from kiosk.sync.client import SyncClient
+
+    sync, security = settings.sync, settings.security
+    if not (sync.device_id and sync.server_url and security.server_signing_key):
+        return None
+    try:
+        device_key = keys.load_device_key(security.device_key_file)
+    except ProvisioningError as e:  # the services then say "offline"; attendance goes on
+        log.error("citizen services: no device key (%s)", e)
+        return None
+    return SyncClient(server_url=sync.server_url, server_key=security.server_signing_key, device_id=sync.device_id,
+                      device_key=device_key, ca_file=sync.ca_file, timeout_s=sync.request_timeout_s, clock=clock)
+
+
+def add_service_flows(host, settings, *, clock, database, screen, client, board=None, poller=None, rng=None):
+    """Let ``host`` start each citizen service flow on its event (SERVICE_FLOWS); each session gets fresh ports.
+
+    Without the server's X25519 key (``security.server_public_key``, set at provisioning) nothing
+    could be sealed, so the services are not offered. Returns the events registered.
+    """
+    import importlib
+
+    from kiosk.service_ports import ServicePorts
+
+    key = settings.security.server_public_key
+    if not key:
+        log.warning("citizen services off: security.server_public_key is empty (run `kiosk provision`)")
+        return []
+
+    def factory(module, name):
+        cls = getattr(importlib.import_module(module), name)
+
+        def build():
+            ports = ServicePorts(settings=settings, database=database, clock=clock, screen=screen, client=client,
+                                 server_public_key=key, board=board, host=host, poller=poller)
+            return cls(ports=ports, clock=clock, settings=settings, rng=rng)
+        return build
+
+    for event, (module, name) in SERVICE_FLOWS.items():
+        host.flow_factories[event] = factory(module, name)
+    return list(SERVICE_FLOWS)
 
 
 def start_kiosk(settings, *, stack, clock, board, data_key, player=None, sensor_worker=None, screen=None,

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from kiosk_sim.server_faults import FAULTS, FaultSwitch
 from kiosk_sim.server_input import decode_request_body, parse_query
+from kiosk_sim import server_services
 from kiosk_sim.server_store import Refusal, ServerStore, phone_for
 
 from kiosk import argtypes
@@ -41,7 +42,9 @@ class ServerSimulator:
     """A real HTTP server speaking the sync protocol, for tests, the demo and outside tools."""
 
     def __init__(self, *, db_path=None, host="127.0.0.1", port=0, tls=False, workdir=None, sms_log=None,
-                 device_settings=None, fault_seed=None, signing_key=None):
+                 device_settings=None, fault_seed=None, signing_key=None, clock=None, service_limits=None):
+        """``clock``: what ``now()`` reads (a FakeClock in tests; the system clock by default);
+        ``service_limits``: the citizen services' limits (``server_services.DEFAULT_LIMITS`` keys)."""
         self._tmp = None
         if workdir is None and db_path is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="kiosk-server-")
@@ -53,6 +56,10 @@ class ServerSimulator:
         self.host = host
         self.port = port
         self.store = ServerStore(self.db_path, device_settings=device_settings, signing_key=signing_key)
+        self.clock = clock
+        self.services = self.store.services = server_services.ServiceDesk(
+            self.store._conn, self.store.server_key, limits=service_limits, phone_for=phone_for,
+            send_sms=self._send_service_sms)
         self.faults = FaultSwitch(seed=fault_seed)
         self.schema = json.loads(SCHEMA_PATH.read_text())
         self._routes = [(re.compile("^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$"),
@@ -160,7 +167,8 @@ class ServerSimulator:
 
     def now(self):
         fault = self.faults.current
-        return time.time() + (fault.skew_s if fault is not None and fault.kind == "skew" else 0.0)
+        now = self.clock.time() if self.clock is not None else time.time()
+        return now + (fault.skew_s if fault is not None and fault.kind == "skew" else 0.0)
 
     def issue_enrolment_token(self, *, ttl_s=3600.0):
         with self.store.lock:
@@ -322,10 +330,37 @@ class ServerSimulator:
                 return 200, answer, {}
             if method == "POST" and route == "/v1/activation/verify":
                 return 200, store.verify_code(device_id, body or {}, now=now), {}
+            if method == "POST":
+                answer = server_services.route(self.services, route, device_id, body, now=now)
+                if answer is not None:
+                    return 200, answer, {}
         raise Refusal(404, "not_found", f"no route {method} {route}")
 
     def _body(self, headers, raw):
         return decode_request_body(raw, content_encoding=headers.get("Content-Encoding", ""))
+
+    def enrol_citizen(self, national_id, *, face=None, phone=None):
+        """Put a citizen on the server's record: registered phone and enrolled face embedding (mobile change)."""
+        with self.store.lock:
+            self.services.enrol_citizen(national_id, face=face, phone=phone)
+
+    def citizen(self, national_id):
+        """What the server holds for a citizen after the services (phone, PIN set, fingers, account)."""
+        with self.store.lock:
+            return self.services.citizen(national_id)
+
+    def service_history(self, national_id=None):
+        """Every service request the server applied, per ID: service, reference, what was captured, exceptions."""
+        with self.store.lock:
+            return self.services.history(national_id)
+
+    def _send_service_sms(self, phone, national_id, service, code):
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with open(self.sms_log, "a", encoding="utf-8") as f:
+            f.write(f"{stamp} to {phone} (id {protocol.mask_national_id(national_id)}, {service}): "
+                    f"your kiosk code is {code}\n")
+        log.info("service code sent by (simulated) SMS for id %s (%s)", protocol.mask_national_id(national_id),
+                 service)
 
     def _send_sms(self, code, national_id):
         # the code goes to the SMS log only: the normal log says that a code was sent, not which

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from kiosk_sim import server_people
+from kiosk_sim import server_people, server_services
 
 from kiosk.digits import EASTERN_TO_WESTERN
 from kiosk.storage.chain import GENESIS, event_hash
@@ -86,6 +86,7 @@ class ServerStore:
         # a given key (a test's impostor server) is used, not stored: the database keeps the real one
         self.signing_key = signing_key if signing_key is not None else self._signing_key()
         self.duplicate_results = 0
+        self.services = None  # the citizen services (kiosk_sim.server_services.ServiceDesk), set by the server
 
     def close(self):
         with self.lock:
@@ -251,6 +252,13 @@ class ServerStore:
                 rows.append((record_id, device_id, kind, data["seq"], data["hash"], protocol.dumps(data).decode(),
                              batch_id, now))
             else:
+                if kind in server_services.KINDS and self.services is not None:
+                    try:
+                        self.services.accept(device_id, record_id, data, now=now)
+                    except server_services.Invalid as e:
+                        refused.append((record_id, device_id, str(e), now))
+                        results.append(_result(record_id, protocol.REJECTED, str(e)))
+                        continue
                 if kind in server_people.KINDS:
                     try:
                         person_rows.append(server_people.check(kind, record_id, data, self.server_key))

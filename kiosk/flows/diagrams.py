@@ -18,6 +18,10 @@ FLOWS = {
     "attendance": ("kiosk.flows.attendance", "AttendanceFlow"),
     "enrolment": ("kiosk.flows.enrolment", "EnrolmentFlow"),
     "admin": ("kiosk.flows.admin", "AdminFlow"),
+    "activation": ("kiosk.flows.services.activation", "ActivationFlow"),
+    "account": ("kiosk.flows.services.account", "AccountFlow"),
+    "fingerprints": ("kiosk.flows.services.fingerprints", "FingerprintsFlow"),
+    "mobile_change": ("kiosk.flows.services.mobile_change", "MobileChangeFlow"),
 }
 # every flow's generic entry callback (it arms the state's deadline): drawn on every state, it says nothing
 GENERIC_CALLBACK = re.compile(r"on_enter_state(, )?|, on_enter_state")
@@ -63,7 +67,7 @@ def _summary(cls):
 def flow_page(name):
     cls = flow_class(name)
     timeouts = "\n".join(f"| `{state}` | `{how}` |" for state, how in sorted(cls.timeouts.items()))
-    return (f"# {name.capitalize()} flow (`{cls.__module__}.{cls.__name__}`)\n\n"
+    return (f"# {name.capitalize().replace('_', ' ')} flow (`{cls.__module__}.{cls.__name__}`)\n\n"
             f"{_summary(cls)}\n\n{GENERATED}\n\n```mermaid\n{mermaid(cls)}```\n\n"
             "## Inactivity deadlines\n\nOn each state's deadline (checked by `tick()` against the injected clock) "
             "the flow receives `timed_out`.\n\n"
@@ -74,12 +78,13 @@ def index_page():
     rows = []
     for name in FLOWS:
         cls = flow_class(name)
-        rows.append(f"- **[{name.capitalize()}]({name}.md)** (`{cls.__module__}.{cls.__name__}`): {_summary(cls)} "
+        rows.append(f"- **[{name.capitalize().replace('_', ' ')}]({name}.md)** (`{cls.__module__}.{cls.__name__}`): {_summary(cls)} "
                     f"States: {', '.join(f'`{s}`' for s in states_of(cls))}. "
                     f"Events: {', '.join(f'`{e}`' for e in events_of(cls))}.")
     return ("# Flows\n\n" + GENERATED + "\n\n"
             "Each flow is a python-statemachine chart in `kiosk/flows/` driven by past-tense events and an "
-            "injected clock; its effects go out through the ports in `kiosk/flows/ports.py`. "
+            "injected clock; its effects go out through the ports in `kiosk/flows/ports.py` (the citizen services "
+            "in `kiosk/flows/services/`: `ports.py` there, and every screen they show in `screens.py`). "
             "Regenerate with `kiosk flows diagrams`; check with `kiosk flows diagrams --check`.\n\n"
             + "\n".join(rows) + "\n")
 

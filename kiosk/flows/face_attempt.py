@@ -232,6 +232,10 @@ class FaceAttempt:
             return self._finish(Outcome("refused", track.track_id, reason="not_recognised", **challenge))
         return Outcome("checking", track.track_id, reason=decision.reason.value, **challenge)
 
+    def performed_by(self, embedding):
+        """True when ``embedding`` is of the face that performed the liveness challenge."""
+        return self._performed_by(embedding)
+
     def _performed_by(self, embedding):
         if embedding is None or not self.performer:
             return False

@@ -47,13 +47,23 @@ def mark_attempted(database, record_ids):
                                   [(rid,) for rid in record_ids])
 
 
+# kinds deleted as soon as they are acknowledged (sealed biometric requests: nothing to keep them for)
+DELETE_ON_ACK_KINDS = ("service_request",)
+
+
 def acknowledge(database, record_ids, *, now):
-    """Mark records acknowledged by the server; returns how many were newly acknowledged."""
+    """Mark records acknowledged by the server; returns how many were newly acknowledged.
+
+    Records of ``DELETE_ON_ACK_KINDS`` are deleted in the same transaction instead of kept.
+    """
     with transaction(database):
         cursor = database.conn.executemany(
             "UPDATE outbox SET acked_at = ? WHERE record_id = ? AND acked_at IS NULL",
             [(now, rid) for rid in record_ids])
-        return cursor.rowcount
+        count = cursor.rowcount
+        database.conn.execute(f"DELETE FROM outbox WHERE acked_at IS NOT NULL AND kind IN "
+                              f"({','.join('?' * len(DELETE_ON_ACK_KINDS))})", DELETE_ON_ACK_KINDS)
+        return count
 
 
 def purge_acknowledged(database, *, older_than_s, now):

@@ -136,6 +136,18 @@ class SyncClient:
     def verify_activation_code(self, activation_id, code):
         return self._request("POST", "/activation/verify", body={"activation_id": activation_id, "code": code})
 
+    def request_service_code(self, body):
+        """POST /v1/services/code: a one-time code for a citizen service (the answer says sent or why not)."""
+        return self._request("POST", "/services/code", body=body)
+
+    def verify_service_code(self, code_id, code):
+        """POST /v1/services/code/verify: the typed code; a token when right."""
+        return self._request("POST", "/services/code/verify", body={"code_id": code_id, "code": code})
+
+    def verify_service_face(self, body):
+        """POST /v1/services/verify-face: a sealed face embedding compared by the server with the enrolled one."""
+        return self._request("POST", "/services/verify-face", body=body)
+
     # --- plumbing --------------------------------------------------------------------------------
 
     def _request(self, method, path, *, body=None, query=None, signed=True, registration=False, _retried=False):

@@ -64,11 +64,13 @@ MALFORMED = "malformed"
 
 # record kinds a batch carries: events are hash-chained; people enrolled or deleted at the kiosk are
 # validated by the server (their templates sealed to its key, kiosk/storage/sealbox.py); other kinds
-# (activation packets) are stored as they are
+# (activation packets) are stored as they are; citizen service requests (kiosk/service_ports.py) are
+# sealed whole to the server's key, opened and checked by it, and deleted from the outbox once acknowledged
 EVENT_KIND = "event"
 PERSON_ENROLLED_KIND = "person_enrolled"
 PERSON_DELETED_KIND = "person_deleted"
-RECORD_KINDS = (EVENT_KIND, PERSON_ENROLLED_KIND, PERSON_DELETED_KIND, "activation")
+SERVICE_REQUEST_KIND = "service_request"
+RECORD_KINDS = (EVENT_KIND, PERSON_ENROLLED_KIND, PERSON_DELETED_KIND, "activation", SERVICE_REQUEST_KIND)
 
 COMMAND_KINDS = ("open_door", "sync_now", "purge_person", "reboot", "rotate_key")
 COMMAND_RESULTS = ("done", "failed", "unsupported", "expired")
