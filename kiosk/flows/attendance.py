@@ -287,7 +287,7 @@ class AttendanceFlow(Flow):
             self.send("claim_impossible")
             return
         claim.start_capture(self)
-        claim.show(self)
+        claim.show_prompt(self)
 
     def claim_refused(self, guidance=None):
         claim.refused(self, guidance)

@@ -24,7 +24,7 @@ def begin(flow, person, mode):
     flow.claim_mode = mode
 
 
-def show(flow, guidance=None):
+def show_prompt(flow, guidance=None):
     # the name is not shown for a typed claim: typing someone's number must not reveal who it is
     name = flow.pending.person.name if flow.claim_mode == "face" else None
     flow._show("finger_verify", guidance=guidance, name=name, tries_left=TRIES - flow.claim_tries)
@@ -40,7 +40,7 @@ def refused(flow, guidance=None):
     flow.claim_tries += 1
     flow.ports.signal("error")
     flow.extend_deadline()
-    show(flow, guidance=guidance or "not_verified")
+    show_prompt(flow, guidance=guidance or "not_verified")
 
 
 def tries_left(flow):
