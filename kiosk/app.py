@@ -74,6 +74,21 @@ def build_camera(settings, *, player=None, clock=None):
     return camera.from_settings(backend, settings.camera, player=player, clock=clock)
 
 
+MICROPHONE_BACKENDS = {"pi": "sounddevice", "usb": "sounddevice", "sim": "player"}
+
+
+def build_microphone(settings, *, player=None):
+    """The microphone for ``hardware.backend``: ALSA through sounddevice, or the simulator's player (sim)."""
+    from kiosk.drivers import microphone
+
+    backend = MICROPHONE_BACKENDS[settings.hardware.backend]
+    if backend == "player" and player is None:
+        from kiosk_sim.microphone import ScenarioMicrophone
+
+        player = ScenarioMicrophone()
+    return microphone.from_settings(backend, settings.voice, player=player)
+
+
 def build_pin_factory(settings):
     """RPi.GPIO on a Pi 4, lgpio on a Pi 5, the simulator's recording MockFactory for 'sim'."""
     from kiosk.drivers import gpio

@@ -127,6 +127,19 @@ class FaceSettings:
 
 
 @dataclass(frozen=True)
+class VoiceSettings:
+    microphone_device: str = setting("", doc="PortAudio/ALSA input device name or number; empty = the system default")
+    dead_s: float = setting(2.0, min=0.1, max=60.0, doc="exact digital silence this long = microphone lost")
+    record_s: float = setting(5.0, min=2.0, max=30.0, doc="length of one recording window")
+    min_snr_db: float = setting(15.0, min=0.0, max=60.0, doc="speech over the noise floor below this = 'too noisy'")
+    min_level_dbfs: float = setting(-40.0, min=-90.0, max=0.0, doc="speech level below this = 'too quiet'")
+    max_clipped_fraction: float = setting(0.002, min=0.0, max=1.0, doc="share of samples at full scale above this = 'clipped'")
+    min_speech_s: float = setting(1.5, min=0.3, max=30.0, doc="less speech than this = 'too little speech'")
+    edge_s: float = setting(0.15, min=0.0, max=2.0, doc="speech within this of the window's start or end = "
+                                                        "'spoke outside the recording window'")
+
+
+@dataclass(frozen=True)
 class AttendanceSettings:
     status_rule: str = setting("toggle", choices=("time_windows", "toggle", "first_in_last_out", "ask", "fixed"),
                                doc="how the punch state is chosen (see docs/flows/README.md)")
@@ -213,6 +226,7 @@ class Settings:
     fingerprint: FingerprintSettings = field(default_factory=FingerprintSettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
     face: FaceSettings = field(default_factory=FaceSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     ui: UiSettings = field(default_factory=UiSettings)

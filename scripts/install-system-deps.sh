@@ -1,8 +1,9 @@
 #!/bin/sh
 # Debian 12 / Raspberry Pi OS packages that `make demo` and `make test` need.
 # As root it installs what is missing; otherwise it prints the apt-get line to run.
+# libportaudio2: ALSA capture for the microphone driver (PyPI sounddevice loads it).
 set -eu
-PACKAGES="python3-venv python3-dev gcc systemd dosfstools mtools e2fsprogs fdisk fonts-dejavu-core"
+PACKAGES="python3-venv python3-dev gcc systemd dosfstools mtools e2fsprogs fdisk fonts-dejavu-core libportaudio2"
 
 missing=""
 for p in $PACKAGES; do
