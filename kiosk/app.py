@@ -89,6 +89,16 @@ def build_microphone(settings, *, player=None):
     return microphone.from_settings(backend, settings.voice, player=player)
 
 
+def build_voice_step(settings, *, microphone, show, rng=None):
+    """Voice print capture (phrase, gate, embedding, decision) with the ``voice`` settings."""
+    from kiosk.flows.voice_step import VoiceStep
+    from kiosk.models.vad import Vad
+    from kiosk.models.voice_embedder import load_voice_embedder
+
+    return VoiceStep.from_settings(settings.voice, microphone=microphone, vad=Vad(), show=show, rng=rng,
+                                   embedder=load_voice_embedder(threads=1))
+
+
 def build_pin_factory(settings):
     """RPi.GPIO on a Pi 4, lgpio on a Pi 5, the simulator's recording MockFactory for 'sim'."""
     from kiosk.drivers import gpio

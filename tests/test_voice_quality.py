@@ -69,3 +69,11 @@ def test_vad_finds_speech_and_not_room_noise(datasets, vad):
     assert not flags[:10].any()  # the 0.4 s of room before the reading
     assert flags[20:120].mean() > 0.6
     assert vad.trim(np.zeros(16000, np.float32)).size == 0
+
+
+def test_one_recording_does_not_leak_speech_into_the_next(datasets, vad):
+    noisy = record(datasets, "noise:carlo_it")
+    clean = record(datasets, "reading:carlo_it")
+    fresh = Vad().speech_frames(clean)
+    vad.speech_frames(noisy)
+    assert np.array_equal(vad.speech_frames(clean), fresh)

@@ -1,8 +1,8 @@
 """Simulated microphone: plays voice scenarios built from the shared voices dataset.
 
 A source for ``kiosk.drivers.microphone.Microphone`` (``open``/``read``/``close``). Between
-scenarios it delivers quiet room noise, like a live microphone; ``play(spec)`` queues a
-scenario that starts at the next read. Specs (SPEAKER is a folder of ``voices/``, TAKE picks
+scenarios it delivers quiet room noise, like a live microphone; ``play(spec)`` starts a
+scenario at the next read, cutting short the one playing (queued ones play after it). Specs (SPEAKER is a folder of ``voices/``, TAKE picks
 which of the speaker's recordings are read, so different takes are different phrases):
 
 - ``reading:SPEAKER[:TAKE]``: 0.4 s of room, about 3.5 s of the speaker's recordings, 0.6 s of room;
@@ -124,9 +124,10 @@ class ScenarioMicrophone:
         self.played = []
 
     def play(self, spec):
-        """Queue a scenario; it starts at the next read after the one playing ends."""
+        """Start a scenario at the next read, cutting short the one playing."""
         audio = build(spec, root=self.root, seed=self._seed + len(self.played))
         with self._lock:
+            self._current, self._position = np.zeros(0, np.float32), 0
             self._queue.append(audio)
             self.played.append(spec)
 

@@ -32,16 +32,20 @@ class Vad:
             import webrtcvad
         except ImportError as e:
             raise ModelError("voice activity detection needs webrtcvad (pip install webrtcvad-wheels)") from e
-        self._vad = webrtcvad.Vad(int(aggressiveness))
+        self._make = webrtcvad.Vad
+        self.aggressiveness = int(aggressiveness)
 
     def speech_frames(self, samples):
         """A bool array, one per whole 30 ms frame of ``samples`` (a trailing part frame is ignored)."""
+        # a fresh detector per recording: webrtcvad carries a speech hangover from call to call,
+        # which would mark the start of one recording as speech because the last one ended in it
+        vad = self._make(self.aggressiveness)
         pcm = to_int16(samples)
         count = pcm.size // FRAME_SAMPLES
         flags = np.zeros(count, dtype=bool)
         for i in range(count):
             frame = pcm[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES].tobytes()
-            flags[i] = self._vad.is_speech(frame, SAMPLE_RATE)
+            flags[i] = vad.is_speech(frame, SAMPLE_RATE)
         return flags
 
     def trim(self, samples, *, pad_s=0.1):

@@ -113,3 +113,15 @@ migration(
     # the duplicate-punch guard and the punch-state rules look up one person's latest events
     """CREATE INDEX attendance_events_person ON attendance_events(person_id, seq)""",
 )
+
+migration(
+    6, "voice templates",
+    # one sealed voice print (an L2-normalised embedding) per person and model
+    """CREATE TABLE voice_templates (
+        id INTEGER PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(person_id) ON DELETE CASCADE,
+        model_id TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (person_id, model_id))""",
+)
