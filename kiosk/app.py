@@ -367,8 +367,21 @@ class Kiosk:
             self.camera.stop()
 
 
+def voice_in_use(settings):
+    """Whether this door takes voice prints (alone or as a second factor)."""
+    return "voice" in settings.attendance.verify_modes or settings.attendance.voice_second_factor
+
+
+def build_voice_worker(settings, *, microphone, ports, post, before=None):
+    """The voice verification worker (not started), showing through ``ports`` and posting to the flows."""
+    from kiosk.voice_worker import VoiceWorker
+
+    step = build_voice_step(settings, microphone=microphone, show=ports.show)
+    return VoiceWorker(step, post, template_for=ports.voice_print, show=ports.show, before=before)
+
+
 def build_kiosk(settings, *, clock, board, camera, sensor_worker, data_key, screen=None, rng=None,
-                reconcile_sensor=None):
+                reconcile_sensor=None, microphone=None):
     """The flows wired to the hardware: a FlowHost (not started), its ports, engine and poller.
 
     Attendance is the home flow; ``admin_requested`` switches to a fresh AdminFlow (enrolment
@@ -397,6 +410,8 @@ def build_kiosk(settings, *, clock, board, camera, sensor_worker, data_key, scre
     if sensor_worker is not None:
         ports.poller = SensorPoller(sensor_worker, host.post,
                                     capture_timeout_s=min(1.0, settings.fingerprint.capture_timeout_s))
+    if microphone is not None and voice_in_use(settings):
+        ports.voice = build_voice_worker(settings, microphone=microphone, ports=ports, post=host.post)
     flow = AttendanceFlow(ports=ports, clock=clock, settings=settings, rng=rng)
     chosen = db.get_meta(database, PUNCH_MODE_META)
     if chosen in PUNCH_MODES and chosen != settings.attendance.status_rule:
@@ -415,9 +430,15 @@ def start_kiosk(settings, *, stack, clock, board, data_key, player=None, sensor_
                 stop, rng=None, reconcile_sensor=None):
     """Camera, face engine, flows and the fingerprint poller, started; closed by ``stack``."""
     camera = build_camera(settings, player=player)
+    microphone = build_microphone(settings) if voice_in_use(settings) else None
     kiosk = build_kiosk(settings, clock=clock, board=board, camera=camera, sensor_worker=sensor_worker,
-                        data_key=data_key, screen=screen, rng=rng, reconcile_sensor=reconcile_sensor)
+                        data_key=data_key, screen=screen, rng=rng, reconcile_sensor=reconcile_sensor,
+                        microphone=microphone)
     stack.callback(kiosk.close)
+    if kiosk.ports.voice is not None:
+        stack.callback(microphone.stop)
+        stack.callback(kiosk.ports.voice.close)
+        kiosk.ports.voice.start()
     try:
         camera.start()
     except Exception as e:  # fingerprint and PIN still work; doctor names the camera

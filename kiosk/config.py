@@ -157,7 +157,8 @@ class AttendanceSettings:
     repeat_guard_s: float = setting(60.0, min=0.0, max=3600.0,
                                     doc="the same person again within this is told 'already recorded', no new record")
     open_door: bool = setting(True, doc="pulse the door relay after a punch")
-    verify_modes: list = setting(["face", "fingerprint", "pin"], doc="which proofs this door accepts")
+    verify_modes: list = setting(["face", "fingerprint", "pin"], doc="which proofs this door accepts: face, "
+                                                                     "fingerprint, pin, voice")
     face_wait_s: float = setting(5.0, min=0.5, max=600.0, doc="keep looking this long after the last face, then idle")
     face_attempt_s: float = setting(12.0, min=2.0, max=120.0,
                                     doc="one face not in position, live and matched within this is refused")
@@ -166,6 +167,10 @@ class AttendanceSettings:
     face_attempts_before_fallback: int = setting(2, min=1, max=20,
                                                  doc="unrecognised attempts before fingerprint and PIN are offered")
     result_s: float = setting(2.5, min=0.5, max=60.0, doc="how long the result stays on screen")
+    voice_second_factor: bool = setting(False, doc="after a face or fingerprint match, also ask for the voice print "
+                                                   "(someone without one is refused); 'voice' in verify_modes "
+                                                   "lets people with a voice print clock in by ID number and voice")
+    voice_attempts: int = setting(3, min=1, max=10, doc="unusable voice recordings in a row before a refusal")
     pin_max_failures: int = setting(5, min=1, max=100, doc="wrong PINs for one person before a lockout")
     pin_cooldown_s: float = setting(300.0, min=1.0, max=86400.0, doc="how long a PIN lockout lasts")
 

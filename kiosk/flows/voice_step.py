@@ -72,6 +72,7 @@ class VoiceStep:
         self.match_threshold = match_threshold
         self.enrol_readings = enrol_readings
         self.rng = rng or random.SystemRandom()
+        self.last_reading = None
 
     @classmethod
     def from_settings(cls, voice_settings, **parts):
@@ -109,8 +110,10 @@ class VoiceStep:
             log.info("voice reading not usable: %s", quality.guidance)
             self.show("voice_guidance", guidance=quality.guidance, phrase=phrase, digits=digits,
                       snr_db=quality.snr_db, level_dbfs=quality.level_dbfs, speech_s=quality.speech_s)
-            return Reading(phrase, digits, quality)
-        return Reading(phrase, digits, quality, self.embedder.embed(quality.speech))
+            self.last_reading = Reading(phrase, digits, quality)
+        else:
+            self.last_reading = Reading(phrase, digits, quality, self.embedder.embed(quality.speech))
+        return self.last_reading
 
     def enrol(self, *, max_attempts=6, before_each=None):
         """A voice print from ``enrol_readings`` usable readings of different phrases, or None.

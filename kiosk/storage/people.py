@@ -116,6 +116,11 @@ def voice_template(database, key, person_id, model_id):
     return np.frombuffer(raw, dtype="<f4").copy()
 
 
+def has_voice_template(database, person_id):
+    """Whether a person has a voice print (of any model), without opening it."""
+    return database.execute("SELECT 1 FROM voice_templates WHERE person_id = ? LIMIT 1", [person_id]).fetchone() is not None
+
+
 def delete_voice_templates(database, person_id):
     with transaction(database):
         return database.execute("DELETE FROM voice_templates WHERE person_id = ?", [person_id]).rowcount
