@@ -138,8 +138,8 @@ class VoiceSettings:
     edge_s: float = setting(0.15, min=0.0, max=2.0, doc="speech within this of the window's start or end = "
                                                         "'spoke outside the recording window'")
     # 0.50: the rule "threshold at FAR 1e-3 fitted on half the speakers of `kiosk bench voice`
-    # (those at even positions), rounded up to 2 decimals"; on the other half it gave FAR 0.97%,
-    # TAR 99.9%; seven speakers are far too few to trust this (docs/benchmarks.md, "Voice print")
+    # (those at even positions), rounded up to 2 decimals" (0.490 fitted); on the other half it gave
+    # FAR 0.92%, TAR 99.89%; seven speakers are far too few to trust this (docs/benchmarks.md, "Voice print")
     match_threshold: float = setting(0.50, min=-1.0, max=1.0, doc="cosine score to the voice print to accept "
                                                                   "(calibrated for campplus-fp16-v1)")
 
