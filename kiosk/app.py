@@ -74,6 +74,31 @@ def build_camera(settings, *, player=None, clock=None):
     return camera.from_settings(backend, settings.camera, player=player, clock=clock)
 
 
+MICROPHONE_BACKENDS = {"pi": "sounddevice", "usb": "sounddevice", "sim": "player"}
+
+
+def build_microphone(settings, *, player=None):
+    """The microphone for ``hardware.backend``: ALSA through sounddevice, or the simulator's player (sim)."""
+    from kiosk.drivers import microphone
+
+    backend = MICROPHONE_BACKENDS[settings.hardware.backend]
+    if backend == "player" and player is None:
+        from kiosk_sim.microphone import ScenarioMicrophone
+
+        player = ScenarioMicrophone()
+    return microphone.from_settings(backend, settings.voice, player=player)
+
+
+def build_voice_step(settings, *, microphone, show, rng=None):
+    """Voice print capture (phrase, gate, embedding, decision) with the ``voice`` settings."""
+    from kiosk.flows.voice_step import VoiceStep
+    from kiosk.models.vad import Vad
+    from kiosk.models.voice_embedder import load_voice_embedder
+
+    return VoiceStep.from_settings(settings.voice, microphone=microphone, vad=Vad(), show=show, rng=rng,
+                                   embedder=load_voice_embedder(threads=1))
+
+
 def build_pin_factory(settings):
     """RPi.GPIO on a Pi 4, lgpio on a Pi 5, the simulator's recording MockFactory for 'sim'."""
     from kiosk.drivers import gpio
@@ -365,8 +390,21 @@ class Kiosk:
             self.camera.stop()
 
 
+def voice_in_use(settings):
+    """Whether this door takes voice prints (alone or as a second factor)."""
+    return "voice" in settings.attendance.verify_modes or settings.attendance.voice_second_factor
+
+
+def build_voice_worker(settings, *, microphone, ports, post, before=None):
+    """The voice verification worker (not started), showing through ``ports`` and posting to the flows."""
+    from kiosk.voice_worker import VoiceWorker
+
+    step = build_voice_step(settings, microphone=microphone, show=ports.show)
+    return VoiceWorker(step, post, template_for=ports.voice_print, show=ports.show, before=before)
+
+
 def build_kiosk(settings, *, clock, board, camera, sensor_worker, data_key, screen=None, rng=None,
-                reconcile_sensor=None):
+                reconcile_sensor=None, microphone=None):
     """The flows wired to the hardware: a FlowHost (not started), its ports, engine and poller.
 
     Attendance is the home flow; ``admin_requested`` switches to a fresh AdminFlow (enrolment
@@ -395,6 +433,8 @@ def build_kiosk(settings, *, clock, board, camera, sensor_worker, data_key, scre
     if sensor_worker is not None:
         ports.poller = SensorPoller(sensor_worker, host.post,
                                     capture_timeout_s=min(1.0, settings.fingerprint.capture_timeout_s))
+    if microphone is not None and voice_in_use(settings):
+        ports.voice = build_voice_worker(settings, microphone=microphone, ports=ports, post=host.post)
     flow = AttendanceFlow(ports=ports, clock=clock, settings=settings, rng=rng)
     chosen = db.get_meta(database, PUNCH_MODE_META)
     if chosen in PUNCH_MODES and chosen != settings.attendance.status_rule:
@@ -469,9 +509,15 @@ def start_kiosk(settings, *, stack, clock, board, data_key, player=None, sensor_
                 stop, rng=None, reconcile_sensor=None):
     """Camera, face engine, flows and the fingerprint poller, started; closed by ``stack``."""
     camera = build_camera(settings, player=player)
+    microphone = build_microphone(settings) if voice_in_use(settings) else None
     kiosk = build_kiosk(settings, clock=clock, board=board, camera=camera, sensor_worker=sensor_worker,
-                        data_key=data_key, screen=screen, rng=rng, reconcile_sensor=reconcile_sensor)
+                        data_key=data_key, screen=screen, rng=rng, reconcile_sensor=reconcile_sensor,
+                        microphone=microphone)
     stack.callback(kiosk.close)
+    if kiosk.ports.voice is not None:
+        stack.callback(microphone.stop)
+        stack.callback(kiosk.ports.voice.close)
+        kiosk.ports.voice.start()
     try:
         camera.start()
     except Exception as e:  # fingerprint and PIN still work; doctor names the camera

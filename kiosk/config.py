@@ -135,6 +135,24 @@ class FaceSettings:
 
 
 @dataclass(frozen=True)
+class VoiceSettings:
+    microphone_device: str = setting("", doc="PortAudio/ALSA input device name or number; empty = the system default")
+    dead_s: float = setting(2.0, min=0.1, max=60.0, doc="exact digital silence this long = microphone lost")
+    record_s: float = setting(5.0, min=2.0, max=30.0, doc="length of one recording window")
+    min_snr_db: float = setting(15.0, min=0.0, max=60.0, doc="speech over the noise floor below this = 'too noisy'")
+    min_level_dbfs: float = setting(-40.0, min=-90.0, max=0.0, doc="speech level below this = 'too quiet'")
+    max_clipped_fraction: float = setting(0.002, min=0.0, max=1.0, doc="share of samples at full scale above this = 'clipped'")
+    min_speech_s: float = setting(1.5, min=0.3, max=30.0, doc="less speech than this = 'too little speech'")
+    edge_s: float = setting(0.15, min=0.0, max=2.0, doc="speech within this of the window's start or end = "
+                                                        "'spoke outside the recording window'")
+    # 0.50: the rule "threshold at FAR 1e-3 fitted on half the speakers of `kiosk bench voice`
+    # (those at even positions), rounded up to 2 decimals" (0.490 fitted); on the other half it gave
+    # FAR 0.92%, TAR 99.89%; seven speakers are far too few to trust this (docs/benchmarks.md, "Voice print")
+    match_threshold: float = setting(0.50, min=-1.0, max=1.0, doc="cosine score to the voice print to accept "
+                                                                  "(calibrated for campplus-fp16-v1)")
+
+
+@dataclass(frozen=True)
 class AttendanceSettings:
     status_rule: str = setting("toggle", choices=("time_windows", "toggle", "first_in_last_out", "ask", "fixed"),
                                doc="how the punch state is chosen (see docs/flows/README.md)")
@@ -147,7 +165,8 @@ class AttendanceSettings:
     repeat_guard_s: float = setting(60.0, min=0.0, max=3600.0,
                                     doc="the same person again within this is told 'already recorded', no new record")
     open_door: bool = setting(True, doc="pulse the door relay after a punch")
-    verify_modes: list = setting(["face", "fingerprint", "pin"], doc="which proofs this door accepts")
+    verify_modes: list = setting(["face", "fingerprint", "pin"], doc="which proofs this door accepts: face, "
+                                                                     "fingerprint, pin, voice")
     face_wait_s: float = setting(5.0, min=0.5, max=600.0, doc="keep looking this long after the last face, then idle")
     face_attempt_s: float = setting(12.0, min=2.0, max=120.0,
                                     doc="one face not in position, live and matched within this is refused")
@@ -156,6 +175,10 @@ class AttendanceSettings:
     face_attempts_before_fallback: int = setting(2, min=1, max=20,
                                                  doc="unrecognised attempts before fingerprint and PIN are offered")
     result_s: float = setting(2.5, min=0.5, max=60.0, doc="how long the result stays on screen")
+    voice_second_factor: bool = setting(False, doc="after a face or fingerprint match, also ask for the voice print "
+                                                   "(someone without one is refused); 'voice' in verify_modes "
+                                                   "lets people with a voice print clock in by ID number and voice")
+    voice_attempts: int = setting(3, min=1, max=10, doc="unusable voice recordings in a row before a refusal")
     pin_max_failures: int = setting(5, min=1, max=100, doc="wrong PINs for one person before a lockout")
     pin_cooldown_s: float = setting(300.0, min=1.0, max=86400.0, doc="how long a PIN lockout lasts")
     face_then_finger: bool = setting(False, doc="two-factor door: a face match is confirmed by the same "
@@ -245,6 +268,7 @@ class Settings:
     fingerprint: FingerprintSettings = field(default_factory=FingerprintSettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
     face: FaceSettings = field(default_factory=FaceSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     ui: UiSettings = field(default_factory=UiSettings)

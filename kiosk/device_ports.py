@@ -50,7 +50,7 @@ class DevicePorts:
     """The Ports protocol (kiosk.flows.ports) over the real parts."""
 
     def __init__(self, *, settings, database, data_key, clock, screen, board=None, host=None, poller=None,
-                 gallery=None, server_key=None, sensor_model=None, pages=None, on_fingers_changed=None):
+                 gallery=None, server_key=None, sensor_model=None, pages=None, on_fingers_changed=None, voice=None):
         self.settings = settings
         self.db = database
         self.key = data_key
@@ -65,6 +65,7 @@ class DevicePorts:
         self.pages = pages                            # kiosk.admin_pages.AdminPages
         self.on_fingers_changed = on_fingers_changed  # queue a sensor library reconcile
         self.door_pulses = 0
+        self.voice = voice                            # kiosk.voice_worker.VoiceWorker, when voice is on
 
     # --- effects --------------------------------------------------------------------------------
 
@@ -94,12 +95,22 @@ class DevicePorts:
                 options = {"templates": people.finger_templates_of(self.db, self.key, self.sensor_model,
                                                                    options.get("person_id"))}
             self.poller.set_mode(mode, **{k: v for k, v in options.items() if k != "mode"})
+        elif kind == "voice" and self.voice is not None:
+            self.voice.request(person_id=options["person_id"], language=options.get("language"))
 
     def stop_capture(self, kind):
         if kind == "face" and self.host is not None:
             self.host.set_face_mode(None)
         elif kind == "finger" and self.poller is not None:
             self.poller.set_mode(None)
+        elif kind == "voice" and self.voice is not None:
+            self.voice.cancel()
+
+    def voice_print(self, person_id):
+        """The person's sealed voice print for the voice model, opened; None without one."""
+        from kiosk.models.voice_embedder import CamppEmbedder
+
+        return people.voice_template(self.db, self.key, person_id, CamppEmbedder.model_id)
 
     # --- attendance -----------------------------------------------------------------------------
 
@@ -107,7 +118,8 @@ class DevicePorts:
         if row is None or not row.get("active", 1):
             return None
         return ports.Person(row["person_id"], row.get("name") or row["person_id"], row.get("role") or "employee",
-                            has_pin=bool(row.get("pin_hash")))
+                            has_pin=bool(row.get("pin_hash")),
+                            has_voice=people.has_voice_template(self.db, row["person_id"]))
 
     def person(self, person_id):
         return None if person_id is None else self._person(people.get_person(self.db, person_id))

@@ -78,6 +78,10 @@ class CameraAbsentError(CameraError, DeviceAbsentError):
     """No camera answers at the configured device."""
 
 
+class MicrophoneError(HardwareError):
+    """The microphone cannot be opened, stopped delivering audio, or delivers only digital silence."""
+
+
 class SensorError(HardwareError):
     """Base of fingerprint-sensor errors."""
 

@@ -102,7 +102,7 @@ class RecordingPorts:
             raise self.fail_record
         recorded = Recorded(len(self.records) + 1, person_id, status, verify_mode, self.clock.time())
         self.records.append(recorded)
-        self._call("record", person_id=person_id, status=status, verify_mode=verify_mode)
+        self._call("record", person_id=person_id, status=status, verify_mode=verify_mode, score=score)
         return recorded
 
     def check_pin(self, person_id, pin):

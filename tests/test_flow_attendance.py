@@ -542,6 +542,79 @@ def test_two_factor_door_refuses_a_face_with_no_finger_on_record(kiosk):
     assert not ports.records and ports.count("open_door") == 0
 
 
+CAROL = Person("carol", "Carol Cruz", has_voice=True)
+
+
+def voice_kiosk(kiosk, **attendance):
+    flow, ports, clock, faces = kiosk(attendance={"verify_modes": ["face", "fingerprint", "pin", "voice"], **attendance})
+    ports.people["carol"] = CAROL
+    return flow, ports, clock, faces
+
+
+def test_voice_alone_after_the_id_number(kiosk):
+    flow, ports, clock, _ = voice_kiosk(kiosk)
+    flow.handle("pin_requested")
+    flow.handle("id_entered", typed="carol")
+    assert flow.state == "speaking"
+    assert ports.count("start_capture", kind="voice", person_id="carol", language="ar") == 1
+    flow.handle("voice_matched", score=0.81)
+    assert flow.state == "showing_result" and ports.count("open_door") == 1
+    assert [(r.person_id, r.verify_mode) for r in ports.records] == [("carol", "voice")]
+    assert ports.count("record", person_id="carol", score=0.81) == 1
+
+
+def test_voice_off_keeps_the_id_number_for_the_pin(kiosk):
+    flow, ports, clock, _ = kiosk()
+    ports.people["carol"] = CAROL
+    flow.handle("pin_requested")
+    flow.handle("id_entered", typed="carol")  # a voice print, but voice is not a mode of this door
+    assert flow.state == "entering_id" and ports.screen["error"] == "unknown_id"
+    flow.handle("id_entered", typed="alice")
+    assert flow.state == "entering_pin"
+
+
+def test_another_voice_is_refused_and_nothing_recorded(kiosk):
+    flow, ports, clock, _ = voice_kiosk(kiosk)
+    flow.handle("pin_requested")
+    flow.handle("id_entered", typed="carol")
+    flow.handle("voice_refused", score=0.12, reason="voice_not_matched")
+    assert flow.state == "refused" and ports.screen["reason"] == "voice_not_matched"
+    assert not ports.records and ports.count("open_door") == 0 and ports.count("stop_capture", kind="voice") == 1
+
+
+def test_unusable_recordings_retry_then_refuse(kiosk):
+    flow, ports, clock, _ = voice_kiosk(kiosk, voice_attempts=2)
+    flow.handle("pin_requested")
+    flow.handle("id_entered", typed="carol")
+    flow.handle("voice_unusable", guidance="too_noisy")
+    assert flow.state == "speaking" and ports.count("start_capture", kind="voice") == 2
+    flow.handle("voice_unusable", guidance="clipped")
+    assert flow.state == "refused" and ports.screen["reason"] == "clipped" and not ports.records
+
+
+def test_voice_as_second_factor_after_a_finger(kiosk):
+    flow, ports, clock, _ = voice_kiosk(kiosk, voice_second_factor=True)
+    ports.slots[5] = "carol"
+    flow.handle("finger_matched", slot=5, score=120)
+    assert flow.state == "speaking" and not ports.records and ports.count("open_door") == 0
+    flow.handle("voice_matched", score=0.7)
+    assert flow.state == "showing_result"
+    assert [(r.person_id, r.verify_mode) for r in ports.records] == [("carol", "fingerprint+voice")]
+    assert ports.count("record", person_id="carol", score=120) == 1  # the finger's score is kept
+
+
+def test_second_factor_screen_times_out_and_cancels_home(kiosk):
+    flow, ports, clock, _ = voice_kiosk(kiosk, voice_second_factor=True)
+    flow.handle("finger_matched", slot=3, score=100)  # bob: the voice worker will refuse (no print)
+    assert flow.state == "speaking"
+    clock.advance(flow.settings.ui.inactivity_timeout_s + 0.1)
+    flow.tick()
+    assert flow.state == "idle" and not ports.records
+    flow.handle("finger_matched", slot=3, score=100)
+    flow.handle("cancelled")
+    assert flow.state == "idle"
+
+
 def test_zz_every_declared_transition_was_taken():
     missing = declared_transitions(AttendanceFlow) - TAKEN
     assert not missing, f"transitions never exercised: {sorted(missing)}"

@@ -225,6 +225,13 @@ class ServerSimulator:
         return self._change("finger_templates", {"person_id": person_id, "sensor_model": sensor_model,
                                                  "templates": items}, model=sensor_model)
 
+    def set_voice_template(self, person_id, model_id, vector):
+        """Replace a person's voice print for one model (float32 vector; None removes it)."""
+        import numpy as np
+
+        encoded = None if vector is None else protocol.b64(np.asarray(vector, dtype="<f4").tobytes())
+        return self._change("voice_template", {"person_id": person_id, "model_id": model_id, "vector": encoded})
+
     def set_settings(self, values):
         return self._change("settings", {"values": dict(values)})
 

@@ -556,6 +556,6 @@ def _event_problem(record_id, data):
 def _event_content_problem(data):
     if data["status"] not in range(6):
         return f"status {data['status']!r} is not an attendance status code (0-5)"
-    if data["verify_mode"] not in ("face", "fingerprint", "pin", "card"):
+    if data["verify_mode"] not in ("face", "fingerprint", "pin", "card", "voice", "face+voice", "fingerprint+voice"):
         return f"verify mode {data['verify_mode']!r} is unknown"
     return None

@@ -11,6 +11,9 @@ The chart (``docs/flows/attendance.md`` is drawn from it by ``kiosk flows diagra
     recording --already_recorded--> showing_result ("already recorded at 08:02": a success)
     showing_result --timed_out | next_person (someone new already in position)--> watching
     recording --record_failed--> refused (unknown person, storage error: the door stays shut)
+    voice (kiosk/flows/voice_step.py): entering_id --id_entered (voice print on file)--> speaking;
+    recording --voice_needed (attendance.voice_second_factor)--> speaking;
+    speaking --voice_matched--> recording | --voice_refused--> refused | --voice_unusable--> speaking
 
 A record is committed (``ports.record`` returns only once it is on disk) before the door opens
 or the screen says "recorded". Every state but ``idle`` returns home on inactivity, and going
@@ -33,10 +36,11 @@ class Pending:
     """The person being served and how they proved it."""
 
     person: object          # ports.Person, or None when the proof named nobody we know
-    verify_mode: str        # face | fingerprint | pin
+    verify_mode: str        # face | fingerprint | pin | voice (| face+voice, fingerprint+voice once checked)
     score: float = None
     status: int = None      # chosen or decided punch state
     claimed: str = ""       # what was typed or matched, for the refusal message
+    voice_checked: bool = False
 
 
 class AttendanceFlow(Flow):
@@ -54,6 +58,7 @@ class AttendanceFlow(Flow):
     choosing_punch = State()
     showing_result = State()
     refused = State()
+    speaking = State()
 
     # waking and watching
     presence_detected = dimmed.to(idle) | idle.to.itself(internal=True, on="stay_awake")
@@ -78,10 +83,11 @@ class AttendanceFlow(Flow):
                           | not_recognised.to.itself(cond="finger_enabled", on="count_refusal"))
 
     # ID number + PIN
-    pin_requested = (idle.to(entering_id, cond="pin_enabled") | dimmed.to(entering_id, cond="pin_enabled")
-                     | watching.to(entering_id, cond="pin_enabled")
-                     | not_recognised.to(entering_id, cond="pin_enabled"))
-    id_entered = (entering_id.to(entering_pin, cond="id_has_pin", on="remember_id")
+    pin_requested = (idle.to(entering_id, cond="id_enabled") | dimmed.to(entering_id, cond="id_enabled")
+                     | watching.to(entering_id, cond="id_enabled")
+                     | not_recognised.to(entering_id, cond="id_enabled"))
+    id_entered = (entering_id.to(speaking, cond="id_has_voice", on="remember_voice_id")
+                  | entering_id.to(entering_pin, cond=["pin_enabled", "id_has_pin"], on="remember_id")
                   | entering_id.to.itself(internal=True, on="unknown_id"))
     finger_claimed = (entering_id.to(verifying_finger, cond="claim_has_finger", on="remember_claim")
                       | entering_id.to.itself(internal=True, on="unknown_claim"))
@@ -99,13 +105,20 @@ class AttendanceFlow(Flow):
     already_recorded = recording.to(showing_result)
     record_failed = recording.to(refused)
 
+    # voice print: alone after the ID number, or as a second factor before recording
+    voice_needed = recording.to(speaking)
+    voice_matched = speaking.to(recording, on="take_voice")
+    voice_refused = speaking.to(refused)
+    voice_unusable = speaking.to.itself(internal=True, on="retry_voice")
+
     # going back
     cancelled = (entering_id.to(idle) | entering_pin.to(idle) | not_recognised.to(idle) | verifying_finger.to(idle)
+                 | speaking.to(idle)
                  | choosing_punch.to(idle) | showing_result.to(idle) | refused.to(idle))
     timed_out = (idle.to(dimmed) | watching.to(idle) | not_recognised.to(idle) | entering_id.to(idle)
                  | verifying_finger.to(idle)
                  | entering_pin.to(idle) | showing_result.to(watching, cond="face_enabled")
-                 | showing_result.to(idle) | refused.to(idle)
+                 | showing_result.to(idle) | refused.to(idle) | speaking.to(idle)
                  | choosing_punch.to(recording, on="take_default"))
     language_chosen = (idle.to.itself(internal=True, on="set_language")
                        | dimmed.to.itself(internal=True, on="set_language")
@@ -115,8 +128,9 @@ class AttendanceFlow(Flow):
                        | entering_pin.to.itself(internal=True, on="set_language"))
 
     timeouts = {"idle": "dim_after_s", "watching": "face_wait_s", "not_recognised": "inactivity_s",
-                "entering_id": "inactivity_s", "entering_pin": "inactivity_s", "verifying_finger": "inactivity_s", "showing_result": "result_s",
-                "refused": "result_s", "choosing_punch": "ask_timeout_s"}
+                "entering_id": "inactivity_s", "entering_pin": "inactivity_s", "verifying_finger": "inactivity_s",
+                "showing_result": "result_s", "refused": "result_s", "choosing_punch": "ask_timeout_s",
+                "speaking": "inactivity_s"}
 
     def __init__(self, *, ports, clock, settings, rng=None):
         self.settings = settings
@@ -157,6 +171,13 @@ class AttendanceFlow(Flow):
 
     def pin_enabled(self):
         return self._enabled("pin")
+
+    def id_enabled(self):
+        return self._enabled("pin") or self._enabled("voice")
+
+    def id_has_voice(self, typed=""):
+        person = self.ports.find_person(typed)
+        return self._enabled("voice") and person is not None and person.has_voice
 
     def id_has_pin(self, typed=""):
         person = self.ports.find_person(typed)
@@ -348,6 +369,9 @@ class AttendanceFlow(Flow):
         if last is not None and 0 <= now - last.wall_time_s < guard:
             self.send("already_recorded", last=last)
             return
+        if self._voice_still_needed(pending):
+            self.send("voice_needed")
+            return
         if pending.status is None:
             today = self.ports.punches_since(pending.person.person_id, self.rule.day_start_s(now))
             if self.rule.asks:
@@ -362,6 +386,42 @@ class AttendanceFlow(Flow):
             self.send("record_failed", reason=getattr(e, "guidance", None) or "not_recorded")
             return
         self.send("recorded", recorded=recorded)
+
+    # --- the voice path (capture and decision: kiosk/flows/voice_step.py on the voice worker) ----
+
+    def _voice_still_needed(self, pending):
+        return (self.settings.attendance.voice_second_factor and pending.verify_mode in ("face", "fingerprint")
+                and not pending.voice_checked)
+
+    def remember_voice_id(self, typed=""):
+        self.pending = Pending(self.ports.find_person(typed), "voice", claimed=typed)
+
+    def on_enter_speaking(self):
+        self.voice_attempts = 0
+        self.ports.stop_capture("face")
+        self.ports.start_capture("voice", person_id=self.pending.person.person_id, language=self.language)
+
+    def retry_voice(self, guidance=None):
+        # the voice worker has shown the guidance; a new phrase follows, up to the attempt limit
+        self.voice_attempts += 1
+        self.extend_deadline()
+        if self.voice_attempts >= self.settings.attendance.voice_attempts:
+            self.send("voice_refused", reason=guidance or "voice_unusable")
+        else:
+            self.ports.start_capture("voice", person_id=self.pending.person.person_id, language=self.language)
+
+    def take_voice(self, score=None):
+        pending = self.pending
+        pending.voice_checked = True
+        if pending.verify_mode == "voice":
+            pending.score = score
+        else:
+            pending.verify_mode = f"{pending.verify_mode}+voice"
+
+    def on_voice_refused(self, score=None, reason=None):
+        self.ports.stop_capture("voice")
+        self.ports.signal("error")
+        self._show("refused", reason=reason or "voice_not_matched")
 
     def on_choice_needed(self, suggested=None):
         self.suggested = suggested

@@ -19,6 +19,7 @@ class Person:
     name: str
     role: str = "employee"
     has_pin: bool = False
+    has_voice: bool = False
 
 
 @dataclass(frozen=True)

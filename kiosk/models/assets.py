@@ -26,6 +26,7 @@ FILES = {
     "sface-int8-v1": "sface_2021dec_dynint8.tflite",
     "mobilefacenet-v1": "MobileFaceNet.tflite",
     "face_anti_spoofing": "FaceAntiSpoofing.tflite",
+    "campplus-fp16-v1": "campplus_cn_en_common_fp16.tflite",
 }
 
 _CHECKSUM_ROW = re.compile(r"^\|\s*`?([\w.-]+\.tflite)`?\s*\|\s*`?([0-9a-f]{64})`?\s*\|", re.MULTILINE)

@@ -17,7 +17,7 @@ from kiosk.storage.db import transaction
 log = logging.getLogger(__name__)
 
 STATUS_NAMES = {0: "check-in", 1: "check-out", 2: "break-out", 3: "break-in", 4: "overtime-in", 5: "overtime-out"}
-VERIFY_MODES = ("face", "fingerprint", "pin", "card")
+VERIFY_MODES = ("face", "fingerprint", "pin", "card", "voice", "face+voice", "fingerprint+voice")
 OUTBOX_KIND = "event"
 
 

@@ -129,3 +129,15 @@ migration(
         data TEXT NOT NULL DEFAULT '[]',
         answered_at REAL NOT NULL)""",
 )
+
+migration(
+    7, "voice templates",
+    # one sealed voice print (an L2-normalised embedding) per person and model
+    """CREATE TABLE voice_templates (
+        id INTEGER PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(person_id) ON DELETE CASCADE,
+        model_id TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (person_id, model_id))""",
+)

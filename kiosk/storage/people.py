@@ -140,6 +140,41 @@ def delete_face_templates(database, person_id, *, model_id=None):
                                 [person_id, model_id]).rowcount
 
 
+def set_voice_template(database, key, person_id, model_id, vector, *, now=0.0):
+    """Seal and store a person's voice print for ``model_id``, replacing the one they had."""
+    bind_key(database, key)
+    vector = np.ascontiguousarray(vector, dtype="<f4")
+    sealed = key.seal(vector.tobytes(), context=f"voice:{person_id}:{model_id}")
+    with transaction(database):
+        cursor = database.execute(
+            "INSERT INTO voice_templates (person_id, model_id, sealed, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(person_id, model_id) DO UPDATE SET sealed=excluded.sealed, created_at=excluded.created_at",
+            [person_id, model_id, sealed, now])
+        return cursor.lastrowid
+
+
+def voice_template(database, key, person_id, model_id):
+    """An active person's voice print for ``model_id`` as float32, or None."""
+    bind_key(database, key)
+    rows = list(database.query(
+        "SELECT t.sealed FROM voice_templates t JOIN people p USING (person_id) "
+        "WHERE t.person_id = ? AND t.model_id = ? AND p.active = 1", [person_id, model_id]))
+    if not rows:
+        return None
+    raw = key.unseal(rows[0]["sealed"], context=f"voice:{person_id}:{model_id}")
+    return np.frombuffer(raw, dtype="<f4").copy()
+
+
+def has_voice_template(database, person_id):
+    """Whether a person has a voice print (of any model), without opening it."""
+    return database.execute("SELECT 1 FROM voice_templates WHERE person_id = ? LIMIT 1", [person_id]).fetchone() is not None
+
+
+def delete_voice_templates(database, person_id):
+    with transaction(database):
+        return database.execute("DELETE FROM voice_templates WHERE person_id = ?", [person_id]).rowcount
+
+
 def add_finger_template(database, key, person_id, sensor_model, slot, template_bytes, *, now=0.0):
     """Seal and store one fingerprint template (sensor-native bytes) at a sensor slot."""
     bind_key(database, key)

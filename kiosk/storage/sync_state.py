@@ -75,16 +75,17 @@ class ChangeSummary:
     people: set = field(default_factory=set)
     faces: set = field(default_factory=set)
     fingers: set = field(default_factory=set)
+    voices: set = field(default_factory=set)
     revoked: set = field(default_factory=set)
     settings: dict = field(default_factory=dict)
     skipped: int = 0
 
     @property
     def empty(self):
-        return not (self.people or self.faces or self.fingers or self.revoked or self.settings)
+        return not (self.people or self.faces or self.fingers or self.voices or self.revoked or self.settings)
 
     def merge(self, other):
-        for name in ("people", "faces", "fingers", "revoked"):
+        for name in ("people", "faces", "fingers", "voices", "revoked"):
             getattr(self, name).update(getattr(other, name))
         self.settings.update(other.settings)
         self.skipped += other.skipped
@@ -180,6 +181,30 @@ def _finger_templates(database, key, change, summary, now):
     summary.fingers.add(person_id)
 
 
+MAX_VOICE_DIMS = 1024
+
+
+def _voice_template(database, key, change, summary, now):
+    person_id, model_id = str(change["person_id"]), str(change["model_id"])
+    if not _known(database, person_id, summary, "a voice print"):
+        return
+    text = change.get("vector")
+    if text is None:
+        database.execute("DELETE FROM voice_templates WHERE person_id = ? AND model_id = ?", [person_id, model_id])
+        summary.voices.add(person_id)
+        return
+    raw = _unb64(text)
+    vector = np.frombuffer(raw[:len(raw) // 4 * 4], dtype="<f4")
+    if len(raw) % 4 or not 0 < vector.size <= MAX_VOICE_DIMS or not np.isfinite(vector).all() or not vector.any():
+        # a NaN, infinite or empty voice print would match nobody, or everybody: keep the one on the device
+        log.warning("skipping a voice print for %s: not %d or fewer finite float32 numbers", person_id, MAX_VOICE_DIMS)
+        summary.skipped += 1
+        return
+    _need_key(key)
+    people.set_voice_template(database, key, person_id, model_id, vector / np.linalg.norm(vector), now=now)
+    summary.voices.add(person_id)
+
+
 def _settings(database, key, change, summary, now):
     values = dict(change.get("values") or {})
     stored = get_meta(database, SERVER_SETTINGS_KEY, {}) or {}
@@ -223,4 +248,4 @@ def _unb64(text):
 
 
 _HANDLERS = {"person": _person, "face_templates": _face_templates, "finger_templates": _finger_templates,
-             "settings": _settings, "revocation": _revocation}
+             "voice_template": _voice_template, "settings": _settings, "revocation": _revocation}

@@ -21,7 +21,9 @@ from kiosk.errors import SyncError
 log = logging.getLogger(__name__)
 
 # our verify-mode strings -> ADMS VerifyMode codes
-VERIFY_CODES = {"pin": 0, "fingerprint": 1, "card": 4, "face": 15}
+# ZKTeco has no voice code: a voice second factor is sent as the first proof's code; an event
+# proved by voice alone has no ATTLOG code and is skipped (and counted) by the ADMS pusher
+VERIFY_CODES = {"pin": 0, "fingerprint": 1, "card": 4, "face": 15, "face+voice": 15, "fingerprint+voice": 1}
 STATUS_CODES = range(0, 6)  # 0 check-in .. 5 overtime-out, sent unchanged
 
 # devicecmd Return codes

@@ -74,7 +74,7 @@ RECORD_KINDS = (EVENT_KIND, PERSON_ENROLLED_KIND, PERSON_DELETED_KIND, "activati
 
 COMMAND_KINDS = ("open_door", "sync_now", "purge_person", "reboot", "rotate_key")
 COMMAND_RESULTS = ("done", "failed", "unsupported", "expired")
-CHANGE_TYPES = ("person", "face_templates", "finger_templates", "settings", "revocation")
+CHANGE_TYPES = ("person", "face_templates", "finger_templates", "voice_template", "settings", "revocation")
 
 NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")

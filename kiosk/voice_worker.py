@@ -1,0 +1,105 @@
+"""Runs voice verifications for the flows on a thread of its own and posts the outcome as events.
+
+``request(person_id=..., language=...)`` starts one attempt (the flow's ``start_capture("voice")``):
+show a phrase, record, gate, compare with the person's voice print, then post one of
+``voice_matched(score)``, ``voice_refused(score, reason)`` (no voice print, or not the same
+voice), or ``voice_unusable(guidance)`` (the gate's code, or ``microphone`` when the device is
+lost). ``cancel()`` (the flow's ``stop_capture("voice")``) drops the outcome of an attempt
+under way: a recording cannot be cut short, but nobody acts on it.
+"""
+
+import logging
+import queue
+import threading
+
+from kiosk.errors import MicrophoneError
+
+log = logging.getLogger(__name__)
+
+
+class VoiceWorker:
+    """One attempt at a time; ``serve`` is the whole attempt and can be called directly in tests."""
+
+    def __init__(self, step, post, *, template_for, show, before=None):
+        self.step = step
+        self.post = post
+        self.template_for = template_for   # person_id -> voice print or None
+        self.show = show                   # the screen port: show(screen, **data)
+        self.before = before               # after the phrase is shown, before recording (simulator)
+        self._requests = queue.Queue()
+        self._generation = 0
+        self._thread = None
+        self._stop = threading.Event()
+
+    def request(self, *, person_id, language=None):
+        self._generation += 1
+        self._requests.put((self._generation, person_id, language))
+
+    def cancel(self):
+        self._generation += 1
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="voice-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self):
+        self._stop.set()
+        self._requests.put(None)
+        if self._thread is not None:
+            self._thread.join(10.0)
+
+    @property
+    def is_alive(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def run_pending(self):
+        """Serve every queued request on the caller's thread (what the worker thread does)."""
+        while True:
+            try:
+                item = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and item[0] == self._generation:
+                self.serve(person_id=item[1], language=item[2], generation=item[0])
+
+    def _run(self):
+        while not self._stop.is_set():
+            item = self._requests.get()
+            if item is None:
+                break
+            generation, person_id, language = item
+            if generation != self._generation:
+                continue  # a newer request or a cancel came first
+            try:
+                self.serve(person_id=person_id, language=language, generation=generation)
+            except Exception:
+                log.exception("voice attempt failed")
+
+    def serve(self, *, person_id, language=None, generation=None):
+        """One attempt for ``person_id``: posts exactly one event unless cancelled meanwhile."""
+        generation = self._generation if generation is None else generation
+
+        def post(event, **data):
+            if generation == self._generation:
+                self.post(event, **data)
+
+        template = self.template_for(person_id)
+        if template is None:
+            post("voice_refused", score=None, reason="no_voice_print")
+            return
+        self.step.show = lambda screen, **data: self.show(screen, language=language, **data)
+        try:
+            match = self.step.verify(template, before=self.before)
+        except MicrophoneError as e:
+            log.error("voice attempt: %s", e)
+            self.show("voice_guidance", language=language, guidance="microphone")
+            post("voice_unusable", guidance="microphone")
+            return
+        if match is None:
+            post("voice_unusable", guidance=self.step.last_reading.quality.guidance)
+        elif match.accepted:
+            post("voice_matched", score=match.score)
+        else:
+            log.info("voice not matched for the claimed person")
+            post("voice_refused", score=match.score, reason="voice_not_matched")

@@ -1,0 +1,114 @@
+"""End to end on the simulators: enrol by voice, clock in by ID number and voice, refusals and guidance.
+
+Real parts throughout: the simulated microphone playing the voices dataset through the
+microphone driver, VAD, quality gate, CAM++ TFLite, the sealed database, the device ports and
+the attendance flow; the voice worker's requests are served on the test's thread.
+"""
+
+import random
+
+import pytest
+
+from kiosk import app, config
+from kiosk.clock import FakeClock
+from kiosk.device_ports import DevicePorts, HeadlessScreen
+from kiosk.flows.attendance import AttendanceFlow
+from kiosk.models.voice_embedder import CamppEmbedder
+from kiosk.storage import db, events, people
+from kiosk.storage.seal import DataKey
+from kiosk_sim.microphone import ScenarioMicrophone
+
+
+class Rig:
+    def __init__(self, tmp_path, datasets, **attendance):
+        self.clock = FakeClock(start=1_700_000_000.0)
+        self.settings = config.build([("test", {
+            "hardware": {"backend": "sim"}, "storage": {"data_dir": str(tmp_path)},
+            "attendance": {"verify_modes": ["face", "fingerprint", "pin", "voice"], "status_rule": "toggle",
+                           **attendance}})])
+        self.database = db.open_db(tmp_path / "kiosk.db")
+        self.key = DataKey.create(tmp_path / "data.key")
+        self.player = ScenarioMicrophone(speed=0, seed=4, root=datasets)
+        self.microphone = app.build_microphone(self.settings, player=self.player)
+        self.screen = HeadlessScreen()
+        self.shown = []
+        self.screen.listeners.append(lambda screen, data: self.shown.append((screen, data)))
+        self.ports = DevicePorts(settings=self.settings, database=self.database, data_key=self.key,
+                                 clock=self.clock, screen=self.screen)
+        self.posted = []
+        self.speaks = []  # what the simulated person reads when the next phrase is shown
+        self.ports.voice = app.build_voice_worker(
+            self.settings, microphone=self.microphone, ports=self.ports,
+            post=lambda event, **data: self.posted.append((event, data)),
+            before=lambda phrase, digits: self.player.play(self.speaks.pop(0)))
+        self.flow = AttendanceFlow(ports=self.ports, clock=self.clock, settings=self.settings,
+                                   rng=random.Random(1))
+
+    def enrol(self, person_id, name, speaker):
+        people.upsert_person(self.database, {"person_id": person_id, "name": name})
+        step = app.build_voice_step(self.settings, microphone=self.microphone, show=self.ports.show)
+        specs = [f"reading:{speaker}:{take}" for take in range(3)]
+        template = step.enrol(before_each=lambda phrase, digits: self.player.play(specs.pop(0)))
+        assert template is not None
+        people.set_voice_template(self.database, self.key, person_id, CamppEmbedder.model_id, template)
+
+    def clock_in(self, typed, *speaks):
+        """Type the ID number, then read as ``speaks`` says (one scenario per phrase shown)."""
+        self.flow.handle("pin_requested")
+        self.flow.handle("id_entered", typed=typed)
+        self.speaks.extend(speaks)
+        for _ in speaks:
+            self.ports.voice.run_pending()
+            for event, data in self.posted:
+                self.flow.handle(event, **data)
+            self.posted.clear()
+
+    def screens(self, name):
+        return [data for screen, data in self.shown if screen == name]
+
+    def recorded(self):
+        return [(r["person_id"], r["verify_mode"]) for r in events.events_after(self.database, 0, limit=100)]
+
+
+@pytest.fixture
+def rig(tmp_path, datasets):
+    made = Rig(tmp_path, datasets)
+    made.enrol("1042", "Carlo", "carlo_it")
+    return made
+
+
+def test_an_employee_enrolled_by_voice_clocks_in_by_voice(rig):
+    rig.clock_in("1042", "reading:carlo_it:8")
+    assert rig.flow.state == "showing_result"
+    assert rig.recorded() == [("1042", "voice")]
+    result = rig.screens("result")[-1]
+    assert result["name"] == "Carlo" and result["verify_mode"] == "voice"
+    phrase = rig.screens("voice_phrase")[-1]
+    assert phrase["language"] == "ar" and len(phrase["digits"].split()) == 4
+    assert rig.screens("voice_recording")[-1]["level_dbfs"] < -50  # room noise after the reading
+
+
+def test_another_speaker_claiming_the_id_is_refused(rig):
+    rig.clock_in("1042", "reading:paola_it8k:8")
+    assert rig.flow.state == "refused" and rig.screens("refused")[-1]["reason"] == "voice_not_matched"
+    assert rig.recorded() == []
+
+
+def test_noisy_and_clipped_recordings_get_guidance_then_a_good_one_passes(rig):
+    rig.clock_in("1042", "noise:carlo_it:8", "clipping:carlo_it:9", "reading:carlo_it:10")
+    assert [g["guidance"] for g in rig.screens("voice_guidance")] == ["too_noisy", "clipped"]
+    assert rig.flow.state == "showing_result" and rig.recorded() == [("1042", "voice")]
+
+
+def test_someone_without_a_voice_print_is_refused(rig):
+    people.upsert_person(rig.database, {"person_id": "2001", "name": "No Voice", "pin_hash": None})
+    rig.flow.handle("pin_requested")
+    rig.flow.handle("id_entered", typed="2001")
+    assert rig.flow.state == "entering_id"  # no voice print and no PIN: not a known ID for this door
+
+
+def test_a_lost_microphone_is_guidance_not_a_crash(rig):
+    rig.player.unplug()
+    rig.clock_in("1042", "reading:carlo_it:8")
+    assert rig.screens("voice_guidance")[-1]["guidance"] == "microphone"
+    assert rig.flow.state == "speaking" and rig.recorded() == []
