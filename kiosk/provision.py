@@ -26,6 +26,7 @@ KIOSK_USER = "kiosk"
 DONE_SUFFIX = ".done"
 REJECTED_SUFFIX = ".rejected"
 WIFI_CONNECTION = "kiosk-wifi"
+CODE_CA_FILE = "kiosk-ca.pem"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,15 @@ class Paths:
     @property
     def ca_file(self):
         return self.kiosk_etc / "server-ca.pem"
+
+    @property
+    def provisioning_keys(self):
+        """Public keys trusted to sign provisioning codes, baked in at image build."""
+        return self.kiosk_etc / "provisioning-keys"
+
+    @property
+    def used_codes(self):
+        return self.kiosk_etc / "used-codes.json"
 
     @property
     def database(self):
@@ -127,7 +137,67 @@ def provision(*, paths=Paths(), file=None, console=None, sleep=time.sleep, clock
         raise
 
 
-def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s, timeout_s, rng):
+def provision_code(text, *, paths=Paths(), console=None, sleep=time.sleep, clock=None, max_attempts=0,
+                   max_backoff_s=300.0, timeout_s=15.0, rng=None):
+    """First provisioning from a signed code (provision_code.py); CodeRefusedError says why not.
+
+    The code is checked against the keys baked into the image and the list of codes already
+    used; it is then checked again as a provisioning file would be, and registered the same
+    way. Its id is remembered once the kiosk is registered, so it cannot be shown again.
+    """
+    from kiosk import provision_code as pc
+    from kiosk.clock import SystemClock
+
+    console = console or Console()
+    clock = clock or SystemClock()
+    used = pc.UsedCodes(paths.used_codes)
+    try:
+        code = pc.decode(text, public_keys=pc.load_public_keys(paths.provisioning_keys), now_s=clock.time(),
+                         used=used)
+        if _read_registration(paths) is not None:
+            raise pc.CodeRefusedError("already_provisioned")
+        ca_pem = _code_ca(code, paths)
+        try:
+            pf = provision_file.parse(pc.to_tables(code, ca_pem=ca_pem), path=Path("provisioning code"),
+                                      boot_dir=paths.boot_dir)
+        except ProvisioningError as e:
+            raise pc.CodeRefusedError("bad_field", " / ".join(str(e).splitlines()[1:])) from None
+    except pc.CodeRefusedError as e:
+        log.error("provisioning code refused: %s", e.reason)
+        if paths.database.parent.exists():
+            _audit(paths, clock, "provisioning_code_refused", {"reason": e.reason})
+        console.show("provisioning code refused", e.remedy, f"(reason: {e.reason})")
+        raise
+    console.show("provisioning code accepted", f"Server: {pf.server_url}", f"Site: {pf.site or '-'}")
+    try:
+        outcome = _first_time(pf, paths=paths, console=console, sleep=sleep, clock=clock, max_attempts=max_attempts,
+                              max_backoff_s=max_backoff_s, timeout_s=timeout_s, rng=rng,
+                              extra={"code_id": code.code_id, "signer": code.signer[:16]})
+    except ProvisioningError as e:
+        console.show("provisioning failed", *str(e).splitlines(), "", "See docs/provisioning.md for what to do.")
+        raise
+    used.remember(code.code_id, expires_at_s=code.expires_at_s, now_s=clock.time())
+    return outcome
+
+
+def _code_ca(code, paths):
+    """The CA certificate a code names by fingerprint: kiosk-ca.pem on the boot partition, if it matches."""
+    from kiosk import provision_code as pc
+
+    wanted = code.payload.get("ca")
+    if not wanted:
+        return ""
+    candidate = Path(paths.boot_dir) / CODE_CA_FILE
+    try:
+        pem = candidate.read_text()
+        if pc.ca_fingerprint(pem) == wanted:
+            return pem
+    except (OSError, ValueError, IndexError):
+        pass
+    raise pc.CodeRefusedError("ca_missing", f"{candidate} absent or its sha256 differs")
+
+
+def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s, timeout_s, rng, extra=None):
     from kiosk.sync import keys
 
     paths.kiosk_etc.mkdir(parents=True, exist_ok=True)
@@ -148,7 +218,7 @@ def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s
               "signers": [pf.signing_public_key] if pf.signing_public_key else [], "sequence": 0,
               "server_settings": registration.settings}
     _write_json(paths.registration_file, record)
-    _finish(pf, record, paths=paths, console=console, clock=clock, action="registered")
+    _finish(pf, record, paths=paths, console=console, clock=clock, action="registered", extra=extra)
     return Outcome("registered", registration.device_id)
 
 
@@ -231,7 +301,8 @@ def _finish(pf, record, *, paths, console, clock, action, extra=None):
     write_settings(pf, record, paths)
     _audit(paths, clock, action, {"device_id": record["device_id"], "site": pf.site, "door": pf.door,
                                   "server_url": pf.server_url, **(extra or {})})
-    _retire_file(pf, DONE_SUFFIX, note=f"after provisioning as {record['device_id']}")
+    if pf.raw:  # a file on the boot partition (a code has nothing to retire)
+        _retire_file(pf, DONE_SUFFIX, note=f"after provisioning as {record['device_id']}")
     console.show("done", f"Device {record['device_id']}", f"Site: {pf.site or '-'}   Door: {pf.door or '-'}",
                  "Starting the kiosk...")
 
