@@ -26,7 +26,8 @@ KIOSK_USER = "kiosk"
 DONE_SUFFIX = ".done"
 REJECTED_SUFFIX = ".rejected"
 WIFI_CONNECTION = "kiosk-wifi"
-CODE_CA_FILE = "kiosk-ca.pem"
+CODE_CA_FILE = "kiosk-ca.pem"      # on the boot partition, beside where a file would go
+FLEET_CA_FILE = "fleet-ca.pem"     # or baked into the image (KIOSK_IMG_EXTRA_OVERLAY)
 
 
 @dataclass(frozen=True)
@@ -181,20 +182,21 @@ def provision_code(text, *, paths=Paths(), console=None, sleep=time.sleep, clock
 
 
 def _code_ca(code, paths):
-    """The CA certificate a code names by fingerprint: kiosk-ca.pem on the boot partition, if it matches."""
+    """The CA certificate a code names by its sha256, from the boot partition or the image."""
     from kiosk import provision_code as pc
 
     wanted = code.payload.get("ca")
     if not wanted:
         return ""
-    candidate = Path(paths.boot_dir) / CODE_CA_FILE
-    try:
-        pem = candidate.read_text()
-        if pc.ca_fingerprint(pem) == wanted:
-            return pem
-    except (OSError, ValueError, IndexError):
-        pass
-    raise pc.CodeRefusedError("ca_missing", f"{candidate} absent or its sha256 differs")
+    candidates = (Path(paths.boot_dir) / CODE_CA_FILE, paths.kiosk_etc / FLEET_CA_FILE)
+    for candidate in candidates:
+        try:
+            pem = candidate.read_text()
+            if pc.ca_fingerprint(pem) == wanted:
+                return pem
+        except (OSError, ValueError, IndexError):
+            continue
+    raise pc.CodeRefusedError("ca_missing", "no CA certificate with the code's sha256")
 
 
 def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s, timeout_s, rng, extra=None):

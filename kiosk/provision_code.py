@@ -53,6 +53,7 @@ FIELDS = {
     "l": ("language (ar or en)", False, str),
     "w": ("Wi-Fi: [ssid, passphrase, country]", False, list),
     "p": ("admin PIN hash", False, str),
+    "rk": ("Ed25519 key (hex) that may sign re-provisioning files later", False, str),
 }
 
 # reason -> remedy: one line for the technician, in the order the checks run
@@ -67,7 +68,8 @@ REMEDIES = {
     "expired": "The code has expired: ask for a new one.",
     "reused": "This code was already used on this kiosk: each code works once; ask for a new one.",
     "already_provisioned": "This kiosk is already registered: decommission it first, or use a signed re-provisioning file.",
-    "ca_missing": "The code names a CA certificate that is not on the boot partition (kiosk-ca.pem) or does not match.",
+    "ca_missing": ("The code names a CA certificate that is neither kiosk-ca.pem on the boot partition "
+                   "nor /etc/kiosk/fleet-ca.pem: copy the server's CA there."),
 }
 
 
@@ -195,7 +197,7 @@ def field_problems(payload):
             problems.append(f"{key} ({meaning}): expected {kind.__name__}")
     if isinstance(payload.get("id"), str) and not ID_RE.match(payload["id"]):
         problems.append("id: must be 16 to 32 lower-case hex digits")
-    for key in ("ca", "k"):
+    for key in ("ca", "k", "rk"):
         if isinstance(payload.get(key), str) and not HEX64_RE.match(payload[key]):
             problems.append(f"{key}: must be 64 lower-case hex digits")
     wifi = payload.get("w")
@@ -217,8 +219,9 @@ def to_tables(code, *, ca_pem=""):
     tables = {"server": server, "device": device}
     if "w" in p:
         tables["wifi"] = dict(zip(("ssid", "psk", "country"), p["w"]))
-    if "p" in p:
-        tables["admin"] = {"pin_hash": p["p"]}
+    admin = {name: p[key] for key, name in (("p", "pin_hash"), ("rk", "signing_public_key")) if key in p}
+    if admin:
+        tables["admin"] = admin
     return tables
 
 

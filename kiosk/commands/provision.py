@@ -31,7 +31,25 @@ def register(sub):
                         help="only validate the file and list its problems (for a technician's laptop)")
     parser.add_argument("--hash-pin", action="store_true",
                         help="read an admin PIN (twice) and print its hash for admin.pin_hash")
+    parser.add_argument("--code-image", metavar="IMAGE",
+                        help="provision from a signed code in this picture (PNG/JPEG) instead of a file")
     parser.set_defaults(func=run)
+    tools = parser.add_subparsers(dest="tool", metavar="{make-key,make-code}")
+    make_key = tools.add_parser("make-key", help="make the fleet's provisioning key (keep it off the kiosks)",
+                                description="Write a new Ed25519 private key (PEM, mode 0600) and print its "
+                                            "public half for KIOSK_IMG_PROVISIONING_KEYS.")
+    make_key.add_argument("key_file", metavar="KEY", help="where to write the private key (must not exist)")
+    make_key.set_defaults(func=run_make_key)
+    make_code = tools.add_parser("make-code", help="turn provisioning files into signed QR codes (PNG, SVG, sheet)",
+                                 description="Check each provisioning file, sign a one-time code from it with the "
+                                             "fleet key, and write NAME-ID.png, NAME-ID.svg and a printable "
+                                             "sheet.html. The outputs carry enrolment tokens: mode 0600.")
+    make_code.add_argument("files", nargs="+", metavar="FILE", help="first-provisioning files (kiosk-provision.toml)")
+    make_code.add_argument("--key", required=True, metavar="KEY", help="the fleet's private key (make-key)")
+    make_code.add_argument("--out", required=True, metavar="DIR", help="directory for the codes")
+    make_code.add_argument("--valid-for-s", type=float, default=7 * 86400.0, metavar="SECONDS",
+                           help="how long each code is accepted (default: 604800 = 7 days; at most 90 days)")
+    make_code.set_defaults(func=run_make_code)
 
 
 def run(args):
@@ -48,6 +66,15 @@ def run(args):
         kind = "re-provisioning" if pf.reprovision else "first provisioning"
         print(f"{path}: valid ({kind} for {pf.server_url}, site {pf.site!r}, door {pf.door!r})")
         return 0
+    if args.code_image:
+        from kiosk import code_reader
+
+        text = code_reader.read_image_file(args.code_image)
+        outcome = provision.provision_code(text, paths=paths, console=provision.Console(args.console),
+                                           max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
+                                           timeout_s=args.timeout_s)
+        print(f"{outcome.action} from a code: device {outcome.device_id}")
+        return 0
     outcome = provision.provision(paths=paths, file=args.file, console=provision.Console(args.console),
                                   max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
                                   timeout_s=args.timeout_s)
@@ -55,6 +82,35 @@ def run(args):
         print("no provisioning file: nothing to do")
     else:
         print(f"{outcome.action}: device {outcome.device_id}")
+    return 0
+
+
+def run_make_key(args):
+    from kiosk import code_maker
+
+    try:
+        public = code_maker.new_private_key(args.key_file)
+    except FileExistsError:
+        print(f"{args.key_file} exists: a fleet key is never overwritten", file=sys.stderr)
+        return 1
+    print(f"private key written to {args.key_file} (keep it off the kiosks and out of the repository)")
+    print(f"KIOSK_IMG_PROVISIONING_KEYS={public}")
+    return 0
+
+
+def run_make_code(args):
+    import time
+    from pathlib import Path
+
+    from kiosk import code_maker
+
+    key = code_maker.load_private_key(args.key)
+    made = code_maker.make_codes(args.files, private_key=key, out_dir=args.out, now_s=time.time(),
+                                 valid_for_s=args.valid_for_s)
+    sheet = code_maker.write_sheet(made, Path(args.out) / "sheet.html")
+    for code in made:
+        print(f"{code.source}: code {code.code_id[:8]} for {code.label} -> {code.png.name}, {code.svg.name}")
+    print(f"printable sheet: {sheet}")
     return 0
 
 
