@@ -1,11 +1,13 @@
 """Signed provisioning codes: the compact payload a QR code carries, its signature and its checks.
 
-A code is text ``KP1:`` + base32 (no padding) of ``body || signature``:
+A code is text ``KP1:`` + base32 (no padding) of ``packed || signature``:
 
-- ``body`` is canonical JSON of the payload: keys sorted, no spaces, UTF-8, nothing else
-  accepted (a body that does not re-encode to the same bytes is refused, so one payload has one
-  encoding and duplicate keys cannot smuggle a second value past the signature);
-- ``signature`` is the 64-byte Ed25519 signature over ``DOMAIN + body`` by the fleet's
+- ``packed`` is the zlib stream (RFC 1950) of the body, the canonical JSON of the payload: keys
+  sorted, no spaces, UTF-8, nothing else accepted (a body that does not re-encode to the same
+  bytes is refused, so one payload has one meaning and duplicate keys cannot smuggle a second
+  value past the signature). The signature covers the packed bytes, so nothing is unpacked
+  before it is verified, and unpacking stops at MAX_BODY_BYTES (no zip bomb);
+- ``signature`` is the 64-byte Ed25519 signature over ``DOMAIN + packed`` by the fleet's
   provisioning key. The kiosk knows only public halves, baked into the image at build time
   (KIOSK_IMG_PROVISIONING_KEYS, written to /etc/kiosk/provisioning-keys).
 
@@ -23,6 +25,7 @@ import logging
 import os
 import re
 import secrets
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 PREFIX = "KP1:"
 DOMAIN = b"kiosk-provision-code-v1\x00"
 SIGNATURE_BYTES = 64
+MAX_BODY_BYTES = 2048        # the unpacked JSON
 MAX_CODE_CHARS = 1200        # about QR version 22 in alphanumeric mode at error level M
 MAX_USED_IDS = 10_000        # the used-code list stays bounded; expired ids go first
 ID_RE = re.compile(r"^[0-9a-f]{16,32}$")
@@ -112,9 +116,9 @@ def encode(payload, private_key):
     problems = field_problems(payload)
     if problems:
         raise ProvisioningError("cannot make a code: " + "; ".join(problems))
-    body = canonical(payload)
-    signature = private_key.sign(DOMAIN + body)
-    text = PREFIX + base64.b32encode(body + signature).decode("ascii").rstrip("=")
+    packed = zlib.compress(canonical(payload), 9)
+    signature = private_key.sign(DOMAIN + packed)
+    text = PREFIX + base64.b32encode(packed + signature).decode("ascii").rstrip("=")
     if len(text) > MAX_CODE_CHARS:
         raise ProvisioningError(f"the code would be {len(text)} characters, over the limit of {MAX_CODE_CHARS}: "
                                 "leave out optional fields (admin PIN hash, Wi-Fi)")
@@ -150,14 +154,14 @@ def decode(text, *, public_keys, now_s, used=None):
         raise CodeRefusedError("malformed", "not base32") from None
     if len(blob) <= SIGNATURE_BYTES:
         raise CodeRefusedError("unsigned", "no room for a signature")
-    body, signature = blob[:-SIGNATURE_BYTES], blob[-SIGNATURE_BYTES:]
+    packed, signature = blob[:-SIGNATURE_BYTES], blob[-SIGNATURE_BYTES:]
     keys = [k for k in public_keys if HEX64_RE.match(k)]
     if not keys:
         raise CodeRefusedError("no_key")
     signer = None
     for key in keys:
         try:
-            Ed25519PublicKey.from_public_bytes(bytes.fromhex(key)).verify(signature, DOMAIN + body)
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(key)).verify(signature, DOMAIN + packed)
             signer = key
             break
         except InvalidSignature:
@@ -165,6 +169,13 @@ def decode(text, *, public_keys, now_s, used=None):
     if signer is None:
         raise CodeRefusedError("bad_signature")
     # signed by us from here on; still checked, because a signing tool can have bugs
+    unpacker = zlib.decompressobj()
+    try:
+        body = unpacker.decompress(packed, MAX_BODY_BYTES + 1)
+    except zlib.error:
+        raise CodeRefusedError("malformed", "not a zlib stream") from None
+    if len(body) > MAX_BODY_BYTES or unpacker.unconsumed_tail or not unpacker.eof or unpacker.unused_data:
+        raise CodeRefusedError("malformed", "the packed body is incomplete, trailed or too large")
     try:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

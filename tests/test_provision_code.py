@@ -2,6 +2,8 @@
 
 import base64
 import json
+import secrets
+import zlib
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -36,8 +38,14 @@ def refused(text, keys, *, used=None, now_s=NOW):
     return info.value.reason
 
 
-def raw_code(body, signature):
-    return pc.PREFIX + base64.b32encode(body + signature).decode().rstrip("=")
+def raw_code(packed, signature):
+    return pc.PREFIX + base64.b32encode(packed + signature).decode().rstrip("=")
+
+
+def signed(body, key, *, pack=True):
+    """A code of ``body`` (packed with zlib unless told not to) correctly signed by ``key``."""
+    packed = zlib.compress(body) if pack else body
+    return raw_code(packed, key.sign(pc.DOMAIN + packed))
 
 
 def test_a_good_code_round_trips_and_stays_in_qr_alphanumeric_mode(fleet_key):
@@ -52,17 +60,34 @@ def test_a_strangers_key_is_refused(fleet_key):
     assert refused(forged, [public_hex(fleet_key)]) == "bad_signature"
 
 
-def test_one_changed_byte_in_the_body_breaks_the_signature(fleet_key):
-    body = pc.canonical(payload())
-    signature = fleet_key.sign(pc.DOMAIN + body)
-    tampered = body.replace(b"server.example", b"attack.example")
+def test_one_changed_byte_breaks_the_signature(fleet_key):
+    packed = zlib.compress(pc.canonical(payload()))
+    signature = fleet_key.sign(pc.DOMAIN + packed)
+    tampered = zlib.compress(pc.canonical(payload(u="https://attack.example")))
     assert refused(raw_code(tampered, signature), [public_hex(fleet_key)]) == "bad_signature"
+    flipped = bytes([packed[0] ^ 1]) + packed[1:]
+    assert refused(raw_code(flipped, signature), [public_hex(fleet_key)]) == "bad_signature"
 
 
 def test_a_signature_without_the_domain_prefix_is_refused(fleet_key):
     # a signature the fleet key made for some other purpose over the same bytes proves nothing here
-    body = pc.canonical(payload())
-    assert refused(raw_code(body, fleet_key.sign(body)), [public_hex(fleet_key)]) == "bad_signature"
+    packed = zlib.compress(pc.canonical(payload()))
+    assert refused(raw_code(packed, fleet_key.sign(packed)), [public_hex(fleet_key)]) == "bad_signature"
+
+
+def test_a_signed_zip_bomb_is_refused_after_unpacking_a_bounded_amount(fleet_key):
+    # 2 kB of padding is a few bytes packed; unpacking stops one byte past MAX_BODY_BYTES
+    small_bomb = zlib.compress(pc.canonical(payload(s="a" * pc.MAX_BODY_BYTES)), 9)   # canonical, just too big
+    assert refused(raw_code(small_bomb, fleet_key.sign(pc.DOMAIN + small_bomb)), [public_hex(fleet_key)]) == "malformed"
+
+
+def test_signed_but_not_zlib_or_trailed_is_refused(fleet_key):
+    keys = [public_hex(fleet_key)]
+    assert refused(signed(pc.canonical(payload()), fleet_key, pack=False), keys) == "malformed"
+    trailed = zlib.compress(pc.canonical(payload())) + b"extra"
+    assert refused(raw_code(trailed, fleet_key.sign(pc.DOMAIN + trailed)), keys) == "malformed"
+    cut = zlib.compress(pc.canonical(payload()))[:-6]
+    assert refused(raw_code(cut, fleet_key.sign(pc.DOMAIN + cut)), keys) == "malformed"
 
 
 def test_unsigned_codes_are_refused(fleet_key):
@@ -103,7 +128,7 @@ def test_a_damaged_used_list_refuses_every_code(fleet_key, tmp_path):
 def test_oversized_codes_are_refused_before_any_work(fleet_key):
     assert refused(pc.PREFIX + "A" * pc.MAX_CODE_CHARS, [public_hex(fleet_key)]) == "too_large"
     with pytest.raises(ProvisioningError, match="over the limit"):
-        pc.encode(payload(t="x" * 900), fleet_key)
+        pc.encode(payload(t=secrets.token_urlsafe(700)), fleet_key)     # random: zlib cannot shrink it
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -120,15 +145,13 @@ def test_signed_but_not_canonical_is_refused(fleet_key):
     # duplicate keys: a parser that keeps the first and one that keeps the last would disagree
     body = b'{"exp":%d,"id":"0123456789abcdef","t":"tok-12345678","u":"https://a.example","u":"https://b.example"}' % (
         int(NOW) + 60)
-    text = raw_code(body, fleet_key.sign(pc.DOMAIN + body))
-    assert refused(text, [public_hex(fleet_key)]) == "malformed"
+    assert refused(signed(body, fleet_key), [public_hex(fleet_key)]) == "malformed"
     spaced = pc.canonical(payload()).replace(b",", b", ")
-    assert refused(raw_code(spaced, fleet_key.sign(pc.DOMAIN + spaced)), [public_hex(fleet_key)]) == "malformed"
+    assert refused(signed(spaced, fleet_key), [public_hex(fleet_key)]) == "malformed"
 
 
 def test_signed_but_wrong_fields_are_refused(fleet_key):
-    body = pc.canonical(payload(exp="tomorrow", extra="x"))
-    reason = refused(raw_code(body, fleet_key.sign(pc.DOMAIN + body)), [public_hex(fleet_key)])
+    reason = refused(signed(pc.canonical(payload(exp="tomorrow", extra="x")), fleet_key), [public_hex(fleet_key)])
     assert reason == "bad_field"
     with pytest.raises(ProvisioningError, match="unknown field"):
         pc.encode(payload(extra="x"), fleet_key)

@@ -3,7 +3,7 @@
 import importlib
 
 # each module in kiosk/bench/ exports register(subparsers)
-BENCHES = ("adms", "gallery", "fingerprint", "sync", "soak", "camera", "face", "attendance")
+BENCHES = ("adms", "gallery", "fingerprint", "sync", "soak", "camera", "face", "attendance", "codes")
 
 
 def register(sub):

@@ -49,6 +49,8 @@ def register(sub):
     make_code.add_argument("--out", required=True, metavar="DIR", help="directory for the codes")
     make_code.add_argument("--valid-for-s", type=float, default=7 * 86400.0, metavar="SECONDS",
                            help="how long each code is accepted (default: 604800 = 7 days; at most 90 days)")
+    make_code.add_argument("--include-admin-pin", action="store_true",
+                           help="carry admin.pin_hash in the code (denser: read from less far away)")
     make_code.set_defaults(func=run_make_code)
 
 
@@ -106,10 +108,12 @@ def run_make_code(args):
 
     key = code_maker.load_private_key(args.key)
     made = code_maker.make_codes(args.files, private_key=key, out_dir=args.out, now_s=time.time(),
-                                 valid_for_s=args.valid_for_s)
+                                 valid_for_s=args.valid_for_s, include_admin_pin=args.include_admin_pin)
     sheet = code_maker.write_sheet(made, Path(args.out) / "sheet.html")
     for code in made:
-        print(f"{code.source}: code {code.code_id[:8]} for {code.label} -> {code.png.name}, {code.svg.name}")
+        note = " (admin PIN hash left out: --include-admin-pin)" if code.left_out_pin else ""
+        print(f"{code.source}: code {code.code_id[:8]} for {code.label}, QR version {code.qr_version} -> "
+              f"{code.png.name}, {code.svg.name}{note}")
     print(f"printable sheet: {sheet}")
     return 0
 
