@@ -26,8 +26,6 @@ KIOSK_USER = "kiosk"
 DONE_SUFFIX = ".done"
 REJECTED_SUFFIX = ".rejected"
 WIFI_CONNECTION = "kiosk-wifi"
-CODE_CA_FILE = "kiosk-ca.pem"      # on the boot partition, beside where a file would go
-FLEET_CA_FILE = "fleet-ca.pem"     # or baked into the image (KIOSK_IMG_EXTRA_OVERLAY)
 
 
 @dataclass(frozen=True)
@@ -123,6 +121,8 @@ def provision(*, paths=Paths(), file=None, console=None, sleep=time.sleep, clock
     except ProvisioningError as e:
         console.show("the provisioning file has errors", *str(e).splitlines(),
                      "", "Fix kiosk-provision.toml on the SD card's boot partition, then restart the kiosk.")
+        hook(console, "refused", source="file", reason="bad_file",
+             remedy="Fix kiosk-provision.toml on the boot partition (kiosk provision --check names each problem).")
         raise
     registration = _read_registration(paths)
     try:
@@ -135,68 +135,15 @@ def provision(*, paths=Paths(), file=None, console=None, sleep=time.sleep, clock
                            max_backoff_s=max_backoff_s, timeout_s=timeout_s, rng=rng)
     except ProvisioningError as e:
         console.show("provisioning failed", *str(e).splitlines(), "", "See docs/provisioning.md for what to do.")
+        hook(console, "failed", e)
         raise
 
 
-def provision_code(text, *, paths=Paths(), console=None, sleep=time.sleep, clock=None, max_attempts=0,
-                   max_backoff_s=300.0, timeout_s=15.0, rng=None):
-    """First provisioning from a signed code (provision_code.py); CodeRefusedError says why not.
-
-    The code is checked against the keys baked into the image and the list of codes already
-    used; it is then checked again as a provisioning file would be, and registered the same
-    way. Its id is remembered once the kiosk is registered, so it cannot be shown again.
-    """
-    from kiosk import provision_code as pc
-    from kiosk.clock import SystemClock
-
-    console = console or Console()
-    clock = clock or SystemClock()
-    used = pc.UsedCodes(paths.used_codes)
-    try:
-        code = pc.decode(text, public_keys=pc.load_public_keys(paths.provisioning_keys), now_s=clock.time(),
-                         used=used)
-        if _read_registration(paths) is not None:
-            raise pc.CodeRefusedError("already_provisioned")
-        ca_pem = _code_ca(code, paths)
-        try:
-            pf = provision_file.parse(pc.to_tables(code, ca_pem=ca_pem), path=Path("provisioning code"),
-                                      boot_dir=paths.boot_dir)
-        except ProvisioningError as e:
-            raise pc.CodeRefusedError("bad_field", " / ".join(str(e).splitlines()[1:])) from None
-    except pc.CodeRefusedError as e:
-        log.error("provisioning code refused: %s", e.reason)
-        if paths.database.parent.exists():
-            _audit(paths, clock, "provisioning_code_refused", {"reason": e.reason})
-        console.show("provisioning code refused", e.remedy, f"(reason: {e.reason})")
-        raise
-    console.show("provisioning code accepted", f"Server: {pf.server_url}", f"Site: {pf.site or '-'}")
-    try:
-        outcome = _first_time(pf, paths=paths, console=console, sleep=sleep, clock=clock, max_attempts=max_attempts,
-                              max_backoff_s=max_backoff_s, timeout_s=timeout_s, rng=rng,
-                              extra={"code_id": code.code_id, "signer": code.signer[:16]})
-    except ProvisioningError as e:
-        console.show("provisioning failed", *str(e).splitlines(), "", "See docs/provisioning.md for what to do.")
-        raise
-    used.remember(code.code_id, expires_at_s=code.expires_at_s, now_s=clock.time())
-    return outcome
-
-
-def _code_ca(code, paths):
-    """The CA certificate a code names by its sha256, from the boot partition or the image."""
-    from kiosk import provision_code as pc
-
-    wanted = code.payload.get("ca")
-    if not wanted:
-        return ""
-    candidates = (Path(paths.boot_dir) / CODE_CA_FILE, paths.kiosk_etc / FLEET_CA_FILE)
-    for candidate in candidates:
-        try:
-            pem = candidate.read_text()
-            if pc.ca_fingerprint(pem) == wanted:
-                return pem
-        except (OSError, ValueError, IndexError):
-            continue
-    raise pc.CodeRefusedError("ca_missing", "no CA certificate with the code's sha256")
+def hook(console, event, *args, **kwargs):
+    """Tell a console that models the screen (provision_status.StatusConsole) what happened."""
+    method = getattr(console, event, None)
+    if callable(method):
+        method(*args, **kwargs)
 
 
 def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s, timeout_s, rng, extra=None):
@@ -274,6 +221,7 @@ def register_with_retry(pf, *, device_key, ca_file, console, sleep, clock, max_a
     while True:
         attempt += 1
         console.show("registering with the server", pf.server_url, f"Attempt {attempt}")
+        hook(console, "attempt", server_url=pf.server_url, attempt=attempt)
         try:
             return register(server_url=pf.server_url, token=pf.enrolment_token, device_key=device_key,
                             ca_file=ca_file, timeout_s=timeout_s, info=info, clock=clock,
@@ -289,6 +237,7 @@ def register_with_retry(pf, *, device_key, ca_file, console, sleep, clock, max_a
             console.show("waiting for the server", f"Cannot reach {pf.server_url}:", f"  {e}",
                          f"Attempt {attempt} failed; trying again in {delay_s:.0f} s.",
                          "Check the network cable or Wi-Fi, and server.url in kiosk-provision.toml.")
+            hook(console, "retrying", server_url=pf.server_url, attempt=attempt, error=e, retry_in_s=delay_s)
             log.warning("registration attempt %d failed (%s); retrying in %.0f s", attempt, e, delay_s)
             sleep(delay_s)
 
@@ -307,6 +256,7 @@ def _finish(pf, record, *, paths, console, clock, action, extra=None):
         _retire_file(pf, DONE_SUFFIX, note=f"after provisioning as {record['device_id']}")
     console.show("done", f"Device {record['device_id']}", f"Site: {pf.site or '-'}   Door: {pf.door or '-'}",
                  "Starting the kiosk...")
+    hook(console, "done", device_id=record["device_id"], site=pf.site, door=pf.door)
 
 
 def write_settings(pf, record, paths):

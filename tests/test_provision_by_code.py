@@ -9,7 +9,7 @@ from conftest import ROOT
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from kiosk import config, provision
+from kiosk import config, provision, provision_by_code
 from kiosk import provision_code as pc
 from kiosk.clock import FakeClock
 from kiosk.errors import ProvisioningError
@@ -64,7 +64,7 @@ def run(text, paths, **kw):
     kw.setdefault("clock", FakeClock())
     kw.setdefault("sleep", Sleeper())
     kw.setdefault("timeout_s", 5.0)
-    return provision.provision_code(text, paths=paths, **kw)
+    return provision_by_code.provision_code(text, paths=paths, **kw)
 
 
 def screen(paths):

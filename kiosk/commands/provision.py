@@ -33,6 +33,13 @@ def register(sub):
                         help="read an admin PIN (twice) and print its hash for admin.pin_hash")
     parser.add_argument("--code-image", metavar="IMAGE",
                         help="provision from a signed code in this picture (PNG/JPEG) instead of a file")
+    parser.add_argument("--status-file", metavar="PATH",
+                        help="write the provisioning screen's state here as JSON (headless until the touchscreen)")
+    parser.add_argument("--self-test", choices=("pi", "usb", "sim"), metavar="BACKEND",
+                        help="after registering, run the doctor's checks on this hardware backend (pi, usb, sim) "
+                             "and show each result with its remedy")
+    parser.add_argument("--sim-fault", action="append", default=[], metavar="PART:KIND",
+                        help="with --self-test sim, start a simulator broken, as `kiosk doctor --sim-fault`")
     parser.set_defaults(func=run)
     tools = parser.add_subparsers(dest="tool", metavar="{make-key,make-code}")
     make_key = tools.add_parser("make-key", help="make the fleet's provisioning key (keep it off the kiosks)",
@@ -68,23 +75,69 @@ def run(args):
         kind = "re-provisioning" if pf.reprovision else "first provisioning"
         print(f"{path}: valid ({kind} for {pf.server_url}, site {pf.site!r}, door {pf.door!r})")
         return 0
+    console = _console(args, paths)
     if args.code_image:
-        from kiosk import code_reader
+        from kiosk import code_reader, provision_by_code
 
         text = code_reader.read_image_file(args.code_image)
-        outcome = provision.provision_code(text, paths=paths, console=provision.Console(args.console),
-                                           max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
-                                           timeout_s=args.timeout_s)
+        outcome = provision_by_code.provision_code(text, paths=paths, console=console,
+                                                   max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
+                                                   timeout_s=args.timeout_s)
         print(f"{outcome.action} from a code: device {outcome.device_id}")
-        return 0
-    outcome = provision.provision(paths=paths, file=args.file, console=provision.Console(args.console),
-                                  max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
-                                  timeout_s=args.timeout_s)
-    if outcome.action == "nothing":
-        print("no provisioning file: nothing to do")
     else:
+        if args.status_file and not (Path(args.file) if args.file else paths.boot_dir / provision_file.FILE_NAME
+                                     ).exists():
+            console.status.waiting()
+        outcome = provision.provision(paths=paths, file=args.file, console=console,
+                                      max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
+                                      timeout_s=args.timeout_s)
+        if outcome.action == "nothing":
+            print("no provisioning file: nothing to do")
+            return 0
         print(f"{outcome.action}: device {outcome.device_id}")
+    report = _self_test(args, paths) if args.self_test else None
+    if report is not None:
+        from kiosk import doctor
+
+        print(doctor.render_table(report))
+    if hasattr(console, "finish"):
+        console.finish(report)
     return 0
+
+
+def _console(args, paths):
+    from kiosk import provision, provision_code, provision_file, provision_status
+
+    text_console = provision.Console(args.console)
+    if not args.status_file:
+        return text_console
+    ways = ["file", "code"] if provision_code.load_public_keys(paths.provisioning_keys) else ["file"]
+    status = provision_status.ProvisioningStatus(provision_status.StatusFile(args.status_file), ways=ways,
+                                                 file_path=str(paths.boot_dir / provision_file.FILE_NAME))
+    return provision_status.StatusConsole(status, text_console)
+
+
+def _self_test(args, paths):
+    """The doctor's checks against the settings provisioning just wrote (the screen's self-test)."""
+    import contextlib
+
+    from kiosk import app, config, doctor
+    from kiosk.commands.doctor import _parse_faults
+    from kiosk.errors import ConfigError
+
+    settings = config.load(paths.settings_file).replace(hardware={"backend": args.self_test})
+    faults = _parse_faults(args.sim_fault)
+    if faults and args.self_test != "sim":
+        raise ConfigError("--sim-fault needs --self-test sim")
+    with contextlib.ExitStack() as stack:
+        player = factory = None
+        if args.self_test == "sim":
+            sims = stack.enter_context(app.start_simulators(settings, faults=faults))
+            settings = sims.settings_for(settings)
+            player, factory = sims.player, sims.pin_factory
+        return doctor.run_checks(settings, open_camera=lambda: app.build_camera(settings, player=player),
+                                 open_sensor=lambda: app.build_fingerprint_sensor(settings),
+                                 open_board=lambda: app.build_board(settings, pin_factory=factory))
 
 
 def run_make_key(args):
