@@ -48,7 +48,7 @@ def card_image(text, surface):
     """The code as the card the camera sees (float32 BGR): paper with a margin, or a phone."""
     import segno
 
-    modules = np.array([[0.0 if dark else 1.0 for dark in row] for row in segno.make(text, error="m").matrix],
+    modules = np.array([[0.0 if dark else 1.0 for dark in row] for row in segno.make(text, error="m", micro=False).matrix],
                        dtype=np.float32)
     px = 6
     code = cv2.resize(modules, None, fx=px, fy=px, interpolation=cv2.INTER_NEAREST)

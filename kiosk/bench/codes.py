@@ -94,4 +94,4 @@ def _version(text):
         import segno
     except ImportError:
         return "?"
-    return segno.make(text, error="m").version
+    return segno.make(text, error="m", micro=False).version
