@@ -89,14 +89,14 @@ class CodeScanner:
     def __init__(self, *, check, reader=None):
         self.check = check
         self.reader = reader or CodeReader()
-        self._last_text = None
+        self.last_text = None
 
     def offer(self, frame):
         """Return ('accepted', Code), ('refused', CodeRefusedError), or None for nothing new."""
         text = self.reader.read(frame)
-        if not text or text == self._last_text:
+        if not text or text == self.last_text:
             return None
-        self._last_text = text
+        self.last_text = text
         try:
             code = self.check(text)
         except provision_code.CodeRefusedError as e:
@@ -104,3 +104,26 @@ class CodeScanner:
             return ("refused", e)
         log.info("a signed code was shown: id %s", code.code_id[:8])
         return ("accepted", code)
+
+
+def scan_camera(camera, scanner, *, timeout_s, clock, on_refused=None):
+    """Offer camera frames to ``scanner`` until a code is accepted (return its text) or ``timeout_s``.
+
+    ``on_refused(error)`` is told about each different refused code (the screen shows why).
+    Returns None when the time ran out with no accepted code.
+    """
+    deadline = clock.monotonic() + timeout_s
+    last_index = None
+    while clock.monotonic() < deadline:
+        frame = camera.wait_for_frame(min(5.0, max(0.1, deadline - clock.monotonic())), after_index=last_index)
+        if frame is None:
+            continue
+        last_index = frame.index
+        verdict = scanner.offer(frame.image)
+        if verdict is None:
+            continue
+        if verdict[0] == "accepted":
+            return scanner.last_text
+        if on_refused is not None:
+            on_refused(verdict[1])
+    return None

@@ -158,3 +158,49 @@ def test_self_test_screen_lists_each_check_with_a_remedy_for_failures():
     screen, data = recorder.shown[-1]
     assert screen == "provision_self_test" and data["ok"] is False and data["failed"] == ["fingerprint"]
     assert data["checks"][0]["remedy"] == "" and data["checks"][1]["remedy"] == "check the UART"
+
+
+def scan_env(tmp_path, code_text):
+    import os
+
+    (tmp_path / "code.txt").write_text(code_text)
+    toml = tmp_path / "kiosk.toml"
+    toml.write_text(f'[camera]\nwidth = 1280\nheight = 720\nscenario = "code_paper:code_file={tmp_path / "code.txt"}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
+    env["KIOSK_CONFIG"] = str(toml)
+    return env
+
+
+def test_the_camera_reads_a_signed_code_and_the_kiosk_registers(tmp_path):
+    key = Ed25519PrivateKey.generate()
+    paths = kiosk_dirs(tmp_path, key)
+    status_file = tmp_path / "status.json"
+    with ServerSimulator() as server:
+        env = scan_env(tmp_path, make_code(server, key, clock=FakeClock(start=__import__("time").time())))
+        result = subprocess.run(
+            [sys.executable, "-m", "kiosk.cli", "provision", "--boot-dir", str(paths.boot_dir), "--etc-dir",
+             str(paths.etc_dir), "--state-dir", str(paths.state_dir), "--status-file", str(status_file),
+             "--scan-camera", "sim", "--scan-timeout-s", "60"], capture_output=True, text=True, env=env,
+            cwd=ROOT, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.startswith("registered from a code: device kiosk-")
+        assert len(server.devices()) == 1
+    status = json.loads(status_file.read_text())
+    assert status["screen"] == "provision_done" and status["history"][0] == "provision_waiting"
+
+
+def test_the_camera_shows_a_forged_code_and_the_screen_says_why(tmp_path):
+    key = Ed25519PrivateKey.generate()
+    paths = kiosk_dirs(tmp_path, key)
+    status_file = tmp_path / "status.json"
+    forged = pc.encode({"id": pc.new_code_id(), "exp": 4_000_000_000, "u": "https://127.0.0.1:9",
+                        "t": "stolen-looking-token"}, Ed25519PrivateKey.generate())
+    result = subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", "provision", "--boot-dir", str(paths.boot_dir), "--etc-dir",
+         str(paths.etc_dir), "--state-dir", str(paths.state_dir), "--status-file", str(status_file),
+         "--scan-camera", "sim", "--scan-timeout-s", "8"], capture_output=True, text=True,
+        env=scan_env(tmp_path, forged), cwd=ROOT, timeout=120)
+    assert result.returncode == 1 and "no accepted code" in result.stdout
+    status = json.loads(status_file.read_text())
+    assert status["screen"] == "provision_refused" and status["reason"] == "bad_signature"
+    assert not paths.registration_file.exists()

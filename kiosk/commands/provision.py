@@ -33,6 +33,11 @@ def register(sub):
                         help="read an admin PIN (twice) and print its hash for admin.pin_hash")
     parser.add_argument("--code-image", metavar="IMAGE",
                         help="provision from a signed code in this picture (PNG/JPEG) instead of a file")
+    parser.add_argument("--scan-camera", choices=("pi", "usb", "sim"), metavar="BACKEND",
+                        help="with no provisioning file: read a signed code from the camera (pi, usb, sim; the "
+                             "camera.* settings apply, use the full 1280x720 stream) until --scan-timeout-s")
+    parser.add_argument("--scan-timeout-s", type=float, default=600.0, metavar="SECONDS",
+                        help="how long --scan-camera looks for a code (default: 600)")
     parser.add_argument("--status-file", metavar="PATH",
                         help="write the provisioning screen's state here as JSON (headless until the touchscreen)")
     parser.add_argument("--self-test", choices=("pi", "usb", "sim"), metavar="BACKEND",
@@ -76,7 +81,19 @@ def run(args):
         print(f"{path}: valid ({kind} for {pf.server_url}, site {pf.site!r}, door {pf.door!r})")
         return 0
     console = _console(args, paths)
-    if args.code_image:
+    boot_file = Path(args.file) if args.file else paths.boot_dir / provision_file.FILE_NAME
+    if args.scan_camera and not boot_file.exists() and not paths.registration_file.exists():
+        text = _scan(args, paths, console)
+        if text is None:
+            print(f"no accepted code within {args.scan_timeout_s:g} s")
+            return 1
+        from kiosk import provision_by_code
+
+        outcome = provision_by_code.provision_code(text, paths=paths, console=console,
+                                                   max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
+                                                   timeout_s=args.timeout_s)
+        print(f"{outcome.action} from a code: device {outcome.device_id}")
+    elif args.code_image:
         from kiosk import code_reader, provision_by_code
 
         text = code_reader.read_image_file(args.code_image)
@@ -85,8 +102,7 @@ def run(args):
                                                    timeout_s=args.timeout_s)
         print(f"{outcome.action} from a code: device {outcome.device_id}")
     else:
-        if args.status_file and not (Path(args.file) if args.file else paths.boot_dir / provision_file.FILE_NAME
-                                     ).exists():
+        if args.status_file and not boot_file.exists():
             console.status.waiting()
         outcome = provision.provision(paths=paths, file=args.file, console=console,
                                       max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
@@ -103,6 +119,36 @@ def run(args):
     if hasattr(console, "finish"):
         console.finish(report)
     return 0
+
+
+def _scan(args, paths, console):
+    """Provisioning mode: the camera looks for a signed code; refused ones go to the screen."""
+    import time
+
+    from kiosk import app, code_reader, provision, provision_code
+    from kiosk.clock import SystemClock
+
+    settings = app.load_settings(args).replace(hardware={"backend": args.scan_camera})
+    player = None
+    if args.scan_camera == "sim":
+        from kiosk_sim.camera import ScenarioPlayer
+
+        player = ScenarioPlayer(settings.camera.scenario, fps=settings.camera.fps,
+                                size=(settings.camera.width, settings.camera.height))
+    keys = provision_code.load_public_keys(paths.provisioning_keys)
+    used = provision_code.UsedCodes(paths.used_codes)
+    scanner = code_reader.CodeScanner(
+        check=lambda text: provision_code.decode(text, public_keys=keys, now_s=time.time(), used=used))
+
+    def refused(error):
+        console.show("provisioning code refused", error.remedy, f"(reason: {error.reason})")
+        provision.hook(console, "refused", source="code", reason=error.reason, remedy=error.remedy)
+
+    if hasattr(console, "status"):
+        console.status.waiting()
+    with app.build_camera(settings, player=player) as camera:
+        return code_reader.scan_camera(camera, scanner, timeout_s=args.scan_timeout_s, clock=SystemClock(),
+                                       on_refused=refused)
 
 
 def _console(args, paths):
