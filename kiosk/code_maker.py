@@ -76,15 +76,16 @@ def payload_from_file(pf, *, now_s, valid_for_s, code_id=None, include_admin_pin
     The admin PIN hash (86 characters of scrypt) is left out unless asked for: it makes the code
     about 40 % denser, and a denser code is read from less far away (docs/benchmarks.md).
     """
-    if pf.reprovision is not None:
-        raise ProvisioningError(f"{pf.path.name}: a re-provisioning file cannot become a code; "
-                                "use it as a signed file")
     if pf.settings:
         raise ProvisioningError(f"{pf.path.name}: [settings] do not fit in a code; leave them to the server")
     if not 0 < valid_for_s <= MAX_VALID_FOR_S:
         raise ProvisioningError(f"valid for {valid_for_s:.0f} s: must be more than 0 and at most 90 days")
     payload = {"id": code_id or provision_code.new_code_id(), "exp": int(now_s + valid_for_s),
-               "u": pf.server_url, "t": pf.enrolment_token, "z": pf.timezone, "l": pf.language}
+               "u": pf.server_url, "z": pf.timezone, "l": pf.language}
+    if pf.reprovision is not None:      # a re-provisioning file: the code changes that kiosk (admin PIN asked)
+        payload["dev"] = pf.reprovision["device_id"]
+    else:
+        payload["t"] = pf.enrolment_token
     optional = {"s": pf.site, "d": pf.door, "k": pf.server_key_sha256,
                 "p": pf.admin_pin_hash if include_admin_pin else "", "rk": pf.signing_public_key}
     payload.update({key: value for key, value in optional.items() if value})

@@ -48,7 +48,7 @@ FIELDS = {
     "id": ("code id (random, refused when seen again)", True, str),
     "exp": ("expiry, Unix seconds", True, int),
     "u": ("server URL", True, str),
-    "t": ("one-time enrolment token", True, str),
+    "t": ("one-time enrolment token (first provisioning)", False, str),
     "ca": ("sha256 of the server's CA certificate (DER), hex", False, str),
     "k": ("sha256 of the server's signing key, hex", False, str),
     "s": ("site", False, str),
@@ -58,6 +58,7 @@ FIELDS = {
     "w": ("Wi-Fi: [ssid, passphrase, country]", False, list),
     "p": ("admin PIN hash", False, str),
     "rk": ("Ed25519 key (hex) that may sign re-provisioning files later", False, str),
+    "dev": ("re-provisioning: the registered device this code changes (admin PIN asked)", False, str),
 }
 
 # reason -> remedy: one line for the technician, in the order the checks run
@@ -71,7 +72,10 @@ REMEDIES = {
     "bad_field": "The code's contents are invalid: make it again from a checked provisioning file.",
     "expired": "The code has expired: ask for a new one.",
     "reused": "This code was already used on this kiosk: each code works once; ask for a new one.",
-    "already_provisioned": "This kiosk is already registered: decommission it first, or use a signed re-provisioning file.",
+    "already_provisioned": "This kiosk is already registered: decommission it first, or use a re-provisioning code.",
+    "not_provisioned": "This is a re-provisioning code, but the kiosk is not registered yet: show its first code.",
+    "wrong_device": "This re-provisioning code is for another kiosk: check the device id on the sheet.",
+    "admin_pin": "Re-provisioning needs this kiosk's admin PIN: enter it, then show the code again.",
     "ca_missing": ("The code names a CA certificate that is neither kiosk-ca.pem on the boot partition "
                    "nor /etc/kiosk/fleet-ca.pem: copy the server's CA there."),
 }
@@ -211,6 +215,10 @@ def field_problems(payload):
     for key in ("ca", "k", "rk"):
         if isinstance(payload.get(key), str) and not HEX64_RE.match(payload[key]):
             problems.append(f"{key}: must be 64 lower-case hex digits")
+    if "t" not in payload and "dev" not in payload:
+        problems.append("t (one-time enrolment token): missing; only a re-provisioning code (dev) has none")
+    if "t" in payload and "dev" in payload:
+        problems.append("t and dev: a code either registers a kiosk (t) or changes one (dev), not both")
     wifi = payload.get("w")
     if isinstance(wifi, list) and (len(wifi) != 3 or not all(isinstance(x, str) for x in wifi)):
         problems.append("w: must be [ssid, passphrase, country]")
@@ -220,7 +228,9 @@ def field_problems(payload):
 def to_tables(code, *, ca_pem=""):
     """The payload as provisioning-file tables, for provision_file.parse to check like a file."""
     p = code.payload
-    server = {"url": p["u"], "enrolment_token": p["t"]}
+    server = {"url": p["u"]}
+    if "t" in p:
+        server["enrolment_token"] = p["t"]
     if "k" in p:
         server["signing_key_sha256"] = p["k"]
     if ca_pem:
@@ -233,6 +243,8 @@ def to_tables(code, *, ca_pem=""):
     admin = {name: p[key] for key, name in (("p", "pin_hash"), ("rk", "signing_public_key")) if key in p}
     if admin:
         tables["admin"] = admin
+    if "dev" in p:      # the sequence of a file is replaced by the code's id, remembered once used
+        tables["reprovision"] = {"device_id": p["dev"], "sequence": 1}
     return tables
 
 

@@ -159,3 +159,45 @@ def test_a_bad_token_is_refused_and_the_code_stays_unused(server, fleet_key, pat
     with pytest.raises(ProvisioningError, match="token may be wrong"):
         run(text, paths, clock=clock)
     assert not paths.used_codes.exists()
+
+
+def reprovision_code(key, *, clock, device_id, server, **over):
+    payload = {"id": pc.new_code_id(), "exp": int(clock.time()) + 3600, "u": server.url, "dev": device_id,
+               "ca": pc.ca_fingerprint(Path(server.ca_file).read_text()), "s": "Branch 2", "d": "Back door",
+               "z": "Europe/London", "l": "ar"}
+    payload.update(over)
+    return pc.encode(payload, key)
+
+
+def test_a_reprovisioning_code_moves_the_kiosk_with_the_admin_pin(server, fleet_key, paths):
+    from kiosk import pinhash
+
+    clock = FakeClock()
+    device_id = run(make(server, fleet_key, clock=clock, p=pinhash.hash_pin("1357")), paths, clock=clock).device_id
+    move = reprovision_code(fleet_key, clock=clock, device_id=device_id, server=server)
+    for pin, other, reason in ((None, None, "admin_pin"), ("0000", None, "admin_pin"),
+                               ("1357", "kiosk-someone-else", "wrong_device")):
+        text = move if other is None else reprovision_code(fleet_key, clock=clock, device_id=other, server=server)
+        with pytest.raises(pc.CodeRefusedError) as info:
+            run(text, paths, clock=clock, admin_pin=pin)
+        assert info.value.reason == reason
+    assert json.loads(paths.registration_file.read_text())["door"] == "North door"     # nothing changed yet
+
+    outcome = run(move, paths, clock=clock, admin_pin="1357")
+    assert (outcome.action, outcome.device_id) == ("reprovisioned", device_id)
+    record = json.loads(paths.registration_file.read_text())
+    assert (record["site"], record["door"]) == ("Branch 2", "Back door")
+    settings = config.load(paths.settings_file)
+    assert settings.ui.language == "ar" and settings.device.timezone == "Europe/London"
+    assert pinhash.verify_pin("1357", settings.security.admin_pin_hash)        # the PIN survives the rewrite
+    assert len(server.devices()) >= 1 and ("reprovisioned" in [a for a, _ in audit_actions(paths)])
+    with pytest.raises(pc.CodeRefusedError) as info:
+        run(move, paths, clock=clock, admin_pin="1357")
+    assert info.value.reason == "reused"
+
+
+def test_a_reprovisioning_code_on_a_new_kiosk_is_refused(server, fleet_key, paths):
+    clock = FakeClock()
+    with pytest.raises(pc.CodeRefusedError) as info:
+        run(reprovision_code(fleet_key, clock=clock, device_id="kiosk-x", server=server), paths, clock=clock)
+    assert info.value.reason == "not_provisioned"

@@ -74,6 +74,41 @@ def test_codes_from_files_provision_kiosks_through_the_camera_reader(tmp_path):
         assert again.returncode != 0 and "(reused)" in again.stderr and "Traceback" not in again.stderr
 
 
+def test_a_reprovisioning_code_from_a_file_needs_the_admin_pin(tmp_path):
+    from kiosk import pinhash
+
+    kiosk("make-key", str(tmp_path / "fleet.key"))
+    public = code_maker.public_hex(code_maker.load_private_key(tmp_path / "fleet.key"))
+    boot, etc, state = tmp_path / "boot", tmp_path / "etc", tmp_path / "state"
+    boot.mkdir()
+    (etc / "kiosk").mkdir(parents=True)
+    (etc / "kiosk" / "provisioning-keys").write_text(public + "\n")
+    dirs = ["--boot-dir", str(boot), "--etc-dir", str(etc), "--state-dir", str(state)]
+    with ServerSimulator() as server:
+        first = provisioning_file(tmp_path / "first.toml", url=server.url, token=server.issue_enrolment_token())
+        first.write_text(first.read_text().replace('pin_hash = ""', f'pin_hash = "{pinhash.hash_pin("8642")}"'))
+        kiosk("make-code", "--key", str(tmp_path / "fleet.key"), "--out", str(tmp_path / "c1"),
+              "--include-admin-pin", str(first))
+        registered = kiosk(*dirs, "--code-image", str(next((tmp_path / "c1").glob("*.png"))))
+        assert registered.returncode == 0, registered.stderr
+        device_id = registered.stdout.split("device ")[1].strip()
+
+        move = provisioning_file(tmp_path / "move.toml", url=server.url, token="unused", site="Branch 9")
+        text = move.read_text().replace('enrolment_token = "unused"', "")
+        move.write_text(text + f'\n[reprovision]\ndevice_id = "{device_id}"\nsequence = 1\n')
+        made = kiosk("make-code", "--key", str(tmp_path / "fleet.key"), "--out", str(tmp_path / "c2"), str(move))
+        assert made.returncode == 0, made.stderr
+        png = str(next((tmp_path / "c2").glob("*.png")))
+        wrong = subprocess.run([sys.executable, "-m", "kiosk.cli", "provision", *dirs, "--code-image", png,
+                                "--admin-pin-stdin"], input="1111\n", capture_output=True, text=True, cwd=ROOT)
+        assert wrong.returncode != 0 and "(admin_pin)" in wrong.stderr
+        right = subprocess.run([sys.executable, "-m", "kiosk.cli", "provision", *dirs, "--code-image", png,
+                                "--admin-pin-stdin"], input="8642\n", capture_output=True, text=True, cwd=ROOT)
+        assert right.returncode == 0, right.stderr
+        assert right.stdout.startswith(f"reprovisioned from a code: device {device_id}")
+        assert '"Branch 9"' in (etc / "kiosk" / "registration.json").read_text()
+
+
 def test_a_code_from_another_fleet_is_refused_on_the_command_line(tmp_path):
     kiosk("make-key", str(tmp_path / "ours.key"))
     kiosk("make-key", str(tmp_path / "theirs.key"))

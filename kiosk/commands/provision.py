@@ -38,6 +38,9 @@ def register(sub):
                              "camera.* settings apply, use the full 1280x720 stream) until --scan-timeout-s")
     parser.add_argument("--scan-timeout-s", type=float, default=600.0, metavar="SECONDS",
                         help="how long --scan-camera looks for a code (default: 600)")
+    parser.add_argument("--admin-pin-stdin", action="store_true",
+                        help="with --code-image on a registered kiosk (a re-provisioning code): read the admin "
+                             "PIN from standard input")
     parser.add_argument("--status-file", metavar="PATH",
                         help="write the provisioning screen's state here as JSON (headless until the touchscreen)")
     parser.add_argument("--self-test", choices=("pi", "usb", "sim"), metavar="BACKEND",
@@ -97,7 +100,8 @@ def run(args):
         from kiosk import code_reader, provision_by_code
 
         text = code_reader.read_image_file(args.code_image)
-        outcome = provision_by_code.provision_code(text, paths=paths, console=console,
+        pin = sys.stdin.readline().rstrip("\n") if args.admin_pin_stdin else None
+        outcome = provision_by_code.provision_code(text, paths=paths, console=console, admin_pin=pin,
                                                    max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
                                                    timeout_s=args.timeout_s)
         print(f"{outcome.action} from a code: device {outcome.device_id}")
