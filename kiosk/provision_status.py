@@ -137,16 +137,19 @@ class StatusFile:
 class StatusConsole:
     """The Console provisioning writes to, feeding the status model as well as the text console."""
 
-    def __init__(self, status, console=None):
+    def __init__(self, status, console=None, *, list_interfaces=None):
         from kiosk.provision import Console
 
         self.status = status
         self.console = console or Console()
+        self.list_interfaces = list_interfaces or interfaces
 
     def show(self, title, *lines):
         self.console.show(title, *lines)
 
     def attempt(self, *, server_url, attempt):
+        if attempt == 1:    # the network as the kiosk sees it, before the first try
+            self.status.network(interfaces=self.list_interfaces(), server_url=server_url, reachable=None)
         self.status.registering(server_url=server_url, attempt=attempt)
 
     def retrying(self, *, server_url, attempt, error, retry_in_s):

@@ -88,6 +88,9 @@ def test_tls_failure_is_named_with_its_remedy_and_the_outage_then_success(server
     console.finish()
     reasons = [data["reason"] for name, data in recorder.shown if name == "provision_registering"]
     assert reasons == [None, "server_down", None]
+    network = next(data for name, data in recorder.shown if name == "provision_network")
+    assert recorder.names().index("provision_network") < recorder.names().index("provision_registering")
+    assert network["server_url"] == server.url and isinstance(network["interfaces"], list)
     assert recorder.shown[-1] == ("provision_done", {"device_id": recorder.shown[-1][1]["device_id"],
                                                      "site": "HQ", "door": "North", "problems": []})
 
