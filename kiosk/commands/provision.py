@@ -59,7 +59,8 @@ def register(sub):
                                  description="Check each provisioning file, sign a one-time code from it with the "
                                              "fleet key, and write NAME-ID.png, NAME-ID.svg and a printable "
                                              "sheet.html. The outputs carry enrolment tokens: mode 0600.")
-    make_code.add_argument("files", nargs="+", metavar="FILE", help="first-provisioning files (kiosk-provision.toml)")
+    make_code.add_argument("files", nargs="+", metavar="FILE",
+                           help="provisioning files: first-provisioning ones, or re-provisioning ones ([reprovision])")
     make_code.add_argument("--key", required=True, metavar="KEY", help="the fleet's private key (make-key)")
     make_code.add_argument("--out", required=True, metavar="DIR", help="directory for the codes")
     make_code.add_argument("--valid-for-s", type=float, default=7 * 86400.0, metavar="SECONDS",
