@@ -112,11 +112,17 @@ def scan_camera(camera, scanner, *, timeout_s, clock, on_refused=None):
     ``on_refused(error)`` is told about each different refused code (the screen shows why).
     Returns None when the time ran out with no accepted code.
     """
+    from kiosk.errors import CameraError
+
     deadline = clock.monotonic() + timeout_s
     last_index = None
     while clock.monotonic() < deadline:
-        frame = camera.wait_for_frame(min(5.0, max(0.1, deadline - clock.monotonic())), after_index=last_index)
-        if frame is None:
+        try:
+            frame = camera.wait_for_frame(min(5.0, max(0.1, deadline - clock.monotonic())), after_index=last_index)
+        except CameraError as e:
+            if not camera.is_running:
+                raise
+            log.warning("no frame while looking for a code: %s", e)   # a slow frame: the driver recovers
             continue
         last_index = frame.index
         verdict = scanner.offer(frame.image)
