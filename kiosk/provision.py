@@ -61,6 +61,15 @@ class Paths:
         return self.kiosk_etc / "server-ca.pem"
 
     @property
+    def provisioning_keys(self):
+        """Public keys trusted to sign provisioning codes, baked in at image build."""
+        return self.kiosk_etc / "provisioning-keys"
+
+    @property
+    def used_codes(self):
+        return self.kiosk_etc / "used-codes.json"
+
+    @property
     def database(self):
         return Path(self.state_dir) / "kiosk.db"
 
@@ -112,6 +121,8 @@ def provision(*, paths=Paths(), file=None, console=None, sleep=time.sleep, clock
     except ProvisioningError as e:
         console.show("the provisioning file has errors", *str(e).splitlines(),
                      "", "Fix kiosk-provision.toml on the SD card's boot partition, then restart the kiosk.")
+        hook(console, "refused", source="file", reason="bad_file",
+             remedy="Fix kiosk-provision.toml on the boot partition (kiosk provision --check names each problem).")
         raise
     registration = _read_registration(paths)
     try:
@@ -124,10 +135,18 @@ def provision(*, paths=Paths(), file=None, console=None, sleep=time.sleep, clock
                            max_backoff_s=max_backoff_s, timeout_s=timeout_s, rng=rng)
     except ProvisioningError as e:
         console.show("provisioning failed", *str(e).splitlines(), "", "See docs/provisioning.md for what to do.")
+        hook(console, "failed", e)
         raise
 
 
-def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s, timeout_s, rng):
+def hook(console, event, *args, **kwargs):
+    """Tell a console that models the screen (provision_status.StatusConsole) what happened."""
+    method = getattr(console, event, None)
+    if callable(method):
+        method(*args, **kwargs)
+
+
+def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s, timeout_s, rng, extra=None):
     from kiosk.sync import keys
 
     paths.kiosk_etc.mkdir(parents=True, exist_ok=True)
@@ -148,7 +167,7 @@ def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s
               "signers": [pf.signing_public_key] if pf.signing_public_key else [], "sequence": 0,
               "server_settings": registration.settings}
     _write_json(paths.registration_file, record)
-    _finish(pf, record, paths=paths, console=console, clock=clock, action="registered")
+    _finish(pf, record, paths=paths, console=console, clock=clock, action="registered", extra=extra)
     return Outcome("registered", registration.device_id)
 
 
@@ -202,6 +221,7 @@ def register_with_retry(pf, *, device_key, ca_file, console, sleep, clock, max_a
     while True:
         attempt += 1
         console.show("registering with the server", pf.server_url, f"Attempt {attempt}")
+        hook(console, "attempt", server_url=pf.server_url, attempt=attempt)
         try:
             return register(server_url=pf.server_url, token=pf.enrolment_token, device_key=device_key,
                             ca_file=ca_file, timeout_s=timeout_s, info=info, clock=clock,
@@ -217,6 +237,7 @@ def register_with_retry(pf, *, device_key, ca_file, console, sleep, clock, max_a
             console.show("waiting for the server", f"Cannot reach {pf.server_url}:", f"  {e}",
                          f"Attempt {attempt} failed; trying again in {delay_s:.0f} s.",
                          "Check the network cable or Wi-Fi, and server.url in kiosk-provision.toml.")
+            hook(console, "retrying", server_url=pf.server_url, attempt=attempt, error=e, retry_in_s=delay_s)
             log.warning("registration attempt %d failed (%s); retrying in %.0f s", attempt, e, delay_s)
             sleep(delay_s)
 
@@ -231,9 +252,11 @@ def _finish(pf, record, *, paths, console, clock, action, extra=None):
     write_settings(pf, record, paths)
     _audit(paths, clock, action, {"device_id": record["device_id"], "site": pf.site, "door": pf.door,
                                   "server_url": pf.server_url, **(extra or {})})
-    _retire_file(pf, DONE_SUFFIX, note=f"after provisioning as {record['device_id']}")
+    if pf.raw:  # a file on the boot partition (a code has nothing to retire)
+        _retire_file(pf, DONE_SUFFIX, note=f"after provisioning as {record['device_id']}")
     console.show("done", f"Device {record['device_id']}", f"Site: {pf.site or '-'}   Door: {pf.door or '-'}",
                  "Starting the kiosk...")
+    hook(console, "done", device_id=record["device_id"], site=pf.site, door=pf.door)
 
 
 def write_settings(pf, record, paths):

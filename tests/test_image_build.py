@@ -20,10 +20,12 @@ TOOLS = ("sfdisk", "mtype", "mcopy", "mkfs.vfat", "mke2fs", "debugfs", "e2fsck",
 pytestmark = pytest.mark.skipif(any(shutil.which(t) is None for t in TOOLS),
                                 reason="image tools missing: scripts/install-system-deps.sh")
 IMAGE_BUILD = ROOT / "image-build"
+FLEET_PUBLIC_KEY = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"   # a public key only
 
 
 def build_env(**extra):
-    env = {**os.environ, "KIOSK_IMG_DEPS": "none", "KIOSK_IMG_GROW_MB": "256", **extra}
+    env = {**os.environ, "KIOSK_IMG_DEPS": "none", "KIOSK_IMG_GROW_MB": "256",
+           "KIOSK_IMG_PROVISIONING_KEYS": FLEET_PUBLIC_KEY, **extra}
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env['PATH']}"
     return env
 
@@ -111,6 +113,8 @@ def test_root_contents_units_enabled_user_and_stamp(built, tmp_path):
         assert img_ext4.stat_path(rootimg, absent) is None, absent
     assert img_ext4.stat_path(rootimg, f"{site}/kiosk/bench/gallery.py") is not None
     assert img_ext4.stat_path(rootimg, "/usr/share/fonts/truetype/kiosk/DejaVuSans.ttf") is not None
+    keys = img_ext4.read_file(rootimg, "/etc/kiosk/provisioning-keys").decode()
+    assert FLEET_PUBLIC_KEY in keys.splitlines()                    # KIOSK_IMG_PROVISIONING_KEYS baked in
 
 
 def test_units_verify_against_the_built_root_and_their_programs_exist(built, tmp_path):

@@ -96,6 +96,10 @@ def cmd_stage_files(args):
     for extra in os.environ.get("KIOSK_IMG_EXTRA_OVERLAY", "").split():
         img_stage.copy_overlay(Path(extra), stage)
     img_stage.stage_docs(repo, stage, env("KIOSK_IMG_PREFIX"), env("KIOSK_IMG_APT_PACKAGES"), env("KIOSK_IMG_FONTS"))
+    try:
+        img_stage.stage_provisioning_keys(stage, os.environ.get("KIOSK_IMG_PROVISIONING_KEYS", ""))
+    except ValueError as e:
+        sys.exit(f"imagetool: {e}")
 
 
 def cmd_stage(args):

@@ -205,6 +205,26 @@ def package_version(repo):
     return parser["metadata"]["version"]
 
 
+def stage_provisioning_keys(stage, keys):
+    """/etc/kiosk/provisioning-keys: the fleet's public keys that may sign provisioning codes.
+
+    ``keys`` is KIOSK_IMG_PROVISIONING_KEYS (hex Ed25519 public keys, space-separated); empty
+    writes no file, and such an image accepts provisioning files only, no codes.
+    """
+    words = keys.split()
+    bad = [w for w in words if len(w) != 64 or any(c not in "0123456789abcdefABCDEF" for c in w)]
+    if bad:
+        raise ValueError(f"KIOSK_IMG_PROVISIONING_KEYS: {bad[0][:20]!r} is not a 64-hex-digit Ed25519 public key")
+    if not words:
+        return None
+    dest = stage / "etc" / "kiosk" / "provisioning-keys"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("# Public keys allowed to sign provisioning codes (KIOSK_IMG_PROVISIONING_KEYS at build)\n"
+                    + "".join(w.lower() + "\n" for w in words))
+    dest.chmod(0o644)
+    return dest
+
+
 def _shell_quote(value):
     value = str(value)
     return value if value and all(c.isalnum() or c in "-._:+/" for c in value) else "'" + value.replace("'", "") + "'"

@@ -8,8 +8,8 @@ log = logging.getLogger(__name__)
 
 # each module exports register(subparsers); the firmware ships the benchmarks that need no
 # simulator, the kiosk-sim distribution (hw-sim/) the others as kiosk_sim_bench.NAME
-BENCHES = ("adms", "gallery", "fingerprint", "sync", "soak", "camera", "face", "attendance", "idle", "ui", "voice")
-SIM_BENCHES = ("adms", "fingerprint", "sync", "soak", "camera", "attendance", "idle", "ui")
+BENCHES = ("adms", "gallery", "fingerprint", "sync", "soak", "camera", "face", "attendance", "idle", "ui", "voice", "codes")
+SIM_BENCHES = ("adms", "fingerprint", "sync", "soak", "camera", "attendance", "idle", "ui", "codes")
 # modules the simulator-backed benchmarks use that are not commands themselves: they ship with them
 SIM_BENCH_HELPERS = ("fingerprint_dataset",)
 PACKAGES = ("kiosk.bench", "kiosk_sim_bench")

@@ -31,7 +31,43 @@ def register(sub):
                         help="only validate the file and list its problems (for a technician's laptop)")
     parser.add_argument("--hash-pin", action="store_true",
                         help="read an admin PIN (twice) and print its hash for admin.pin_hash")
+    parser.add_argument("--code-image", metavar="IMAGE",
+                        help="provision from a signed code in this picture (PNG/JPEG) instead of a file")
+    parser.add_argument("--scan-camera", choices=("pi", "usb", "sim"), metavar="BACKEND",
+                        help="with no provisioning file: read a signed code from the camera (pi, usb, sim; the "
+                             "camera.* settings apply, use the full 1280x720 stream) until --scan-timeout-s")
+    parser.add_argument("--scan-timeout-s", type=float, default=600.0, metavar="SECONDS",
+                        help="how long --scan-camera looks for a code (default: 600)")
+    parser.add_argument("--admin-pin-stdin", action="store_true",
+                        help="with --code-image on a registered kiosk (a re-provisioning code): read the admin "
+                             "PIN from standard input")
+    parser.add_argument("--status-file", metavar="PATH",
+                        help="write the provisioning screen's state here as JSON (headless until the touchscreen)")
+    parser.add_argument("--self-test", choices=("pi", "usb", "sim"), metavar="BACKEND",
+                        help="after registering, run the doctor's checks on this hardware backend (pi, usb, sim) "
+                             "and show each result with its remedy")
+    parser.add_argument("--sim-fault", action="append", default=[], metavar="PART:KIND",
+                        help="with --self-test sim, start a simulator broken, as `kiosk doctor --sim-fault`")
     parser.set_defaults(func=run)
+    tools = parser.add_subparsers(dest="tool", metavar="{make-key,make-code}")
+    make_key = tools.add_parser("make-key", help="make the fleet's provisioning key (keep it off the kiosks)",
+                                description="Write a new Ed25519 private key (PEM, mode 0600) and print its "
+                                            "public half for KIOSK_IMG_PROVISIONING_KEYS.")
+    make_key.add_argument("key_file", metavar="KEY", help="where to write the private key (must not exist)")
+    make_key.set_defaults(func=run_make_key)
+    make_code = tools.add_parser("make-code", help="turn provisioning files into signed QR codes (PNG, SVG, sheet)",
+                                 description="Check each provisioning file, sign a one-time code from it with the "
+                                             "fleet key, and write NAME-ID.png, NAME-ID.svg and a printable "
+                                             "sheet.html. The outputs carry enrolment tokens: mode 0600.")
+    make_code.add_argument("files", nargs="+", metavar="FILE",
+                           help="provisioning files: first-provisioning ones, or re-provisioning ones ([reprovision])")
+    make_code.add_argument("--key", required=True, metavar="KEY", help="the fleet's private key (make-key)")
+    make_code.add_argument("--out", required=True, metavar="DIR", help="directory for the codes")
+    make_code.add_argument("--valid-for-s", type=float, default=7 * 86400.0, metavar="SECONDS",
+                           help="how long each code is accepted (default: 604800 = 7 days; at most 90 days)")
+    make_code.add_argument("--include-admin-pin", action="store_true",
+                           help="carry admin.pin_hash in the code (denser: read from less far away)")
+    make_code.set_defaults(func=run_make_code)
 
 
 def run(args):
@@ -48,13 +84,141 @@ def run(args):
         kind = "re-provisioning" if pf.reprovision else "first provisioning"
         print(f"{path}: valid ({kind} for {pf.server_url}, site {pf.site!r}, door {pf.door!r})")
         return 0
-    outcome = provision.provision(paths=paths, file=args.file, console=provision.Console(args.console),
-                                  max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
-                                  timeout_s=args.timeout_s)
-    if outcome.action == "nothing":
-        print("no provisioning file: nothing to do")
+    console = _console(args, paths)
+    boot_file = Path(args.file) if args.file else paths.boot_dir / provision_file.FILE_NAME
+    if args.scan_camera and not boot_file.exists() and not paths.registration_file.exists():
+        text = _scan(args, paths, console)
+        if text is None:
+            print(f"no accepted code within {args.scan_timeout_s:g} s")
+            return 1
+        from kiosk import provision_by_code
+
+        outcome = provision_by_code.provision_code(text, paths=paths, console=console,
+                                                   max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
+                                                   timeout_s=args.timeout_s)
+        print(f"{outcome.action} from a code: device {outcome.device_id}")
+    elif args.code_image:
+        from kiosk import code_reader, provision_by_code
+
+        text = code_reader.read_image_file(args.code_image)
+        pin = sys.stdin.readline().rstrip("\n") if args.admin_pin_stdin else None
+        outcome = provision_by_code.provision_code(text, paths=paths, console=console, admin_pin=pin,
+                                                   max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
+                                                   timeout_s=args.timeout_s)
+        print(f"{outcome.action} from a code: device {outcome.device_id}")
     else:
+        if args.status_file and not boot_file.exists():
+            console.status.waiting()
+        outcome = provision.provision(paths=paths, file=args.file, console=console,
+                                      max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
+                                      timeout_s=args.timeout_s)
+        if outcome.action == "nothing":
+            print("no provisioning file: nothing to do")
+            return 0
         print(f"{outcome.action}: device {outcome.device_id}")
+    report = _self_test(args, paths) if args.self_test else None
+    if report is not None:
+        from kiosk import doctor
+
+        print(doctor.render_table(report))
+    if hasattr(console, "finish"):
+        console.finish(report)
+    return 0
+
+
+def _scan(args, paths, console):
+    """Provisioning mode: the camera looks for a signed code; refused ones go to the screen."""
+    import time
+
+    from kiosk import app, code_reader, provision, provision_code
+    from kiosk.clock import SystemClock
+
+    settings = app.load_settings(args).replace(hardware={"backend": args.scan_camera})
+    player = None
+    if args.scan_camera == "sim":
+        from kiosk_sim.camera import ScenarioPlayer
+
+        player = ScenarioPlayer(settings.camera.scenario, fps=settings.camera.fps,
+                                size=(settings.camera.width, settings.camera.height))
+    keys = provision_code.load_public_keys(paths.provisioning_keys)
+    used = provision_code.UsedCodes(paths.used_codes)
+    scanner = code_reader.CodeScanner(
+        check=lambda text: provision_code.decode(text, public_keys=keys, now_s=time.time(), used=used))
+
+    def refused(error):
+        console.show("provisioning code refused", error.remedy, f"(reason: {error.reason})")
+        provision.hook(console, "refused", source="code", reason=error.reason, remedy=error.remedy)
+
+    if hasattr(console, "status"):
+        console.status.waiting()
+    with app.build_camera(settings, player=player) as camera:
+        return code_reader.scan_camera(camera, scanner, timeout_s=args.scan_timeout_s, clock=SystemClock(),
+                                       on_refused=refused)
+
+
+def _console(args, paths):
+    from kiosk import provision, provision_code, provision_file, provision_status
+
+    text_console = provision.Console(args.console)
+    if not args.status_file:
+        return text_console
+    ways = ["file", "code"] if provision_code.load_public_keys(paths.provisioning_keys) else ["file"]
+    status = provision_status.ProvisioningStatus(provision_status.StatusFile(args.status_file), ways=ways,
+                                                 file_path=str(paths.boot_dir / provision_file.FILE_NAME))
+    return provision_status.StatusConsole(status, text_console)
+
+
+def _self_test(args, paths):
+    """The doctor's checks against the settings provisioning just wrote (the screen's self-test)."""
+    import contextlib
+
+    from kiosk import app, config, doctor
+    from kiosk.commands.doctor import _parse_faults
+    from kiosk.errors import ConfigError
+
+    settings = config.load(paths.settings_file).replace(hardware={"backend": args.self_test})
+    faults = _parse_faults(args.sim_fault)
+    if faults and args.self_test != "sim":
+        raise ConfigError("--sim-fault needs --self-test sim")
+    with contextlib.ExitStack() as stack:
+        player = factory = None
+        if args.self_test == "sim":
+            sims = stack.enter_context(app.start_simulators(settings, faults=faults))
+            settings = sims.settings_for(settings)
+            player, factory = sims.player, sims.pin_factory
+        return doctor.run_checks(settings, open_camera=lambda: app.build_camera(settings, player=player),
+                                 open_sensor=lambda: app.build_fingerprint_sensor(settings),
+                                 open_board=lambda: app.build_board(settings, pin_factory=factory))
+
+
+def run_make_key(args):
+    from kiosk import code_maker
+
+    try:
+        public = code_maker.new_private_key(args.key_file)
+    except FileExistsError:
+        print(f"{args.key_file} exists: a fleet key is never overwritten", file=sys.stderr)
+        return 1
+    print(f"private key written to {args.key_file} (keep it off the kiosks and out of the repository)")
+    print(f"KIOSK_IMG_PROVISIONING_KEYS={public}")
+    return 0
+
+
+def run_make_code(args):
+    import time
+    from pathlib import Path
+
+    from kiosk import code_maker
+
+    key = code_maker.load_private_key(args.key)
+    made = code_maker.make_codes(args.files, private_key=key, out_dir=args.out, now_s=time.time(),
+                                 valid_for_s=args.valid_for_s, include_admin_pin=args.include_admin_pin)
+    sheet = code_maker.write_sheet(made, Path(args.out) / "sheet.html")
+    for code in made:
+        note = " (admin PIN hash left out: --include-admin-pin)" if code.left_out_pin else ""
+        print(f"{code.source}: code {code.code_id[:8]} for {code.label}, QR version {code.qr_version} -> "
+              f"{code.png.name}, {code.svg.name}{note}")
+    print(f"printable sheet: {sheet}")
     return 0
 
 
