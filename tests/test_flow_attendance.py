@@ -363,6 +363,9 @@ def test_the_next_person_in_line_is_served_without_waiting_for_the_result_to_end
     flow.handle("face_seen", frame=faces.frame("alice"))
     feed(flow, faces.turn_left("alice"))
     assert flow.state == "showing_result"
+    captures = [data for name, data in ports.calls if name in ("start_capture", "stop_capture")
+                and data.get("kind") == "face"]
+    assert captures[-1] == {"kind": "face", "mode": "identify"}  # the camera still looks while the result shows
     feed(flow, [faces.frame("alice") for _ in range(3)])                      # alice still there
     feed(flow, [faces.frame("bob", guidance="move_closer") for _ in range(2)])  # bob steps up
     assert flow.state == "showing_result"                                     # not in position yet

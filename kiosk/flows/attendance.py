@@ -452,6 +452,10 @@ class AttendanceFlow(Flow):
         self._show("result", ok=True, name=person.name, person_id=person.person_id, status=status,
                    status_name=STATUS_NAMES[status], time=local_clock_text(wall_s, self.settings.device.timezone),
                    already=already, verify_mode=self.pending.verify_mode)
+        if self.face_enabled():
+            # the camera keeps looking while the result shows: the person just served is followed
+            # (never served twice) and the next one in line is served as soon as they stand in the guide
+            self.ports.start_capture("face", mode="identify")
 
     def on_record_failed(self, reason=None):
         self.ports.signal("error")
