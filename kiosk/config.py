@@ -206,6 +206,8 @@ class SyncSettings:
                                                  "empty = off")
     adms_door_commands: bool = setting(False, doc="obey ADMS door commands (AC_UNLOCK, CONTROL DEVICE); ADMS "
                                                   "answers are not signed, so any server on the path could open the door")
+    adms_reboot_command: bool = setting(False, doc="obey the ADMS REBOOT command (a restart of the kiosk service, "
+                                                   "at most once an hour); off: answered -1, like the door commands")
     adms_serial: str = setting("", doc="SN the ADMS server knows this kiosk by; empty = device_id")
     adms_timezone: str = setting("", kind="utc_offset_or_zone", doc="ADMS row time zone: '+03:00' or 'Asia/Riyadh'; "
                                          "empty = device.timezone (the server's TimeZone is only checked)")

@@ -8,6 +8,8 @@ from datetime import datetime
 
 import pytest
 
+from kiosk import config
+
 from kiosk.clock import FakeClock
 from kiosk.errors import ConfigError, StorageError
 from kiosk.storage import db, enrolment, events, people, sync_state
@@ -220,6 +222,23 @@ def test_reboot_without_a_restart_hook_or_too_soon_is_refused(database, db_path,
     with make_adapter(db_path, server, clock, request_restart=lambda: restarts.append(1)) as adapter:
         adapter.run_once()
     assert (server.results[first]["code"], server.results[second]["code"]) == (0, -2) and restarts == [1]
+
+
+def test_reboot_is_obeyed_only_when_the_setting_allows_it(database, server, clock):
+    """ADMS commands are not signed: by default no server on the path can restart the kiosk."""
+    settings = config.build([]).replace(sync={"adms_url": server.url, "adms_serial": SN},
+                                        device={"timezone": NEW_YORK})
+    restarts = []
+    refused = server.enqueue(SN, "REBOOT")
+    with adms.AdmsAdapter.from_settings(settings, database, clock=clock,
+                                        request_restart=lambda: restarts.append(1)) as adapter:
+        adapter.run_once()
+    assert server.results[refused]["code"] == -1 and restarts == []
+    obeyed = server.enqueue(SN, "REBOOT")
+    with adms.AdmsAdapter.from_settings(settings.replace(sync={"adms_reboot_command": True}), database, clock=clock,
+                                        request_restart=lambda: restarts.append(1)) as adapter:
+        adapter.run_once()
+    assert server.results[obeyed]["code"] == 0 and restarts == [1]
 
 
 @pytest.mark.parametrize("via, name, param", [("pushcommkey", "token", "pushcommkey"), ("param", "key", "key")])

@@ -122,10 +122,13 @@ class AdmsAdapter:
     def from_settings(cls, settings, database, *, open_door=None, clock, request_restart=None):
         """Build from ``settings.sync`` (adms_*) and ``settings.device.timezone``.
 
-        ``request_restart()``: how a REBOOT command restarts the kiosk service (None: REBOOT is
-        answered -1).
+        ``request_restart()``: how a REBOOT command restarts the kiosk service (None, or
+        ``sync.adms_reboot_command`` off: REBOOT is answered -1; ADMS commands are not signed, so
+        by default no server on the path can restart the kiosk).
         """
         sync = settings.sync
+        if not sync.adms_reboot_command:
+            request_restart = None
         # https ADMS servers are checked against the system CA store (sync.ca_file pins our own server)
         return cls(database, url=sync.adms_url, serial=sync.adms_serial or sync.device_id, open_door=open_door,
                    door_commands=sync.adms_door_commands,
