@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,10 +91,16 @@ def build_wheel(repo, build_python, out_dir, *, simulators=False):
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sources = [Path(repo)] + ([Path(repo) / "hw-sim"] if simulators else [])
-    for source in sources:
-        subprocess.run([build_python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                        "--disable-pip-version-check", "-w", str(out_dir), str(source)], check=True)
+    # from a clean copy of the tree: setuptools reuses a build/ folder left by an earlier build in
+    # a working copy, and would ship whatever stale modules it holds (the simulators, once)
+    with tempfile.TemporaryDirectory(prefix="kiosk-wheel-") as scratch:
+        tree = Path(scratch) / "tree"
+        shutil.copytree(repo, tree, symlinks=True, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "out", "__pycache__", ".hypothesis"))
+        sources = [tree] + ([tree / "hw-sim"] if simulators else [])
+        for source in sources:
+            subprocess.run([build_python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "--disable-pip-version-check", "-w", str(out_dir), str(source)], check=True)
     wheels = sorted(out_dir.glob("kiosk-[0-9]*.whl"))
     if not wheels:
         raise FileNotFoundError(f"no kiosk wheel was built in {out_dir}")
