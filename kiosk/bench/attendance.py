@@ -4,15 +4,16 @@ The kiosk side is the real thing: the face pipeline and gallery (``FaceEngine``)
 attendance flow (``AttendanceFlow``) on a ``FlowHost`` with liveness on (``face.liveness =
 "challenge"``, ``face.challenge = "turn"``: the simulated people can turn their heads but
 cannot blink). In front of it, ``ScriptedPerson``s from DIR (per-person photo folders, chosen
-by head pose: see ``kiosk.bench.attendance_cast``) walk up and react to the screen's challenge
-at once (the turn starts on the next frame; a real person adds their reaction time).
+by head pose: see ``kiosk.bench.attendance_cast``) walk up and turn when the screen asks, 400 ms
+after the prompt appears (``REACTION_FRAMES``), on the way in if it appears then.
 
 Time is frame time: a fake clock advances 1/15 s per frame and every frame is analysed, so the
 figures are frame-accurate and do not depend on this machine's load. Latency is from the first
-frame in which the face is fully in view (the approach has finished and the face box is inside
-the frame: the scripted person's ground truth) to the frame whose processing pulsed the door,
-plus the real processing time of that frame (an honest bound). The real per-frame engine time
-is reported too, to show whether 15 fps is sustained here.
+frame in which the face is fully in view at the guide (the approach has finished and the face
+box is inside the frame: the scripted person's ground truth) to the frame whose processing
+pulsed the door, plus the real processing time of that frame (an honest bound); 0 when the door
+opened before they stopped. The time from the first liveness prompt to the door (what the
+challenge costs the person) and the real per-frame engine time are reported too.
 
 Scenarios: enrolled walk-ups (accepted within 3 s?); unenrolled walk-ups who perform the turn;
 photo attacks on enrolled people, alternately a printed photo held up alone and the photo swap
