@@ -95,3 +95,16 @@ def test_a_short_run_prints_every_key_and_accepts_no_attack(datasets, capsys):
     assert result["printed_photo_attacks"] == 1 and result["photo_swap_attacks"] == 1
     assert result["false_accepts"] == 0 and result["photo_attacks_accepted"] == 0
     assert result["accepted"] >= 1 and result["median_ms"] is not None
+
+
+def test_enrolment_takes_the_first_photos_but_never_those_walked_up_or_turned_with():
+    from pathlib import Path
+
+    from kiosk.bench.attendance_cast import Member, enrolment_embeddings
+
+    photos = [Path(f"p{i}.jpg") for i in range(6)]
+    member = Member("someone", photos, [0.0, 30.0, 2.0, None, 1.0, 0.5],
+                    enrol_embedding="e0", embeddings=["e0", "e1", "e2", None, "e4", "e5"])
+    member.frontal, member.turns = photos[2], {"turn_left": photos[1]}
+    assert enrolment_embeddings(member, 3) == ["e0", "e4", "e5"]  # p1 turned, p2 walked up with, p3 no face
+    assert enrolment_embeddings(member, 1) == ["e0"]

@@ -304,8 +304,9 @@ class _HeldOut:
         return self
 
     def __exit__(self, *exc):
-        if self.member.enrol_embedding is not None and self.member.in_gallery:
-            self.gallery.add(self.member.person, self.member.enrol_embedding, model_id=self.model_id)
+        if self.member.in_gallery:
+            for embedding in self.member.enrol_embeddings:
+                self.gallery.add(self.member.person, embedding, model_id=self.model_id)
 
 
 def unknown_walkups(engine, settings, ids, strangers, clock, count):
@@ -408,7 +409,8 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
     cast.list_people(dataset)  # a missing folder fails before the models load
     pipeline = FacePipeline.from_settings(settings.face)
     _progress(f"measuring head pose on the photos in {dataset} ...")
-    enrolled, strangers, skipped = cast.choose(dataset, pipeline, walkups=walkups, unknown=unknown)
+    enrolled, strangers, skipped = cast.choose(dataset, pipeline, walkups=walkups, unknown=unknown,
+                                               enrol_photos=settings.face.enrol_captures)
     if not enrolled:
         raise FileNotFoundError(f"no person in {dataset} qualifies for a walk-up ({dict(skipped)})")
     for member in enrolled:
@@ -416,7 +418,7 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
     # too few people never enrolled: enrolled people play unenrolled ones, taken out of the gallery
     stand_ins = list(reversed(enrolled))
     strangers = strangers + stand_ins[:max(0, unknown - len(strangers))] if unknown else strangers
-    gallery = Gallery.from_templates(pipeline.model_id, [(m.person, m.enrol_embedding) for m in enrolled])
+    gallery = Gallery.from_templates(pipeline.model_id, [(m.person, e) for m in enrolled for e in m.enrol_embeddings])
     engine = TimedEngine(FaceEngine.from_settings(settings.face, pipeline=pipeline, gallery=gallery))
     ids = [m.person for m in enrolled]
     clock = FakeClock()
@@ -448,6 +450,8 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
         "prompt_to_door_p95_ms": _stats(prompt_latencies)["p95"],
         "reaction_ms": round(REACTION_FRAMES / FPS * 1000.0),
         "walkups_asked": walkups,
+        "enrolment_photos": {"at_most": settings.face.enrol_captures,
+                             "mean": round(float(np.mean([len(m.enrol_embeddings) for m in enrolled])), 2)},
         "walkups_skipped": sum(skipped.values()),
         "skip_reasons": dict(skipped),
         "not_accepted": [w["person"] for w in walks if not w["accepted"]],

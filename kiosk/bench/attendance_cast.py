@@ -4,7 +4,9 @@ Every photo of a person goes through the kiosk's own face pipeline (detector, th
 ``kiosk.models.landmarks.FaceLandmarker`` for the head pose, and the embedder). A person can
 walk up in the benchmark when they have:
 
-- a first photo with a face (their enrolment photo: its embedding goes into the gallery);
+- a first photo with a face (their enrolment photo: its embedding goes into the gallery, with
+  those of their next photos, up to ``face.enrol_captures`` in all, as the kiosk's enrolment
+  takes several captures; never the photos they walk up or turn with);
 - another photo that is frontal (|yaw| < 8 degrees): the face they walk up with;
 - a photo turned at least 20 degrees either way: the head turn the liveness challenge asks for.
   The other direction is that photo mirrored by the simulator (a real 3D head, mirror image).
@@ -34,6 +36,8 @@ class Member:
     photos: list                       # every photo path, sorted
     yaws: list                         # yaw in degrees per photo (None: no face found)
     enrol_embedding: object = None     # embedding of the first photo (None: no face)
+    embeddings: list = field(default_factory=list)  # embedding per photo (None: no face)
+    enrol_embeddings: list = field(default_factory=list)  # what goes into the gallery
     frontal: Path = None               # the photo they walk up with
     turns: dict = field(default_factory=dict)  # "turn_left"/"turn_right" -> photo path
     in_gallery: bool = False           # enrolled in the bench's gallery
@@ -63,16 +67,27 @@ def _read_rgb(path):
 
 
 def measure(pipeline, person, photos):
-    """A ``Member`` with every photo's yaw (face mesh) and the first photo's embedding."""
-    yaws = []
-    embedding = None
-    for position, path in enumerate(photos):
-        faces = pipeline.process(_read_rgb(path), embed=position == 0)
+    """A ``Member`` with every photo's yaw (face mesh) and embedding."""
+    yaws, embeddings = [], []
+    for path in photos:
+        faces = pipeline.process(_read_rgb(path), embed=True)
         face = faces[0] if faces else None
         yaws.append(None if face is None or face.landmarks is None else float(face.landmarks.yaw_deg))
-        if position == 0 and face is not None:
-            embedding = face.embedding
-    return Member(person, list(photos), yaws, enrol_embedding=embedding)
+        embeddings.append(None if face is None else face.embedding)
+    return Member(person, list(photos), yaws, enrol_embedding=embeddings[0] if embeddings else None,
+                  embeddings=embeddings)
+
+
+def enrolment_embeddings(member, count):
+    """The first photo's embedding and the next photos' (not walked up or turned with), ``count`` in all."""
+    kept = {member.frontal, *member.turns.values()}
+    chosen = [member.enrol_embedding]
+    for path, embedding in zip(member.photos[1:], member.embeddings[1:]):
+        if len(chosen) >= count:
+            break
+        if embedding is not None and path not in kept:
+            chosen.append(embedding)
+    return chosen
 
 
 def turned_photos(member):
@@ -95,7 +110,7 @@ def frontal_photo(member, *, skip_first):
     return None
 
 
-def choose(dataset, pipeline, *, walkups, unknown):
+def choose(dataset, pipeline, *, walkups, unknown, enrol_photos=1):
     """``(enrolled, unenrolled, skipped)``: lists of ``Member`` and a Counter of skip reasons.
 
     People are taken in folder order: the first ``walkups`` who qualify walk up enrolled; of
@@ -117,6 +132,7 @@ def choose(dataset, pipeline, *, walkups, unknown):
             elif not member.turns:
                 skipped[f"no photo turned {TURNED_DEG:g} deg or more"] += 1
             else:
+                member.enrol_embeddings = enrolment_embeddings(member, enrol_photos)
                 enrolled.append(member)
                 continue
         if len(unenrolled) < unknown:
