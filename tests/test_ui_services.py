@@ -220,7 +220,7 @@ def test_account_through_the_widgets_with_rules_ticked_by_the_flow(kiosk):
     k.keyboard("CarolCole77")
     assert k.text("rule_has_upper").startswith("✓") and k.text("rule_min_length").startswith("✓")
     k.click("key_ok")
-    assert k.text("prompt") == "Choose a password" and k.window.findChild(QLabel, "rule_confirmed").isVisible()
+    assert k.text("entry") == "Choose a password" and k.window.findChild(QLabel, "rule_confirmed").isVisible()
     k.keyboard(PASSWORD)
     assert "Kiosk" not in k.text("entry")                # the password is masked
     k.click("key_ok")

@@ -62,6 +62,9 @@ class ServiceScreen(Screen):
         n, of = (list(self.data.get("step") or [0, 0]) + [0, 0])[:2]
         return self.words("service.step", title=text, n=n, of=of) if n and of else text
 
+    def short_title(self):
+        return self.words(f"{self.name}.title", default="")
+
     @property
     def back_action(self):
         return ("btn.back", "back_requested") if self.data.get("can_back") else None

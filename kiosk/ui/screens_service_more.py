@@ -47,13 +47,8 @@ class ServiceCredentials(ServiceScreen):
         self.field = "username"
         row = QVBoxLayout() if self.theme.portrait else QHBoxLayout()
         row.setSpacing(self.theme.spacing_px)
-        side = QVBoxLayout()
-        side.setSpacing(0)
-        self.prompt = label("", role="small", align=Qt.AlignCenter, name="prompt")
-        self.entry = entry(self.theme)
-        side.addWidget(self.prompt)
-        side.addWidget(self.entry)
-        row.addLayout(side, 1)
+        self.entry = entry(self.theme)     # the field's prompt while it is empty
+        row.addWidget(self.entry, 1)
         self.user_list = RulesChecklist(w, self.theme, "username_rule", self._rules("username_rules"), columns=2)
         self.pass_list = RulesChecklist(w, self.theme, "password_rule", self._rules("password_rules"), columns=2)
         row.addWidget(self.user_list, 1)
@@ -84,8 +79,14 @@ class ServiceCredentials(ServiceScreen):
         return True
 
     def _show_error(self):
+        """The refusal in red, else (on the username) the reminder that it cannot be changed later."""
         error = self.data.get("error")
-        self.error.setText(self.words.first(f"error.{self.name}.{error}", "reason.other") if error else "")
+        note = not error and self.field == "username"
+        self.error.setText(self.words.first(f"error.{self.name}.{error}", "reason.other") if error else
+                           self.words("service_credentials.note") if note else "")
+        self.error.setProperty("role", "small" if note else "error")
+        self.error.style().unpolish(self.error)
+        self.error.style().polish(self.error)
 
     def _to_field(self, field):
         self.field = field
@@ -94,17 +95,19 @@ class ServiceCredentials(ServiceScreen):
         self._show_field()
 
     def _show_field(self):
-        w = self.words
         self.keyboard.mask = self.field != "username"
-        self.prompt.setText(w(f"service_credentials.{self.field}"))
         self.user_list.setVisible(self.field == "username")
         self.pass_list.setVisible(self.field != "username")
-        self.entry.setText(self.keyboard.shown())
+        self._show_entry()
         self._show_error()
+
+    def _show_entry(self):
+        text = self.values[self.field]
+        self.entry.setText(self.keyboard.shown() if text else self.words(f"service_credentials.{self.field}"))
 
     def _typed(self, text):
         self.values[self.field] = text
-        self.entry.setText(self.keyboard.shown())
+        self._show_entry()
         self.post("credentials_typed", **self.values)
 
     def _next(self, _text):
@@ -262,8 +265,9 @@ class FingerVerify(FingerScreen):
 
 
 class ErrorScreen(Screen):
-    """What the window shows for a screen name it has no widget for (a bug): say so, and a way home."""
+    """What the window shows for a screen name it has no widget for (a bug): say so, and a way back."""
 
+    local = True
     top_action = None
 
     def build(self):
@@ -272,4 +276,4 @@ class ErrorScreen(Screen):
         self.heading(w("error_screen.unknown_screen.title"), role="banner_error")
         self.box.addWidget(label(w("error_screen.unknown_screen.text"), align=Qt.AlignCenter, name="text"))
         self.box.addStretch(1)
-        self.actions([(w("btn.ok"), "cancelled", "primary", None)])
+        self.actions([(w("btn.ok"), "home_chosen", "primary", None)])  # back to what the flows showed last

@@ -165,7 +165,7 @@ class KioskWindow(QWidget):
     def show_screen(self, name, data):
         """Build (or update in place) the screen ``name`` with ``data`` (a slot: the Qt thread only)."""
         data = dict(data or {})
-        if name not in WINDOW_SCREENS:
+        if name in SCREENS and name not in WINDOW_SCREENS:
             self.flow_screen = (name, dict(data))
         if data.get("language") in ("ar", "en"):
             self.language = data["language"]
@@ -205,8 +205,8 @@ class KioskWindow(QWidget):
                               + w(action[0]))
         step_back = getattr(self.screen, "back_action", None)
         self.step_back.setVisible(step_back is not None)
-        if step_back is not None:
-            self.step_back.setText(arrow + w(step_back[0]))
+        if step_back is not None:  # a narrow bar keeps the arrow only: the title needs the room
+            self.step_back.setText(arrow.strip() if self.theme.portrait else arrow + w(step_back[0]))
         self.lang.setVisible(getattr(self.screen, "language_switch", True))
         self.lang.setText(w("language.other"))
         self.warning_title.setText(w("inactivity.title"))
@@ -224,6 +224,11 @@ class KioskWindow(QWidget):
             if QFontMetrics(font).horizontalAdvance(self.title.text()) <= room:
                 break
             size -= 1
+        short = getattr(self.screen, "short_title", None)
+        if size <= self.theme.small_px and short is not None and self.title.text() != short():
+            self.title.setText(short())      # the step (n/m) gives way first
+            self._fit_title()
+            return
         self.title.setStyleSheet(f"font-size: {size}px;")
 
     def set_dimmed(self, dimmed):
