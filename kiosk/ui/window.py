@@ -200,10 +200,11 @@ class KioskWindow(QWidget):
         action = self.screen.top_action if self.screen is not None else None
         self.back.setVisible(action is not None)
         arrow = "→ " if w.rtl else "← "   # "back" points to where reading started
-        if action is not None:
-            self.back.setText((arrow if action[1] in ("back_requested", "cancelled", "home_chosen") else "")
-                              + w(action[0]))
         step_back = getattr(self.screen, "back_action", None)
+        if action is not None:
+            mark = "✕ " if action[1] == "cancelled" and step_back is not None else \
+                arrow if action[1] in ("back_requested", "cancelled", "home_chosen") else ""
+            self.back.setText(mark + w(action[0]))   # beside "back one step", cancel is a cross
         self.step_back.setVisible(step_back is not None)
         if step_back is not None:  # a narrow bar keeps the arrow only: the title needs the room
             self.step_back.setText(arrow.strip() if self.theme.portrait else arrow + w(step_back[0]))
