@@ -195,10 +195,14 @@ class Demo:
         if self.actor is not None:
             self.actor(screen, data)
 
-    def wait_for(self, screens, *, timeout_s=20.0, what="the kiosk"):
-        """Wait (real time: the simulators run live) for one of ``screens``; progress every 2 s."""
+    def wait_for(self, screens, *, timeout_s=20.0, what="the kiosk", since=None):
+        """Wait (real time: the simulators run live) for one of ``screens``; progress every 2 s.
+
+        ``since``: how many screens had been shown before the event that leads there was posted
+        (the flows' thread may show it before this is called); default: from now.
+        """
         deadline = time.monotonic() + timeout_s
-        seen = len(self.screens)
+        seen = len(self.screens) if since is None else since
         next_note = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             for screen, data in self.screens[seen:]:

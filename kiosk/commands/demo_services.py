@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 CITIZENS = {"account": "1000000016", "fingerprints": "1000000024", "activation": "1000000032",
             "mobile_change": "1000000040"}
 # fingers none of the demo's employees uses (the kiosk-enrolled one has 104 and 107)
-SERVICE_FINGERS = ("FVC2002_DB1_B/101", "FVC2002_DB1_B/102", "FVC2002_DB1_B/103", "FVC2002_DB1_B/105")
+SERVICE_FINGERS = ("FVC2002_DB1_B/102", "FVC2002_DB1_B/105", "FVC2002_DB1_B/106", "FVC2002_DB1_B/108")
 PASSWORD = "Kiosk#Pass1"
 PIN = "902468"
 ENDS = ("service_done", "service_refused", "service_offline")
@@ -30,8 +30,10 @@ class Citizen:
         self.national_id = CITIZENS[service]
         self.follower = PromptFollower(person) if person is not None else None
         self.placed = {}        # finger -> impressions so far
+        self.down = None        # (finger name, attempt) on the glass now
         self.fingers = {}       # the flow's finger name -> the simulated finger put down for it
-        self.assisted = 0
+        self.assisted = []      # what went the assisted way, and why (printed)
+        self.guidance = []      # why captures were refused on the way (printed with it)
 
     def __call__(self, screen, data):
         if screen == "service_face" and self.follower is not None and data.get("challenge"):
@@ -39,19 +41,27 @@ class Citizen:
         elif screen == "service_finger":
             self._finger(data)
         elif screen == "service_assisted":
-            self.assisted += 1
+            self.assisted.append(f"{data.get('finger') or data.get('kind')} ({data.get('reason')}; refused "
+                                 f"captures: {', '.join(self.guidance) or 'none'})")
+            self.guidance = []
             self.host.post("continue_requested")
 
     def _finger(self, data):
+        """Place the finger asked for once (a new impression after a refused capture); lift when asked."""
         sensor = self.sims.sensor
-        if data.get("action") == "place_finger":
-            name = data.get("finger")
+        name, action = data.get("finger"), data.get("action")
+        if data.get("guidance"):
+            self.guidance.append(data["guidance"])
+            self.down = None            # a refused capture: the person lifts and presses again
+        if action == "place_finger" and self.down != (name, data.get("attempt")):
             finger = self.fingers.setdefault(name, SERVICE_FINGERS[len(self.fingers) % len(SERVICE_FINGERS)])
             self.placed[finger] = self.placed.get(finger, 0) + 1
             sensor.lift_finger()
-            sensor.place_finger(finger, min(self.placed[finger], 8))
-        elif data.get("action") == "lift_finger":
+            sensor.place_finger(finger, (self.placed[finger] - 1) % 8 + 1)
+            self.down = (name, data.get("attempt"))
+        elif action == "lift_finger":
             sensor.lift_finger()
+            self.down = None
 
 
 def run_services(demo, kiosk, sims, server, worker, *, person_for_face, face_on_record):
@@ -85,56 +95,59 @@ def _one(demo, host, sims, server, citizen, person):
     from kiosk.errors import KioskError
 
     service = citizen.service
+
+    def act(event, screens, *, timeout_s=20.0, what, **data):
+        """Do what the widget would post, then wait for the flow's next screen."""
+        since = len(demo.screens)
+        host.post(event, **data)
+        return demo.wait_for(screens, timeout_s=timeout_s, what=what, since=since)
+
     demo.actor = citizen
     host.post("cancelled")
-    host.post(f"{service}_requested")
     try:
-        demo.wait_for(("service_id",), what="the service's first screen")
-        host.post("id_entered", national_id=citizen.national_id)
+        act(f"{service}_requested", ("service_id",), what="the service's first screen")
         if service == "account":
-            demo.wait_for(("service_mobile",), what="the mobile screen")
-            host.post("mobile_entered", mobile="0551234567")
-            demo.wait_for(("service_email",), what="the e-mail screen")
-            host.post("email_entered", email="carol@example.org")
-            demo.wait_for(("service_credentials",), what="username and password")
-            host.post("credentials_entered", username="CarolCole77", password=PASSWORD, confirmation=PASSWORD)
-            demo.wait_for(("service_language",), what="the language screen")
-            host.post("language_chosen", language="ar")
+            act("id_entered", ("service_mobile",), national_id=citizen.national_id, what="the mobile screen")
+            act("mobile_entered", ("service_email",), mobile="0551234567", what="the e-mail screen")
+            act("email_entered", ("service_credentials",), email="carol@example.org", what="username and password")
+            act("credentials_entered", ("service_language",), username="CarolCole77", password=PASSWORD,
+                confirmation=PASSWORD, what="the language screen")
             demo.say("ID, mobile, e-mail, username and password (every rule met), language")
-            _code(demo, host, server)
-            demo.wait_for(("service_terms",), what="the terms")
-            host.post("terms_accepted")
+            _code(demo, act, server, "language_chosen", {"language": "ar"}, ("service_terms",))
+            last = "terms_accepted"
+        elif service == "mobile_change":
+            act("id_entered", ("service_consent",), national_id=citizen.national_id, what="the consent screen")
+            since = len(demo.screens)
+            host.post("consent_given")
+            sims.player.play(person)
+            demo.say(f"{person.person} stands at the camera and turns as the screen asks")
+            screen, _ = demo.wait_for(("service_mobile", "service_assisted", "service_verify") + ENDS, since=since,
+                                      timeout_s=60, what="the face verified by the server")
+            if screen != "service_mobile":
+                raise KioskError(f"mobile change: the face was not verified ({screen})")
+            sims.player.play("no_face")
+            demo.say("face captured (liveness passed), sealed, and matched by the server against the record")
+            _code(demo, act, server, "mobile_entered", {"mobile": "0559876543"}, ("service_confirm",))
+            last = "confirmed"
         else:
-            if service != "mobile_change":
-                _code(demo, host, server)
-            demo.wait_for(("service_consent",), what="the consent screen")
+            _code(demo, act, server, "id_entered", {"national_id": citizen.national_id}, ("service_consent",))
+            since = len(demo.screens)
             host.post("consent_given")
             if person is not None:
                 sims.player.play(person)
                 demo.say(f"{person.person} stands at the camera and turns as the screen asks")
-            if service == "mobile_change":
-                screen, data = demo.wait_for(("service_mobile", "service_assisted", "service_verify") + ENDS,
-                                             timeout_s=60, what="the face verified by the server")
-                if screen != "service_mobile":
-                    raise KioskError(f"mobile change: the face was not verified ({screen})")
-                sims.player.play("no_face")
-                demo.say("face captured (liveness passed), sealed, and matched by the server against the record")
-                host.post("mobile_entered", mobile="0559876543")
-                _code(demo, host, server)
-            else:
-                wanted = ("service_pin",) if service == "activation" else ("service_confirm",)
-                demo.wait_for(wanted + ENDS, timeout_s=120, what="the face and fingers")
-                sims.sensor.lift_finger()
-                sims.player.play("no_face")
-                demo.say(f"{len(citizen.fingers)} fingers captured on the sensor and sealed"
-                         + (f"; {citizen.assisted} capture(s) went the assisted way" if citizen.assisted else ""))
-            if service == "activation":
-                host.post("pin_entered", pin=PIN)
-                host.post("pin_entered", pin=PIN)
+            wanted = ("service_pin",) if service == "activation" else ("service_confirm",)
+            screen, _ = demo.wait_for(wanted + ENDS, since=since, timeout_s=120, what="the face and fingers")
+            sims.sensor.lift_finger()
+            sims.player.play("no_face")
+            demo.say(f"{len(citizen.fingers)} fingers on the sensor, captured and sealed"
+                     + (f"; assisted path: {', '.join(citizen.assisted)}" if citizen.assisted else ""))
+            if screen == "service_pin":
+                act("pin_entered", ("service_pin",), pin=PIN, what="the PIN again")
+                act("pin_entered", ("service_confirm",), pin=PIN, what="the last check")
                 demo.say("a 6-digit PIN, typed twice")
-            demo.wait_for(("service_confirm",), what="the last check")
-            host.post("confirmed")
-        screen, data = demo.wait_for(ENDS, what="the request stored")
+            last = "confirmed"
+        screen, data = act(last, ENDS, what="the request stored")
         if screen != "service_done":
             raise KioskError(f"{service}: {screen} {data}")
         host.post("cancelled")
@@ -145,11 +158,12 @@ def _one(demo, host, sims, server, citizen, person):
         sims.player.play("no_face")
 
 
-def _code(demo, host, server):
+def _code(demo, act, server, event, data, after):
+    """``event`` leads to the code screen; the citizen reads the SMS and types the code; ``after`` follows."""
     from kiosk.errors import KioskError
 
-    screen, data = demo.wait_for(("service_code",) + ENDS, what="the one-time code sent")
+    screen, shown = act(event, ("service_code",) + ENDS, what="the one-time code sent", **data)
     if screen != "service_code":
-        raise KioskError(f"no code: {screen} {data}")
-    host.post("code_entered", code=server.last_code())
-    demo.say(f"one-time code sent by SMS to {data['phone_hint']} (the simulator's SMS log), typed in")
+        raise KioskError(f"no code: {screen} {shown}")
+    act("code_entered", after, code=server.last_code(), what="the code accepted")
+    demo.say(f"one-time code sent by SMS to {shown['phone_hint']} (the simulator's SMS log), typed in")
