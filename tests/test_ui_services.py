@@ -315,6 +315,14 @@ def test_back_cancel_and_the_menu(kiosk):
     assert k.shown == "attendance_idle"                  # the menu left alone goes back by itself
 
 
+def test_no_services_button_where_no_service_is_registered(qapp):
+    window = KioskWindow(post=lambda *a, **k: None, clock=FakeClock(), size=(1024, 600), services=False)
+    window.show_screen("attendance_idle", {})
+    assert window.findChild(QAbstractButton, "action_services_chosen") is None
+    assert window.findChild(QAbstractButton, "action_pin_requested") is not None
+    window.close()
+
+
 def test_offline_and_refused_end_with_a_way_home(kiosk):
     k = kiosk()
     k.ports.code_answers.append(CodeRequest(OFFLINE))

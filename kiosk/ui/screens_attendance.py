@@ -43,8 +43,9 @@ class AttendanceIdle(Screen):
         second.addStretch(1)
         second.addWidget(button(self.words("btn.id_and_pin"), self.theme, role="primary", name="action_pin_requested",
                                 on_click=lambda: self.post("pin_requested")))
-        second.addWidget(button(self.words("btn.services"), self.theme, name="action_services_chosen",
-                                on_click=lambda: self.post("services_chosen")))
+        if self.ctx.extras.get("services", True):
+            second.addWidget(button(self.words("btn.services"), self.theme, name="action_services_chosen",
+                                    on_click=lambda: self.post("services_chosen")))
 
 
 class FaceScreen(Screen):

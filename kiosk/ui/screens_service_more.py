@@ -90,8 +90,7 @@ class ServiceCredentials(ServiceScreen):
 
     def _to_field(self, field):
         self.field = field
-        self.keyboard.text = self.values[field]
-        self.keyboard._update()
+        self.keyboard.set_text(self.values[field])
         self._show_field()
 
     def _show_field(self):

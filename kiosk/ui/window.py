@@ -55,8 +55,9 @@ class KioskWindow(QWidget):
 
     first_painted = pyqtSignal()
 
-    def __init__(self, *, post, clock, options=None, camera=None, size=(800, 480), health=None):
+    def __init__(self, *, post, clock, options=None, camera=None, size=(800, 480), health=None, services=True):
         super().__init__()
+        self.services = bool(services)  # the citizen services are registered: the idle screen offers them
         self.post_event = post
         self.health = health            # () -> problems now (camera_unavailable, sensor_unavailable)
         self.problems = ()
@@ -180,7 +181,8 @@ class KioskWindow(QWidget):
             return
         if cls.shows_health and self.health is not None:
             data["problems"] = list(self.problems)
-        ctx = Context(words=self.words(), theme=self.theme, post=self.post, camera=self.camera)
+        ctx = Context(words=self.words(), theme=self.theme, post=self.post, camera=self.camera,
+                      extras={"services": self.services})
         screen = cls(ctx, name, data)
         screen.setObjectName(f"screen_{name}")
         if self.screen is not None:
