@@ -17,6 +17,7 @@ from kiosk import config  # noqa: E402
 from kiosk.clock import FakeClock  # noqa: E402
 from kiosk.device_ports import HeadlessScreen  # noqa: E402
 from kiosk.flows.attendance import AttendanceFlow  # noqa: E402
+from kiosk.flows.ports import Person  # noqa: E402
 from kiosk.flows.services.account import AccountFlow  # noqa: E402
 from kiosk.flows.services.activation import ActivationFlow  # noqa: E402
 from kiosk.flows.services.fingerprints import FingerprintsFlow  # noqa: E402
@@ -111,6 +112,10 @@ class Kiosk:
         for d in digits:
             self.window.findChild(QAbstractButton, f"key_{d}").click()
         self.click("key_ok")
+
+    def type_digits(self, digits):
+        for d in digits:
+            self.window.findChild(QAbstractButton, f"key_{d}").click()
 
     def keyboard(self, text):
         """Type on the Latin keyboard as a person would: shift for a capital, ?123 for digits and symbols."""
@@ -313,6 +318,21 @@ def test_back_cancel_and_the_menu(kiosk):
     k.clock.advance(INACTIVITY_S + 1.0)
     k.window.tick()
     assert k.shown == "attendance_idle"                  # the menu left alone goes back by itself
+
+
+def test_claim_and_verify_through_the_id_keypad_and_finger_verify(kiosk):
+    k = kiosk()
+    k.home.ports.people["1000000008"] = Person("1000000008", "Sara Al-Harbi", has_pin=True)
+    k.home.ports.fingers_off_sensor.add("1000000008")
+    k.click("action_pin_requested")
+    assert k.shown == "id_keypad" and not k.window.findChild(QAbstractButton, "action_finger_claimed").isEnabled()
+    k.type_digits("1000000008")
+    k.click("action_finger_claimed")
+    assert k.shown == "finger_verify" and k.text("which") == "Place your finger on the sensor"  # nobody named
+    k.post("finger_not_matched", guidance="clean_and_dry")
+    assert "Clean and dry" in k.text("hint") and k.text("step") == "2 tries left"
+    k.post("finger_verified", score=88)
+    assert k.shown == "result" and k.home.ports.records[-1].verify_mode == "fingerprint"
 
 
 def test_no_services_button_where_no_service_is_registered(qapp):
