@@ -21,12 +21,12 @@ a flow passed to ``show()`` and post back what the person did. What each posts b
 """
 
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QGridLayout, QHBoxLayout, QVBoxLayout
+from PyQt5.QtWidgets import QGridLayout
 
 from kiosk.ui.screen import Screen
 from kiosk.ui.screens_admin import FingerScreen
 from kiosk.ui.screens_attendance import FaceScreen, PinKeypad
-from kiosk.ui.widgets import DigitKeypad, LatinKeyboard, RulesChecklist, button, entry, label
+from kiosk.ui.widgets import DigitKeypad, button, entry, label
 
 SERVICES = ("activation", "account", "fingerprints", "mobile_change")
 NATIONAL_ID_DIGITS = 10
@@ -176,7 +176,8 @@ class ServiceCodeCooldown(ServiceScreen):
 
     def _fill(self):
         left = max(0, int(float(self.data.get("retry_in_s") or 0) - self.elapsed_s + 0.999))
-        self.wait.setText(self.words("service_code_cooldown.wait", time=self.words.ltr(f"{left // 60}:{left % 60:02d}")))
+        clock = self.words.ltr(f"{left // 60}:{left % 60:02d}")
+        self.wait.setText(self.words("service_code_cooldown.wait", time=clock))
 
 
 class ServiceConsent(ServiceScreen):
@@ -211,7 +212,8 @@ class ServiceFace(ServiceScreen, FaceScreen):
         self.instruction.setText(w(f"challenge.{challenge}") if challenge else w("face_guidance.title"))
         hint = self.guidance_text(guidance)
         if (d.get("attempt") or 1) > 1:
-            hint = (hint + " · " if hint else "") + w("service.attempt", attempt=d["attempt"], attempts=d.get("attempts"))
+            attempt = w("service.attempt", attempt=d["attempt"], attempts=d.get("attempts"))
+            hint = f"{hint} · {attempt}" if hint else attempt
         self.hint.setText(hint)
         self.camera_view.state = "hint" if guidance else ("ok" if challenge else "neutral")
         self.camera_view.update()
