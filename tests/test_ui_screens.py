@@ -170,3 +170,21 @@ def test_latin_keyboard_is_qwerty_where_ten_keys_fit_and_alphabetical_on_a_narro
     assert wide.key_rows()[0] == "qwertyuiop"
     rows = narrow.key_rows()
     assert "".join(rows) == "abcdefghijklmnopqrstuvwxyz" and max(len(r) for r in rows) <= 6
+
+
+def test_every_reason_code_of_the_service_contract_has_words():
+    """Each code a service flow may pass (kiosk/flows/services/screens.py) is said in both languages."""
+    where = {("service_id", "error"): "error.service_id", ("service_code", "error"): "error.service_code",
+             ("service_pin", "error"): "error.service_pin", ("service_mobile", "error"): "error.service_mobile",
+             ("service_email", "error"): "error.service_email",
+             ("service_credentials", "error"): "error.service_credentials",
+             ("service_refused", "reason"): "service_refused", ("service_assisted", "reason"): "service_assisted",
+             ("service_assisted", "next_step"): "service_assisted", ("service_offline", "at"): "service_offline",
+             ("service_verify", "error"): "service_verify"}
+    missing = []
+    for (screen, key), prefix in where.items():
+        codes = re.findall(r"'([a-z_]+)'", SERVICE_CONTRACT[screen].keys[key])
+        assert codes, (screen, key)
+        for language in ("ar", "en"):
+            missing += [f"{language}: {prefix}.{c}" for c in codes if f"{prefix}.{c}" not in i18n.table(language)]
+    assert not missing, missing
