@@ -47,15 +47,18 @@ class ServiceCredentials(ServiceScreen):
         self.field = "username"
         row = QVBoxLayout() if self.theme.portrait else QHBoxLayout()
         row.setSpacing(self.theme.spacing_px)
+        side = QVBoxLayout()              # the field, and under it the refusal or the reminder
+        side.setSpacing(0)
         self.entry = entry(self.theme)     # the field's prompt while it is empty
-        row.addWidget(self.entry, 1)
+        self.error = label("", role="error", align=Qt.AlignCenter, name="error")
+        side.addWidget(self.entry)
+        side.addWidget(self.error)
+        row.addLayout(side, 1)
         self.user_list = RulesChecklist(w, self.theme, "username_rule", self._rules("username_rules"), columns=2)
         self.pass_list = RulesChecklist(w, self.theme, "password_rule", self._rules("password_rules"), columns=2)
         row.addWidget(self.user_list, 1)
         row.addWidget(self.pass_list, 1)
         self.box.addLayout(row)
-        self.error = label("", role="error", align=Qt.AlignCenter, name="error")
-        self.box.addWidget(self.error)
         self.box.addStretch(1)
         self.keyboard = LatinKeyboard(w, self.theme, mask=False)
         self.keyboard.changed.connect(self._typed)
