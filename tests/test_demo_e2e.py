@@ -27,6 +27,12 @@ def test_demo_runs_end_to_end(tmp_path, datasets):
     assert "server holds 3 events from this device; outbox pending 0" in out
     assert "ATTLOG rows accepted by the ADMS server: 3" in out
     assert "self-test failures: none" in out
+    # the citizen services, each completed at the kiosk and applied by the server simulator
+    for service in ("account", "fingerprints", "activation", "mobile_change"):
+        assert f"DONE {service}: reference " in out and f"server applied it: {service} for ID " in out, service
+    assert "server applied it: fingerprints for ID 1*******24; captured finger:" in out
+    assert "matched by the server against the record" in out          # the mobile change's face check
+    assert "citizen services completed and applied by the server: 4 of 4" in out
     # a picture of every screen in both languages, and of the screens this run showed
     from kiosk.ui.registry import SCREENS
 
@@ -34,6 +40,7 @@ def test_demo_runs_end_to_end(tmp_path, datasets):
     assert all(any(n.startswith(f"{name}-") and n.endswith(f"-{lang}.png") for n in pictures)
                for name in SCREENS for lang in ("ar", "en"))
     assert "run-result-en.png" in pictures and "run-enrol_done-ar.png" in pictures
+    assert "run-service_done-en.png" in pictures and "run-service_credentials-ar.png" in pictures
     assert "layout faults: none" in out
     # the demo's database is real: chain intact, templates sealed
     check = subprocess.run([sys.executable, "-m", "kiosk.cli", "db", "--db", str(tmp_path / "data" / "kiosk.db"),

@@ -297,7 +297,8 @@ def test_an_unknown_screen_name_shows_the_error_screen_with_a_way_forward(kiosk)
     k = kiosk()
     k.window.show_screen("no_such_screen", {})
     assert k.shown == "error"
-    assert k.window.findChild(QAbstractButton, "action_retry_requested").isVisible()
+    k.click("action_home_chosen")               # the way forward: back to what the flow showed before
+    assert k.shown == "attendance_idle"
 
 
 def test_idle_screen_says_when_the_camera_or_sensor_is_unavailable_and_offers_the_other_ways(qapp):

@@ -16,10 +16,10 @@ import pytest
 pytest.importorskip("PyQt5")
 
 from kiosk.clock import FakeClock  # noqa: E402
-from kiosk.flows.credentials import password_rules, username_rules  # noqa: E402
+from kiosk.flows.services.screens import SCREENS as SERVICE_CONTRACT  # noqa: E402
 from kiosk.ui import i18n  # noqa: E402
 from kiosk.ui.layout_check import problems  # noqa: E402
-from kiosk.ui.registry import FLOW_SCREENS, SCREENS, WAITING_SCREENS  # noqa: E402
+from kiosk.ui.registry import FLOW_SCREENS, SCREENS, WINDOW_SCREENS  # noqa: E402
 from kiosk.ui.samples import SAMPLES  # noqa: E402
 from kiosk.ui.screenshots import NoCamera  # noqa: E402
 from kiosk.ui.theme import LAYOUTS, Theme  # noqa: E402
@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def shown_by_flows():
-    """Every literal screen name passed to a show()/_show() call anywhere under kiosk/flows."""
+    """Every literal screen name passed to a show()/_show() call anywhere under kiosk/flows (services too)."""
     names = set()
-    for path in (ROOT / "kiosk" / "flows").glob("*.py"):
+    for path in (ROOT / "kiosk" / "flows").rglob("*.py"):
         tree = ast.parse(path.read_text())
-        # a flow's own ``_show(screen, ...)`` forwards its argument: its calls are where the names are
-        forwarders = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "_show"
+        # a flow's own ``_show``/``show(screen, ...)`` forwards its argument: its calls are where the names are
+        forwarders = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in ("_show", "show")
                       for n in ast.walk(f)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
@@ -53,8 +53,15 @@ def test_every_screen_a_flow_shows_has_a_widget():
 
 
 def test_flow_screens_are_exactly_those_the_flows_show():
-    assert set(FLOW_SCREENS) == shown_by_flows(), "move a screen between FLOW_SCREENS and WAITING_SCREENS"
-    assert not set(FLOW_SCREENS) & set(WAITING_SCREENS)
+    assert set(FLOW_SCREENS) == shown_by_flows(), "move a screen between FLOW_SCREENS and WINDOW_SCREENS"
+    assert not set(FLOW_SCREENS) & set(WINDOW_SCREENS)
+
+
+def test_every_service_screen_of_the_contract_is_drawn_and_its_samples_have_exactly_its_keys():
+    assert set(SERVICE_CONTRACT) <= set(FLOW_SCREENS)
+    for name, screen in SERVICE_CONTRACT.items():
+        for data in SAMPLES[name]:
+            assert set(data) == set(screen.keys), name
 
 
 def test_every_screen_has_sample_data_for_screenshots():
@@ -88,17 +95,6 @@ def test_touch_targets_are_at_least_11_6_mm_on_each_layout():
     for (width, height), diagonal in LAYOUTS.items():
         theme = Theme.for_screen(width, height, diagonal_in=diagonal)
         assert theme.target_px * 25.4 / theme.dpi >= 11.6
-
-
-def test_username_and_password_rules():
-    assert all(ok for _, ok in username_rules("SaraH2024"))
-    assert dict(username_rules("sarah2024"))["upper"] is False
-    assert dict(username_rules("Sara 2024"))["english_only"] is False
-    rules = dict(password_rules("Kx!9mPq#z", username="SaraH2024"))
-    assert all(rules.values()), rules
-    assert dict(password_rules("SaraH2024!", username="SaraH2024"))["from_username"] is False
-    assert dict(password_rules("Baaaaa!c", username=""))["repeats"] is False
-    assert dict(password_rules("Pässword!1", username=""))["english_only"] is False
 
 
 OPTION_SETS = {"plain": {}, "large-text": {"large_text": True},
@@ -143,7 +139,7 @@ def test_the_layout_check_catches_a_cramped_screen(qapp):
                          options=Options(language="en", diagonal_in=3.5))  # a tiny panel: 122 px targets
     window.setFixedSize(800, 480)
     window.show()
-    window.show_screen("service_password", SAMPLES["service_password"][0])
+    window.show_screen("service_credentials", SAMPLES["service_credentials"][0])
     qapp.processEvents()
     kinds = {p[0] for p in problems(window, target_px=window.theme.target_px)}
     window.close()
@@ -174,3 +170,21 @@ def test_latin_keyboard_is_qwerty_where_ten_keys_fit_and_alphabetical_on_a_narro
     assert wide.key_rows()[0] == "qwertyuiop"
     rows = narrow.key_rows()
     assert "".join(rows) == "abcdefghijklmnopqrstuvwxyz" and max(len(r) for r in rows) <= 6
+
+
+def test_every_reason_code_of_the_service_contract_has_words():
+    """Each code a service flow may pass (kiosk/flows/services/screens.py) is said in both languages."""
+    where = {("service_id", "error"): "error.service_id", ("service_code", "error"): "error.service_code",
+             ("service_pin", "error"): "error.service_pin", ("service_mobile", "error"): "error.service_mobile",
+             ("service_email", "error"): "error.service_email",
+             ("service_credentials", "error"): "error.service_credentials",
+             ("service_refused", "reason"): "service_refused", ("service_assisted", "reason"): "service_assisted",
+             ("service_assisted", "next_step"): "service_assisted", ("service_offline", "at"): "service_offline",
+             ("service_verify", "error"): "service_verify"}
+    missing = []
+    for (screen, key), prefix in where.items():
+        codes = re.findall(r"'([a-z_]+)'", SERVICE_CONTRACT[screen].keys[key])
+        assert codes, (screen, key)
+        for language in ("ar", "en"):
+            missing += [f"{language}: {prefix}.{c}" for c in codes if f"{prefix}.{c}" not in i18n.table(language)]
+    assert not missing, missing

@@ -1,13 +1,16 @@
 """Screen name (as flows pass it to ``ports.show``) -> the widget class that draws it.
 
-``FLOW_SCREENS`` are shown by today's flows (attendance, enrolment, admin); a test reads every
-``show()`` call in ``kiosk/flows`` and fails on a name missing here. ``WAITING_SCREENS`` are built
-for the citizen-service flows (issue 10) and shown today only by the screenshots and tests.
+``FLOW_SCREENS`` are exactly the screens the flows show (attendance, enrolment, admin, the
+citizen services of kiosk/flows/services/screens.py); a test reads every ``show()`` call under
+``kiosk/flows`` and fails on a name missing here or here for no flow. ``WINDOW_SCREENS`` are the
+window's own: the citizen-service menu (opened from the attendance idle screen; choosing a
+service posts the event that starts its flow) and the screen for a name with no widget.
 """
 
 from kiosk.ui import screens_admin as admin
 from kiosk.ui import screens_attendance as att
 from kiosk.ui import screens_service as svc
+from kiosk.ui import screens_service_more as more
 
 FLOW_SCREENS = {
     # attendance
@@ -21,6 +24,7 @@ FLOW_SCREENS = {
     "punch_choice": att.PunchChoice,
     "result": att.Result,
     "refused": att.Refused,
+    "finger_verify": more.FingerVerify,
     # admin
     "admin_locked": admin.AdminLocked,
     "admin_menu": admin.AdminMenu,
@@ -37,25 +41,30 @@ FLOW_SCREENS = {
     "enrol_failed": admin.EnrolFailed,
     "enrol_done": admin.EnrolDone,
     "delete_confirm": admin.DeleteConfirm,
-}
-
-WAITING_SCREENS = {
-    "home": svc.Home,
-    "service_menu": svc.ServiceMenu,
+    # citizen services (kiosk/flows/services/screens.py)
     "service_id": svc.ServiceId,
-    "service_mobile": svc.ServiceMobile,
     "service_code": svc.ServiceCode,
+    "service_code_cooldown": svc.ServiceCodeCooldown,
+    "service_consent": svc.ServiceConsent,
     "service_face": svc.ServiceFace,
     "service_finger": svc.ServiceFinger,
+    "service_assisted": more.ServiceAssisted,
     "service_pin": svc.ServicePin,
-    "service_username": svc.ServiceUsername,
-    "service_password": svc.ServicePassword,
-    "service_email": svc.ServiceEmail,
-    "service_consent": svc.ServiceConsent,
-    "service_confirm": svc.ServiceConfirm,
-    "service_success": svc.ServiceSuccess,
-    "service_assisted": svc.ServiceAssisted,
-    "error": svc.ErrorScreen,
+    "service_mobile": svc.ServiceMobile,
+    "service_email": more.ServiceEmail,
+    "service_credentials": more.ServiceCredentials,
+    "service_language": more.ServiceLanguage,
+    "service_terms": more.ServiceTerms,
+    "service_verify": more.ServiceVerify,
+    "service_confirm": more.ServiceConfirm,
+    "service_done": more.ServiceDone,
+    "service_refused": more.ServiceRefused,
+    "service_offline": more.ServiceOffline,
 }
 
-SCREENS = {**FLOW_SCREENS, **WAITING_SCREENS}
+WINDOW_SCREENS = {
+    "service_menu": svc.ServiceMenu,
+    "error": more.ErrorScreen,
+}
+
+SCREENS = {**FLOW_SCREENS, **WINDOW_SCREENS}

@@ -96,8 +96,10 @@ class Ui:
             width, height = (int(v) for v in ui.window_size.split("x"))
         if rotation in (90, 270):
             width, height = height, width  # the picture is laid out for the panel as it is mounted
+        # app.add_service_flows registers the citizen services only with the server's key
         window = KioskWindow(post=post, clock=clock, options=Options.from_settings(ui), camera=camera,
-                             size=(width, height), health=health)
+                             size=(width, height), health=health,
+                             services=bool(self.settings.security.server_public_key))
         window.setFixedSize(width, height)
         self.window = window
         self.link = ScreenLink(self.screen, window)

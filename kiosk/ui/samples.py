@@ -3,6 +3,13 @@
 Names are invented; numbers are the documented test values (1000000008 passes the Luhn check).
 """
 
+
+
+def svc(service, n, steps, *, can_back=False, **data):
+    """A service screen's data: the common keys, then the screen's own."""
+    return {"service": service, "step": [n, steps], "can_back": can_back, **data}
+
+
 SAMPLES = {
     "attendance_idle": [{}, {"problems": ["camera_unavailable", "sensor_unavailable"]}],
     "face_guidance": [{"guidance": "move_closer"}],
@@ -42,24 +49,41 @@ SAMPLES = {
     "enrol_done": [{"action": "enrolled", "person_id": "E1003", "name": "Lina Saleh", "faces": 5, "fingers": 2,
                     "slots": [4, 5], "pin": True}],
     "delete_confirm": [{"person_id": "E1002", "name": "Omar Haddad", "role": "admin"}],
-    # waiting for the citizen-service flows (issue 10)
-    "home": [{}],
+    "finger_verify": [{"guidance": None, "name": "Sara Al-Harbi", "tries_left": 3},
+                      {"guidance": "not_verified", "name": None, "tries_left": 2}],
+    # the citizen services: exactly the keys of kiosk/flows/services/screens.py (a test checks)
+    "service_id": [svc("activation", 1, 8, error="check_digit", typed=10)],
+    "service_code": [svc("activation", 2, 8, can_back=True, phone_hint="+9665******12", code_length=6,
+                         expires_in_s=272.0, resend_in_s=32.0, attempts_left=2, error="wrong")],
+    "service_code_cooldown": [svc("fingerprints", 2, 6, retry_in_s=300.0)],
+    "service_consent": [svc("activation", 3, 8, kinds=["face", "finger"]), svc("mobile_change", 2, 7, kinds=["face"])],
+    "service_face": [svc("activation", 4, 8, can_back=True, guidance="more_light", challenge="turn_left", attempt=2,
+                         attempts=3)],
+    "service_finger": [svc("fingerprints", 4, 6, can_back=True, finger="right_thumb", number=1, of=4,
+                           action="place_finger", guidance="clean_dry_finger", attempt=2, attempts=3)],
+    "service_assisted": [svc("activation", 5, 8, kind="finger", finger="left_index", reason="failed_repeatedly",
+                             next_step="continue_assisted"),
+                         svc("mobile_change", 3, 7, kind="face", finger=None, reason="cannot_capture",
+                             next_step="visit_service_centre")],
+    "service_pin": [svc("activation", 6, 8, can_back=True, stage="confirm", typed=0, error="mismatch")],
+    "service_mobile": [svc("account", 2, 8, can_back=True, error="invalid_mobile")],
+    "service_email": [svc("account", 3, 8, can_back=True, error=None)],
+    "service_credentials": [svc("account", 4, 8, can_back=True, error="rules_not_met",
+                                username_rules={"min_length": True, "has_digit": True, "has_upper": True,
+                                                "has_lower": True, "english_letters_digits_only": True},
+                                password_rules={"min_length": True, "has_upper": True, "has_lower": False,
+                                                "has_symbol": True, "english_only": True,
+                                                "few_from_username": True, "no_char_over_4_times": True,
+                                                "confirmed": False})],
+    "service_language": [svc("account", 5, 8, can_back=True, languages=["ar", "en"], error=None)],
+    "service_terms": [svc("account", 7, 8, username="SaraH2024", error=None)],
+    "service_verify": [svc("mobile_change", 3, 7, methods=["face"], error="not_matched", attempts_left=2)],
+    "service_confirm": [svc("mobile_change", 6, 7, can_back=True, error=None,
+                            summary={"national_id": "1******008", "mobile": "0559876543", "captured": "face"})],
+    "service_done": [svc("activation", 8, 8, reference="4821-0093-1175", queued=True)],
+    "service_refused": [svc("activation", 2, 8, reason="too_many_codes", retry_in_s=3600.0)],
+    "service_offline": [svc("activation", 1, 8, at="code")],
+    # the window's own screens
     "service_menu": [{}],
-    "service_id": [{"error": "invalid_id"}],
-    "service_mobile": [{}],
-    "service_code": [{"phone": "05•••••123", "expires_in_s": 272, "resend_in_s": 32, "error": "wrong_code",
-                      "attempts_left": 2}],
-    "service_face": [{"guidance": "center_face", "challenge": "blink", "stage": "acting"}],
-    "service_finger": [{"finger_name": "right_index", "step": "place_finger", "number": 1, "captures": 3,
-                        "guidance": "press_flat"}],
-    "service_pin": [{"repeat": True}],
-    "service_username": [{}],
-    "service_password": [{"username": "SaraH2024"}],
-    "service_email": [{}],
-    "service_consent": [{"service": "activate"}],
-    "service_confirm": [{"rows": [["national_id", "1000000008"], ["mobile", "0551234567"]]}],
-    "service_success": [{"service": "activate", "reference": "KSA-2026-004512"}],
-    "service_assisted": [{"reference": "KSA-2026-004513"}],
-    "error": [{"kind": "offline"}, {"kind": "sensor_unavailable", "pin": True}, {"kind": "camera_unavailable",
-                                                                                  "pin": True}],
+    "error": [{"kind": "unknown_screen"}],
 }

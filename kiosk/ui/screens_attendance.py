@@ -43,6 +43,9 @@ class AttendanceIdle(Screen):
         second.addStretch(1)
         second.addWidget(button(self.words("btn.id_and_pin"), self.theme, role="primary", name="action_pin_requested",
                                 on_click=lambda: self.post("pin_requested")))
+        if self.ctx.extras.get("services", True):
+            second.addWidget(button(self.words("btn.services"), self.theme, name="action_services_chosen",
+                                    on_click=lambda: self.post("services_chosen")))
 
 
 class FaceScreen(Screen):
@@ -127,11 +130,19 @@ class IdKeypad(Screen):
                            name="error")
         first.addWidget(self.error)
         first.addStretch(1)
+        # the number, then a finger instead of the PIN (claim and verify, kiosk/flows/claim.py)
+        self.by_finger = button(w("btn.finger_instead"), self.theme, name="action_finger_claimed",
+                                on_click=lambda: self.post("finger_claimed", typed=self.keypad.text))
+        first.addWidget(self.by_finger)
         self.keypad = DigitKeypad(w, self.theme, length=ID_MAX_DIGITS)
-        self.keypad.changed.connect(lambda _t: self.entry.setText(self.keypad.shown()))
+        self.keypad.changed.connect(self._typed)
         self.keypad.submitted.connect(lambda typed: self.post("id_entered", typed=typed))
         second.addWidget(self.keypad)
+        self._typed(self.keypad.text)
+
+    def _typed(self, text):
         self.entry.setText(self.keypad.shown())
+        self.by_finger.setEnabled(bool(text))
 
 
 class PinKeypad(Screen):

@@ -1,106 +1,127 @@
-"""Home, the error screens, and the citizen-service screens waiting for their flows (issue 10).
+"""The citizen-service screens: one widget per screen of kiosk/flows/services/screens.py, with exactly its data.
 
-The citizen-service flows do not exist yet: these screens are built and tested with sample data
-so that wiring a flow is only naming its ``show()`` calls after them. What each posts back:
+The flows decide everything (rules, attempts, what comes next); these widgets only draw the data
+a flow passed to ``show()`` and post back what the person did. What each posts back:
 
-- ``home``: ``attendance_chosen``, ``services_chosen``
-- ``service_menu``: ``service_chosen(service=activate|new_account|fingerprints|change_mobile)``
-- ``service_id`` / ``service_mobile``: ``id_entered(typed=)`` / ``mobile_entered(typed=)``
+- ``service_menu`` (the only screen no flow shows: the window opens it from the attendance idle
+  screen): ``activation_requested``, ``account_requested``, ``fingerprints_requested``,
+  ``mobile_change_requested`` (FlowHost starts the service), or back to the attendance screen
+- every service screen: ``cancelled`` (top bar), ``back_requested`` (top bar, when ``can_back``)
+- ``service_id``: ``id_entered(national_id=)``;  ``service_mobile``: ``mobile_entered(mobile=)``
+- ``service_email``: ``email_entered(email=)``
 - ``service_code``: ``code_entered(code=)``, ``resend_requested``
-- ``service_face``: ``assist_requested`` (the assisted path); the camera and hints as attendance
-- ``service_finger``: ``fingers_skipped`` -> the assisted path is the flow's to decide
-- ``service_pin``: ``pin_entered(pin=)`` (twice: ``repeat``)
-- ``service_username`` / ``service_password`` / ``service_email``: ``username_entered(text=)`` ...
-- ``service_consent``: ``consent_given`` | ``cancelled``;  ``service_confirm``: ``confirmed`` | ``back_requested``
-- ``service_success``, ``service_assisted``: ``cancelled`` (done)
-- ``error``: ``retry_requested``, ``pin_requested`` (when offered), ``cancelled``
+- ``service_consent``: ``consent_given`` | ``consent_declined``
+- ``service_face`` / ``service_finger``: ``capture_impossible`` (the camera and the sensor post the rest)
+- ``service_assisted``: ``continue_requested``;  ``service_verify``: ``retry_requested``
+- ``service_pin``: ``pin_entered(pin=)``
+- ``service_credentials``: ``credentials_typed(username=, password=, confirmation=)`` on each key (the
+  flow answers with each rule met or not), ``credentials_entered(...)`` on OK after the confirmation
+- ``service_language``: ``language_chosen(language=)``;  ``service_terms``: ``terms_accepted``
+- ``service_confirm``: ``confirmed``;  ``service_done`` / ``service_refused`` / ``service_offline``: ``cancelled``
 """
 
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QGridLayout, QHBoxLayout, QVBoxLayout
+from PyQt5.QtWidgets import QGridLayout
 
-from kiosk.flows.credentials import password_rules, username_rules
 from kiosk.ui.screen import Screen
 from kiosk.ui.screens_admin import FingerScreen
 from kiosk.ui.screens_attendance import FaceScreen, PinKeypad
-from kiosk.ui.widgets import DigitKeypad, LatinKeyboard, RulesChecklist, button, entry, label
+from kiosk.ui.widgets import DigitKeypad, button, entry, label
 
+SERVICES = ("activation", "account", "fingerprints", "mobile_change")
 NATIONAL_ID_DIGITS = 10
 MOBILE_DIGITS = 10
-CODE_DIGITS = 6
-
-
-class Home(Screen):
-    """The start: attendance or citizen services (the language is on every screen's top bar)."""
-
-    interactive = False
-    top_action = None
-
-    def build(self):
-        w = self.words
-        self.box.addStretch(1)
-        self.heading(w("home.welcome"))
-        self.box.addStretch(1)
-        self.actions([(w("home.attendance"), "attendance_chosen", "primary", None),
-                      (w("home.services"), "services_chosen", "primary", None)])
-        self.box.addStretch(1)
+LANGUAGE_NAMES = {"ar": "العربية", "en": "English"}  # each in its own script, whatever the page's language
 
 
 class ServiceMenu(Screen):
-    """The four citizen services."""
+    """The four citizen services; shown by the window itself (no flow runs until one is chosen)."""
+
+    local = True            # the window's own screen: no flow is waiting on it
+    top_action = ("btn.back", "home_chosen")
 
     def build(self):
         w = self.words
         grid = QGridLayout()
         grid.setSpacing(self.theme.spacing_px)
         cols = 1 if self.theme.portrait else 2
-        for i, service in enumerate(("activate", "new_account", "fingerprints", "change_mobile")):
-            grid.addWidget(button(w(f"service.{service}"), self.theme, role="primary", name=f"service_{service}",
-                                  on_click=lambda s=service: self.post("service_chosen", service=s)), i // cols,
-                           i % cols)
+        for i, service in enumerate(SERVICES):
+            event = f"{service}_requested"
+            grid.addWidget(button(w(f"service.{service}"), self.theme, role="primary", name=f"action_{event}",
+                                  on_click=lambda e=event: self.post(e)), i // cols, i % cols)
         self.box.addStretch(1)
         self.box.addLayout(grid)
         self.box.addStretch(1)
 
 
-class NumberEntry(Screen):
-    """A number on the digit keypad: national ID, mobile or code (left to right in both languages)."""
+class ServiceScreen(Screen):
+    """A screen of a service flow: its title with the step (n of m), cancel, and back when offered."""
 
-    submit_event, field, digits = "id_entered", "typed", NATIONAL_ID_DIGITS
+    def title(self):
+        text = self.words(f"{self.name}.title", default="")
+        n, of = (list(self.data.get("step") or [0, 0]) + [0, 0])[:2]
+        return self.words("service.step", title=text, n=n, of=of) if n and of else text
+
+    def short_title(self):
+        return self.words(f"{self.name}.title", default="")
+
+    @property
+    def back_action(self):
+        return ("btn.back", "back_requested") if self.data.get("can_back") else None
+
+
+class NumberEntry(ServiceScreen):
+    """A number on the digit keypad (left to right in both languages), refused as typed with the reason."""
+
+    submit_event, field, digits, exact = "id_entered", "national_id", NATIONAL_ID_DIGITS, True
 
     def build(self):
         first, second = self.split()
-        d, w = self.data, self.words
+        w = self.words
         self.entry = entry(self.theme)
         first.addStretch(1)
         first.addWidget(label(w(f"{self.name}.prompt"), align=Qt.AlignCenter, name="prompt"))
         first.addWidget(self.entry)
-        error = w(f"error.{d['error']}", attempts_left=d.get("attempts_left", "-")) if d.get("error") else ""
-        first.addWidget(label(error, role="error", align=Qt.AlignCenter, name="error"))
+        self.error = label("", role="error", align=Qt.AlignCenter, name="error")
+        first.addWidget(self.error)
         self.more(first)
         first.addStretch(1)
-        self.keypad = DigitKeypad(w, self.theme, length=self.digits, exact=True)
+        self.keypad = DigitKeypad(w, self.theme, length=self.length(), exact=self.exact)
         self.keypad.changed.connect(lambda _t: self.entry.setText(self.keypad.shown()))
         self.keypad.submitted.connect(lambda text: self.post(self.submit_event, **{self.field: text}))
         second.addWidget(self.keypad)
         self.entry.setText(self.keypad.shown())
+        self._fill()
+
+    def length(self):
+        return self.digits
 
     def more(self, box):
         pass
 
+    def error_text(self):
+        error = self.data.get("error")
+        return self.words.first(f"error.{self.name}.{error}", "reason.other") if error else ""
+
+    def _fill(self):
+        self.error.setText(self.error_text())
+
 
 class ServiceId(NumberEntry):
-    submit_event, field, digits = "id_entered", "typed", NATIONAL_ID_DIGITS
+    submit_event, field, digits = "id_entered", "national_id", NATIONAL_ID_DIGITS
 
 
 class ServiceMobile(NumberEntry):
-    submit_event, field, digits = "mobile_entered", "typed", MOBILE_DIGITS
+    submit_event, field, digits = "mobile_entered", "mobile", MOBILE_DIGITS
 
 
 class ServiceCode(NumberEntry):
-    """The one-time code sent by SMS: where it went, how long it lives, resend when allowed."""
+    """The one-time code: where it went, a countdown to its expiry, resend once allowed."""
 
-    submit_event, field, digits = "code_entered", "code", CODE_DIGITS
+    submit_event, field = "code_entered", "code"
+
+    def length(self):
+        return int(self.data.get("code_length") or 6)
 
     def more(self, box):
         self.countdown = label("", role="small", align=Qt.AlignCenter, name="countdown")
@@ -108,12 +129,77 @@ class ServiceCode(NumberEntry):
                              on_click=lambda: self.post("resend_requested"))
         box.addWidget(self.countdown)
         box.addWidget(self.resend)
+        self.elapsed_s = 0.0
+
+    def error_text(self):
+        d = self.data
+        if d.get("error") == "wrong":
+            return self.words("error.service_code.wrong", attempts_left=d.get("attempts_left", 0))
+        return super().error_text()
+
+    def tick(self, dt_s):
+        """The countdowns run on the screen; the flow and the server enforce them."""
+        self.elapsed_s += dt_s
         self._fill()
 
+    def _fill(self):
+        if not hasattr(self, "countdown"):
+            return
+        d, w = self.data, self.words
+        super()._fill()
+        expires = max(0, int(float(d.get("expires_in_s") or 0) - self.elapsed_s))
+        resend = max(0, int(float(d.get("resend_in_s") or 0) - self.elapsed_s + 0.999))
+        sent = w("service_code.sent_to", phone=w.ltr(d.get("phone_hint", ""))) + " · " if d.get("phone_hint") else ""
+        self.countdown.setText(sent + (w("service_code.expires", time=w.ltr(f"{expires // 60}:{expires % 60:02d}"))
+                                       if expires else w("service_code.expired")))
+        self.resend.setEnabled(resend == 0)
+        self.resend.setText(w("btn.resend") if resend == 0 else w("btn.resend_in", seconds=resend))
+
+
+class ServiceCodeCooldown(ServiceScreen):
+    """Too many wrong codes: a countdown; the flow offers a new code when it ends."""
+
+    interactive = False     # the flow's own timer ends it
+
+    def build(self):
+        self.box.addStretch(1)
+        self.heading(self.words("service_code_cooldown.text"), role="banner_error")
+        self.wait = self.heading("", role=None)
+        self.wait.setObjectName("countdown")
+        self.box.addStretch(1)
+        self.elapsed_s = 0.0
+        self._fill()
+
+    def tick(self, dt_s):
+        self.elapsed_s += dt_s
+        self._fill()
+
+    def _fill(self):
+        left = max(0, int(float(self.data.get("retry_in_s") or 0) - self.elapsed_s + 0.999))
+        clock = self.words.ltr(f"{left // 60}:{left % 60:02d}")
+        self.wait.setText(self.words("service_code_cooldown.wait", time=clock))
+
+
+class ServiceConsent(ServiceScreen):
+    """What will be captured and why, before any capture; agree or decline."""
+
+    def build(self):
+        w = self.words
+        kinds = "_".join(k for k in ("face", "finger") if k in (self.data.get("kinds") or []))
+        self.box.addWidget(label(w(f"service_consent.{kinds or 'face_finger'}"), name="text"), 1)
+        self.actions([(w("btn.decline"), "consent_declined", None, None),
+                      (w("btn.agree"), "consent_given", "primary", None)])
+
+
+class ServiceFace(ServiceScreen, FaceScreen):
+    """The face inside the oval guide, the live hint, the liveness instruction; "I cannot" opens the assisted path."""
+
+    other_way = ("btn.cannot_capture", "capture_impossible")
+    interactive = True      # the flow's inactivity applies here
+    top_action = ("btn.cancel", "cancelled")
+
     def take(self, name, data):
-        """Only the countdown moved: update in place so the typed digits stay."""
-        if name != self.name or {k: v for k, v in data.items() if k not in ("expires_in_s", "resend_in_s")} != \
-                {k: v for k, v in self.data.items() if k not in ("expires_in_s", "resend_in_s")}:
+        if name != self.name:
             return False
         self.data = dict(data)
         self._fill()
@@ -121,177 +207,57 @@ class ServiceCode(NumberEntry):
 
     def _fill(self):
         d, w = self.data, self.words
-        expires = max(0, int(d.get("expires_in_s") or 0))
-        resend = max(0, int(d.get("resend_in_s") or 0))
-        sent = w("service_code.sent_to", phone=w.ltr(d.get("phone", ""))) + " · " if d.get("phone") else ""
-        self.countdown.setText(sent + (w("service_code.expires", time=w.ltr(f"{expires // 60}:{expires % 60:02d}"))
-                                       if expires else w("service_code.expired")))
-        self.resend.setEnabled(resend == 0)
-        self.resend.setText(w("btn.resend") if resend == 0 else w("btn.resend_in", seconds=resend))
-
-
-class ServiceFace(FaceScreen):
-    """Face capture for a service: oval guide, live hints, the liveness instruction; assisted path."""
-
-    other_way = ("btn.assist", "assist_requested")
-    interactive = True
-    top_action = ("btn.cancel", "cancelled")
-
-    def _fill(self):
-        d = self.data
-        if d.get("challenge"):
-            self.name, saved = "face_challenge", self.name
-            super()._fill()
-            self.name = saved
-        else:
-            super()._fill()
+        guidance = d.get("guidance")
+        challenge = d.get("challenge")
+        self.instruction.setText(w(f"challenge.{challenge}") if challenge else w("face_guidance.title"))
+        hint = self.guidance_text(guidance)
+        if (d.get("attempt") or 1) > 1:
+            attempt = w("service.attempt", attempt=d["attempt"], attempts=d.get("attempts"))
+            hint = f"{hint} · {attempt}" if hint else attempt
+        self.hint.setText(hint)
+        self.camera_view.state = "hint" if guidance else ("ok" if challenge else "neutral")
+        self.camera_view.update()
 
     def title(self):
-        return self.words("service_face.title")
+        return ServiceScreen.title(self)
 
 
-class ServiceFinger(FingerScreen):
-    """Fingerprints for a service: which finger by name (right index ...), animation, guidance."""
+class ServiceFinger(ServiceScreen, FingerScreen):
+    """Which finger by name, place or lift, and why the last capture failed (wet, dirty, oily, misplaced)."""
 
     top_action = ("btn.cancel", "cancelled")
 
+    def buttons(self, box):
+        self.actions([(self.words("btn.cannot_capture"), "capture_impossible", None, None)], box=box)
+
     def _fill(self):
-        super()._fill()
         d, w = self.data, self.words
-        self.which.setText(w(f"finger_name.{d.get('finger_name', 'right_index')}"))
+        self.which.setText(w("service_finger.which", finger=w(f"finger_name.{d.get('finger')}", default=""),
+                             number=d.get("number", 1), of=d.get("of", 1)))
+        action = d.get("action") or "place_finger"
+        step = w(f"guidance.{action}")
+        if (d.get("attempt") or 1) > 1:
+            step += " · " + w("service.attempt", attempt=d["attempt"], attempts=d.get("attempts"))
+        self.step_text.setText(step)
+        self.hint.setText(self.guidance_text(d.get("guidance")))
+        self.animation.state = "lift" if action == "lift_finger" else "place"
 
     def title(self):
-        return self.words("service_finger.title")
+        return ServiceScreen.title(self)
 
 
-class ServicePin(PinKeypad):
-    """The personal PIN of a service: exactly 6 digits, masked, entered twice."""
+class ServicePin(ServiceScreen, PinKeypad):
+    """The personal PIN: exactly 6 digits, masked, typed twice; the reason when refused."""
+
+    def build(self):
+        data, self.data = self.data, {**self.data, "error": None}   # the base would name the error its own way
+        PinKeypad.build(self)
+        self.data = data
+        error = data.get("error")
+        self.error.setText(self.words.first(f"error.service_pin.{error}", "reason.other") if error else "")
 
     def prompt(self):
-        return self.words("enrol_pin.repeat" if self.data.get("repeat") else "service_pin.prompt")
+        return self.words("service_pin.confirm" if self.data.get("stage") == "confirm" else "service_pin.prompt")
 
-
-class TextEntry(Screen):
-    """A Latin-keyboard field (username, password, e-mail), with its rules ticked live when it has any."""
-
-    submit_event, mask, rules_prefix = "username_entered", False, None
-
-    def build(self):
-        d, w = self.data, self.words
-        row = QVBoxLayout() if self.theme.portrait else QHBoxLayout()
-        row.setSpacing(self.theme.spacing_px)
-        self.entry = entry(self.theme)
-        row.addWidget(self.entry, 1)
-        self.checklist = None
-        if self.rules_prefix:
-            self.checklist = RulesChecklist(w, self.theme, self.rules_prefix, self.rules(""), columns=2)
-            row.addWidget(self.checklist, 1)
-        self.box.addLayout(row)
-        if d.get("error"):
-            self.box.addWidget(label(w(f"error.{d['error']}"), role="error", align=Qt.AlignCenter, name="error"))
-        self.box.addStretch(1)
-        self.keyboard = LatinKeyboard(w, self.theme, mask=self.mask)
-        self.keyboard.changed.connect(self._typed)
-        self.keyboard.submitted.connect(lambda text: self.post(self.submit_event, text=text))
-        self.box.addWidget(self.keyboard)
-        self._typed("")
-
-    def rules(self, text):
-        return []
-
-    def _typed(self, text):
-        self.entry.setText(self.keyboard.shown() if text else self.words(f"{self.name}.prompt"))
-        if self.checklist is not None:
-            self.checklist.set_rules(self.rules(text))
-
-
-class ServiceUsername(TextEntry):
-    submit_event, rules_prefix = "username_entered", "username_rule"
-
-    def rules(self, text):
-        return username_rules(text)
-
-
-class ServicePassword(TextEntry):
-    submit_event, mask, rules_prefix = "password_entered", True, "password_rule"
-
-    def rules(self, text):
-        return password_rules(text, username=self.data.get("username", ""))
-
-
-class ServiceEmail(TextEntry):
-    submit_event = "email_entered"
-
-
-class ServiceConsent(Screen):
-    """What will be done with the person's data; agree or leave."""
-
-    def build(self):
-        w = self.words
-        service = w(f"service.{self.data.get('service', 'activate')}")
-        self.box.addWidget(label(w("service_consent.text", service=service), name="text"), 1)
-        self.actions([(w("btn.agree"), "consent_given", "primary", None)])
-
-
-class ServiceConfirm(Screen):
-    """What will be submitted, row by row (numbers left to right), before it is."""
-
-    top_action = ("btn.back", "back_requested")
-
-    def build(self):
-        w = self.words
-        self.box.addStretch(1)
-        for key, value in self.data.get("rows", []):
-            self.box.addWidget(label(f"{w(f'field.{key}', default=key)}: {w.ltr(value)}", name=f"row_{key}"))
-        self.box.addStretch(1)
-        self.actions([(w("btn.confirm"), "confirmed", "primary", None)])
-
-
-class ServiceSuccess(Screen):
-    """Done: the service's name and the reference number to keep."""
-
-    interactive = False
-    top_action = None
-
-    def build(self):
-        w = self.words
-        self.box.addStretch(1)
-        self.heading(w("service_success.done", service=w(f"service.{self.data.get('service', 'activate')}")),
-                     role="banner_ok")
-        self.heading(w("service_success.reference"), role=None)
-        ref = self.heading(w.ltr(self.data.get("reference", "")))
-        ref.setObjectName("reference")
-        self.box.addStretch(1)
-        self.actions([(w("btn.done"), "cancelled", "primary", None)])
-
-
-class ServiceAssisted(Screen):
-    """Biometrics failed (worn fingerprints, the elderly): not a dead end, a person helps."""
-
-    interactive = False
-    top_action = None
-
-    def build(self):
-        w = self.words
-        self.box.addStretch(1)
-        self.heading(w("service_assisted.text"))
-        if self.data.get("reference"):
-            self.heading(w("service_success.reference") + " " + w.ltr(self.data["reference"]), role=None)
-        self.box.addStretch(1)
-        self.actions([(w("btn.done"), "cancelled", "primary", None)])
-
-
-class ErrorScreen(Screen):
-    """Offline, sensor unavailable, camera unavailable: what happened and a way forward."""
-
-    def build(self):
-        d, w = self.data, self.words
-        kind = d.get("kind", "offline")
-        self.box.addStretch(1)
-        self.heading(w(f"error_screen.{kind}.title"), role="banner_error")
-        self.box.addWidget(label(w(f"error_screen.{kind}.text"), align=Qt.AlignCenter, name="text"))
-        self.box.addStretch(1)
-        items = [(w("btn.try_again"), "retry_requested", "primary", None)]
-        if d.get("pin"):
-            items.append((w("btn.id_and_pin"), "pin_requested", None, None))
-        self.actions(items)
+    def title(self):
+        return ServiceScreen.title(self)

@@ -129,10 +129,10 @@ def write_index(out_dir, paths):
     lines = ["# Screens", "",
              "Every screen of the touchscreen with sample data, Arabic (left) and English (right).",
              "Regenerate with `kiosk ui screenshots` (from the repository root); `--check` also runs the",
-             "layout check. Screens marked *waiting* are built for the citizen-service flows (issue 10),",
-             "which do not show them yet.", ""]
+             "layout check. Screens marked *window* are the window's own (no flow shows them): the",
+             "citizen-service menu, and the screen for a name with no widget.", ""]
     for name in names:
         base = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
-        mark = "" if base in FLOW_SCREENS or base in EXTRAS else " (*waiting*)"
+        mark = "" if base in FLOW_SCREENS or base in EXTRAS else " (*window*)"
         lines += [f"## {name}{mark}", "", f"![{name} ar]({name}-ar.png) ![{name} en]({name}-en.png)", ""]
     (out / "README.md").write_text("\n".join(lines))

@@ -213,6 +213,11 @@ class LatinKeyboard(QWidget):
         self.text = self.text[:-1]
         self._update()
 
+    def set_text(self, text):
+        """Hold ``text`` (another field's, when one keyboard serves several)."""
+        self.text = str(text)[:self.max_length]
+        self._update()
+
     def submit(self):
         if self.text:
             self.submitted.emit(self.text)

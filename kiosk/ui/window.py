@@ -17,7 +17,7 @@ from PyQt5.QtGui import QFontMetrics
 from PyQt5.QtWidgets import QApplication, QFrame, QHBoxLayout, QVBoxLayout, QWidget
 
 from kiosk.ui.i18n import Words
-from kiosk.ui.registry import SCREENS
+from kiosk.ui.registry import SCREENS, WINDOW_SCREENS
 from kiosk.ui.screen import Context
 from kiosk.ui.theme import Theme
 from kiosk.ui.widgets import button, label
@@ -55,8 +55,9 @@ class KioskWindow(QWidget):
 
     first_painted = pyqtSignal()
 
-    def __init__(self, *, post, clock, options=None, camera=None, size=(800, 480), health=None):
+    def __init__(self, *, post, clock, options=None, camera=None, size=(800, 480), health=None, services=True):
         super().__init__()
+        self.services = bool(services)  # the citizen services are registered: the idle screen offers them
         self.post_event = post
         self.health = health            # () -> problems now (camera_unavailable, sensor_unavailable)
         self.problems = ()
@@ -66,6 +67,7 @@ class KioskWindow(QWidget):
         self.camera = camera
         self.language = self.options.language
         self.screen = None
+        self.flow_screen = None         # (name, data) the flows showed last: where a window screen returns
         self.dimmed = False
         self.painted = False
         self.last_input_s = clock.monotonic()
@@ -104,7 +106,11 @@ class KioskWindow(QWidget):
         self.lang = button("", self.theme, name="language", on_click=self.switch_language)
         for b in (self.back, self.lang):
             b.setMaximumWidth(max(self.theme.target_px * 3, self.width() // 4))
+        # "back one step" beside cancel, on the service screens that offer it
+        self.step_back = button("", self.theme, name="back_action", on_click=self._back_action)
+        self.step_back.setMaximumWidth(max(self.theme.target_px * 2, self.width() // 6))
         bar.addWidget(self.back, 0)
+        bar.addWidget(self.step_back, 0)
         bar.addWidget(self.title, 1)
         bar.addWidget(self.lang, 0)
         outer.addWidget(self.topbar)
@@ -160,6 +166,8 @@ class KioskWindow(QWidget):
     def show_screen(self, name, data):
         """Build (or update in place) the screen ``name`` with ``data`` (a slot: the Qt thread only)."""
         data = dict(data or {})
+        if name in SCREENS and name not in WINDOW_SCREENS:
+            self.flow_screen = (name, dict(data))
         if data.get("language") in ("ar", "en"):
             self.language = data["language"]
         self.last_input_s = self.clock.monotonic()
@@ -173,7 +181,8 @@ class KioskWindow(QWidget):
             return
         if cls.shows_health and self.health is not None:
             data["problems"] = list(self.problems)
-        ctx = Context(words=self.words(), theme=self.theme, post=self.post, camera=self.camera)
+        ctx = Context(words=self.words(), theme=self.theme, post=self.post, camera=self.camera,
+                      extras={"services": self.services})
         screen = cls(ctx, name, data)
         screen.setObjectName(f"screen_{name}")
         if self.screen is not None:
@@ -192,9 +201,16 @@ class KioskWindow(QWidget):
         self.title.setText(self.screen.title() if self.screen is not None else "")
         action = self.screen.top_action if self.screen is not None else None
         self.back.setVisible(action is not None)
+        arrow = "→ " if w.rtl else "← "   # "back" points to where reading started
+        step_back = getattr(self.screen, "back_action", None)
         if action is not None:
-            arrow = "→ " if w.rtl else "← "   # "back" points to where reading started
-            self.back.setText((arrow if action[1] in ("back_requested", "cancelled") else "") + w(action[0]))
+            mark = "✕ " if action[1] == "cancelled" and step_back is not None else \
+                arrow if action[1] in ("back_requested", "cancelled", "home_chosen") else ""
+            self.back.setText(mark + w(action[0]))   # beside "back one step", cancel is a cross
+        self.step_back.setVisible(step_back is not None)
+        if step_back is not None:  # a narrow bar keeps the arrow only: the title needs the room
+            self.step_back.setText(arrow.strip() if self.theme.portrait else arrow + w(step_back[0]))
+        self.lang.setVisible(getattr(self.screen, "language_switch", True))
         self.lang.setText(w("language.other"))
         self.warning_title.setText(w("inactivity.title"))
         self.more_time.setText(w("btn.more_time"))
@@ -211,6 +227,11 @@ class KioskWindow(QWidget):
             if QFontMetrics(font).horizontalAdvance(self.title.text()) <= room:
                 break
             size -= 1
+        short = getattr(self.screen, "short_title", None)
+        if size <= self.theme.small_px and short is not None and self.title.text() != short():
+            self.title.setText(short())      # the step (n/m) gives way first
+            self._fit_title()
+            return
         self.title.setStyleSheet(f"font-size: {size}px;")
 
     def set_dimmed(self, dimmed):
@@ -223,11 +244,27 @@ class KioskWindow(QWidget):
     # --- what the person does -------------------------------------------------------------------
 
     def post(self, event, **data):
+        if event == "services_chosen":      # the window's own menu: no flow is involved until a service is chosen
+            self.show_screen("service_menu", {})
+            return
+        if event == "home_chosen":
+            self.leave_window_screen()
+            return
         self.post_event(event, **data)
+
+    def leave_window_screen(self):
+        """Back from the window's own screen (the service menu) to what the flows showed last."""
+        if self.flow_screen is not None:
+            self.show_screen(*self.flow_screen)
 
     def _top_action(self):
         if self.screen is not None and self.screen.top_action is not None:
             self.post(self.screen.top_action[1])
+
+    def _back_action(self):
+        action = getattr(self.screen, "back_action", None)
+        if action is not None:
+            self.post(action[1])
 
     def switch_language(self):
         self.language = self.words().other_language()
@@ -267,6 +304,8 @@ class KioskWindow(QWidget):
         self._check_health()
         if self.screen is not None and hasattr(self.screen, "animation"):
             self.screen.animation.step(TICK_S)
+        if self.screen is not None and hasattr(self.screen, "tick"):
+            self.screen.tick(TICK_S)      # a countdown drawn by the screen (the flow enforces it)
         self._check_inactivity()
 
     def remaining_s(self):
@@ -277,6 +316,9 @@ class KioskWindow(QWidget):
 
     def _check_inactivity(self):
         remaining = self.remaining_s()
+        if remaining is not None and remaining <= 0 and getattr(self.screen, "local", False):
+            self.leave_window_screen()      # no flow times the window's own menu out
+            return
         if remaining is None or remaining > self.options.warning_s or self.dimmed:
             self.warning.hide()
             return
