@@ -358,3 +358,27 @@ def test_not_recognised_offers_the_fallbacks_and_try_again_goes_back_to_the_came
     k.settle()
     k.click("action_retry_requested")
     assert k.flow.state == "watching" and k.shown == "face_guidance"
+
+
+def test_voice_reading_updates_in_place_and_shows_the_guidance(kiosk):
+    from PyQt5.QtWidgets import QProgressBar
+
+    k = kiosk(ui={"language": "en"})
+    k.screen.show("voice_phrase", phrase="voice_phrase_present", digits="4 7 1 9", reading=1, readings=3,
+                  record_s=4.0, language="en")
+    k.settle()
+    assert k.shown == "voice_phrase" and k.text("phrase") == "I am present at work today"
+    assert k.text("digits") == "\u2066" + "4 7 1 9" + "\u2069"  # digits to read stay left to right
+    widget = k.window.screen
+    levels = []
+    for level in (-60.0, -30.0, -6.0):
+        k.screen.show("voice_recording", phrase="voice_phrase_present", digits="4 7 1 9", level_dbfs=level,
+                      elapsed_s=1.0, record_s=4.0, language="en")
+        k.settle()
+        levels.append(k.window.findChild(QProgressBar, "level").value())
+    assert k.window.screen is widget  # ten updates a second: taken in place, not rebuilt
+    assert levels[0] == 0 and levels[0] < levels[1] < levels[2] <= 100
+    k.screen.show("voice_guidance", guidance="too_noisy", phrase="voice_phrase_present", digits="4 7 1 9",
+                  snr_db=3.0, level_dbfs=-20.0, speech_s=2.0, language="en")
+    k.settle()
+    assert k.text("hint") == "Too much noise around: try again when it is quieter"

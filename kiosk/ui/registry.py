@@ -11,6 +11,7 @@ from kiosk.ui import screens_admin as admin
 from kiosk.ui import screens_attendance as att
 from kiosk.ui import screens_service as svc
 from kiosk.ui import screens_service_more as more
+from kiosk.ui import screens_voice as voice
 
 FLOW_SCREENS = {
     # attendance
@@ -25,6 +26,10 @@ FLOW_SCREENS = {
     "result": att.Result,
     "refused": att.Refused,
     "finger_verify": more.FingerVerify,
+    # the voice print (kiosk/flows/voice_step.py): one widget, updated in place while recording
+    "voice_phrase": voice.VoiceReading,
+    "voice_recording": voice.VoiceReading,
+    "voice_guidance": voice.VoiceReading,
     # admin
     "admin_locked": admin.AdminLocked,
     "admin_menu": admin.AdminMenu,

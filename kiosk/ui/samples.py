@@ -49,6 +49,12 @@ SAMPLES = {
     "enrol_done": [{"action": "enrolled", "person_id": "E1003", "name": "Lina Saleh", "faces": 5, "fingers": 2,
                     "slots": [4, 5], "pin": True}],
     "delete_confirm": [{"person_id": "E1002", "name": "Omar Haddad", "role": "admin"}],
+    "voice_phrase": [{"phrase": "voice_phrase_present", "digits": "4 7 1 9", "reading": 1, "readings": 3,
+                      "record_s": 4.0}],
+    "voice_recording": [{"phrase": "voice_phrase_today", "digits": "2 0 5 8", "level_dbfs": -18.5,
+                         "elapsed_s": 1.6, "record_s": 4.0}],
+    "voice_guidance": [{"guidance": "too_noisy", "phrase": "voice_phrase_clock", "digits": "6 3 3 1",
+                        "snr_db": 4.2, "level_dbfs": -20.0, "speech_s": 1.9}],
     "finger_verify": [{"guidance": None, "name": "Sara Al-Harbi", "tries_left": 3},
                       {"guidance": "not_verified", "name": None, "tries_left": 2}],
     # the citizen services: exactly the keys of kiosk/flows/services/screens.py (a test checks)
