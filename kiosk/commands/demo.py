@@ -486,7 +486,7 @@ def _cleans_up_on_sigterm(func):
 def run(args):
     import contextlib
 
-    from kiosk import app
+    from kiosk import app, doctor
     from kiosk.clock import SystemClock
     from kiosk.models.pipeline import FacePipeline
 
@@ -521,10 +521,10 @@ def run(args):
             demo.server_key = public_key_from_hex(settings.security.server_public_key)
             clock = SystemClock()
             sims = stack.enter_context(app.start_simulators(settings, sensor_speed=0.05))
-            report = demo.self_test(settings, sims)
             settings = sims.settings_for(settings)
-            database, key = app.open_storage(settings)
+            database, key = app.open_storage(settings)  # the database and data key, as provisioning leaves them
             stack.callback(database.close)
+            report = demo.self_test(settings, sims)
             sims.player.play("no_face")
             kiosk, board, sensor_worker, reconcile = demo.start_kiosk(settings, sims, key, clock, stack)
             worker = app.build_sync_worker(settings, clock=clock, data_key=key, board=board,
@@ -544,7 +544,7 @@ def run(args):
             services = demo.citizen_services(kiosk, sims, server, worker, pipeline, lfw, enrolled)
 
             demo.step("Summary")
-            failed = [c.name for c in report.checks if c.status == "FAIL"]
+            failed = [c.name for c in report.checks if c.status == doctor.FAIL]
             records = sum(1 for s, d in demo.screens if s == "result" and not d.get("already"))
             already = sum(1 for s, d in demo.screens if s == "result" and d.get("already"))
             demo.say(f"people enrolled: {len(enrolled)} centrally (face), 1 at this kiosk (face, 2 fingers, PIN)")
