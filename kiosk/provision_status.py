@@ -1,10 +1,11 @@
-"""What the provisioning screen shows: a plain-Python status model the touchscreen can render later.
+"""What the provisioning screen shows: a plain-Python status model the touchscreen renders.
 
 Provisioning reports what happens (a code refused, a registration attempt failed, the self-test
 ran) to a ``ProvisioningStatus``; it turns each event into one screen and hands it to a port
-``show(screen, **data)``, the same shape as the flows' screen port. Until the touchscreen lands,
-``StatusFile`` is that port: it writes the current screen as JSON (atomically) and logs its
-name, so a technician or a test can follow it headless.
+``show(screen, **data)``, the same shape as the flows' screen port. With a display, `kiosk
+provision` passes a port that draws it on the touchscreen (kiosk/ui/provision_window.py);
+``StatusFile`` is the headless port: it writes the current screen as JSON (atomically) and logs
+its name, so a technician or a test can follow it.
 
 Screens and their data (every value is JSON-safe; no token, code, PIN or key is ever in them):
 

@@ -19,7 +19,7 @@ from kiosk.clock import FakeClock  # noqa: E402
 from kiosk.flows.services.screens import SCREENS as SERVICE_CONTRACT  # noqa: E402
 from kiosk.ui import i18n  # noqa: E402
 from kiosk.ui.layout_check import problems  # noqa: E402
-from kiosk.ui.registry import FLOW_SCREENS, SCREENS, WINDOW_SCREENS  # noqa: E402
+from kiosk.ui.registry import FLOW_SCREENS, PROVISION_SCREENS, SCREENS, WINDOW_SCREENS  # noqa: E402
 from kiosk.ui.samples import SAMPLES  # noqa: E402
 from kiosk.ui.screenshots import NoCamera  # noqa: E402
 from kiosk.ui.theme import LAYOUTS, Theme  # noqa: E402
@@ -55,6 +55,44 @@ def test_every_screen_a_flow_shows_has_a_widget():
 def test_flow_screens_are_exactly_those_the_flows_show():
     assert set(FLOW_SCREENS) == shown_by_flows(), "move a screen between FLOW_SCREENS and WINDOW_SCREENS"
     assert not set(FLOW_SCREENS) & set(WINDOW_SCREENS)
+
+
+def shown_by_provisioning():
+    """(screen, keys) of every ``self._emit("provision_...", key=...)`` call in kiosk/provision_status.py."""
+    tree = ast.parse((ROOT / "kiosk" / "provision_status.py").read_text())
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "_emit":
+            first = node.args[0]
+            assert isinstance(first, ast.Constant), f"provision_status.py:{node.lineno}: screen name is not a literal"
+            found[first.value] = {k.arg for k in node.keywords}
+    return found
+
+
+def test_every_screen_provisioning_shows_has_a_widget_and_samples_with_exactly_its_keys():
+    from kiosk.provision_status import SCREENS as PROVISION_STATUS_SCREENS
+
+    shown = shown_by_provisioning()
+    assert set(shown) == set(PROVISION_STATUS_SCREENS) and len(shown) == 7
+    assert set(PROVISION_SCREENS) == set(shown), "kiosk/ui/registry.py PROVISION_SCREENS"
+    assert not set(PROVISION_SCREENS) & (set(FLOW_SCREENS) | set(WINDOW_SCREENS))
+    for name, keys in shown.items():
+        for data in SAMPLES[name]:
+            assert set(data) == keys, name
+
+
+def test_every_provisioning_reason_and_remedy_is_said_in_both_languages():
+    """Each reason the model may carry has words; the English remedy is the code's own line, word for word."""
+    from kiosk.provision_code import REMEDIES
+    from kiosk.provision_status import RETRY_REASONS
+
+    reasons = {**REMEDIES, **RETRY_REASONS}
+    for language in ("ar", "en"):
+        table = i18n.table(language)
+        assert not {f"provision_reason.{r}" for r in reasons} - set(table), language
+        assert not {f"provision_remedy.{r}" for r in reasons} - set(table), language
+    en = i18n.table("en")
+    assert {r: en[f"provision_remedy.{r}"] for r in reasons} == reasons
 
 
 def test_every_service_screen_of_the_contract_is_drawn_and_its_samples_have_exactly_its_keys():

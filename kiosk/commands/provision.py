@@ -5,7 +5,10 @@ second device. See docs/provisioning.md for the technician's procedure.
 """
 
 import getpass
+import logging
 import sys
+
+log = logging.getLogger(__name__)
 
 
 def register(sub):
@@ -42,7 +45,12 @@ def register(sub):
                         help="with --code-image on a registered kiosk (a re-provisioning code): read the admin "
                              "PIN from standard input")
     parser.add_argument("--status-file", metavar="PATH",
-                        help="write the provisioning screen's state here as JSON (headless until the touchscreen)")
+                        help="also write the provisioning screen's state here as JSON (for a headless kiosk)")
+    parser.add_argument("--screen", choices=("auto", "fullscreen", "window", "headless"), default="auto",
+                        help="show the provisioning screens on the touchscreen: auto (default) follows ui.display "
+                             "(fullscreen when a display is there), headless never opens one")
+    parser.add_argument("--screen-hold-s", type=float, default=15.0, metavar="SECONDS",
+                        help="how long the last provisioning screen stays up after provisioning ends (default: 15)")
     parser.add_argument("--self-test", choices=("pi", "usb", "sim"), metavar="BACKEND",
                         help="after registering, run the doctor's checks on this hardware backend (pi, usb, sim) "
                              "and show each result with its remedy")
@@ -84,7 +92,47 @@ def run(args):
         kind = "re-provisioning" if pf.reprovision else "first provisioning"
         print(f"{path}: valid ({kind} for {pf.server_url}, site {pf.site!r}, door {pf.door!r})")
         return 0
-    console = _console(args, paths)
+    mode, settings = _screen_mode(args)
+    if mode == "headless":
+        return _provision(args, paths, _console(args, paths))
+    from kiosk.clock import SystemClock
+    from kiosk.device_ports import HeadlessScreen
+    from kiosk.ui import provision_window, runner
+
+    ui = runner.prepare(settings, HeadlessScreen(), mode=mode)
+    console = _console(args, paths, screen=ui.screen)
+    return provision_window.run_with_screen(ui, lambda: _provision(args, paths, console), mode=mode,
+                                            hold_s=args.screen_hold_s, clock=SystemClock())
+
+
+def _screen_mode(args):
+    """(fullscreen | window | headless, settings): --screen, else ui.display as `kiosk run` reads it.
+
+    The settings (language, rotation, window size) are the defaults before the first provisioning;
+    settings that do not load leave the screen off rather than stop provisioning."""
+    from kiosk import app
+    from kiosk.errors import ConfigError
+
+    if args.screen == "headless":
+        return "headless", None
+    try:
+        settings = app.load_settings(args)
+    except ConfigError as e:
+        log.error("settings do not load (%s): provisioning headless", e)
+        return "headless", None
+    if args.screen != "auto":
+        return args.screen, settings
+    from kiosk.ui import runner
+
+    return runner.display_mode(settings.ui), settings
+
+
+def _provision(args, paths, console):
+    """Provision (from a file, a code picture or the camera), then the self-test; the exit code."""
+    from pathlib import Path
+
+    from kiosk import provision, provision_file
+
     boot_file = Path(args.file) if args.file else paths.boot_dir / provision_file.FILE_NAME
     if args.scan_camera and not boot_file.exists() and not paths.registration_file.exists():
         text = _scan(args, paths, console)
@@ -107,7 +155,7 @@ def run(args):
                                                    timeout_s=args.timeout_s)
         print(f"{outcome.action} from a code: device {outcome.device_id}")
     else:
-        if args.status_file and not boot_file.exists():
+        if hasattr(console, "status") and not boot_file.exists():
             console.status.waiting()
         outcome = provision.provision(paths=paths, file=args.file, console=console,
                                       max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
@@ -156,14 +204,20 @@ def _scan(args, paths, console):
                                        on_refused=refused)
 
 
-def _console(args, paths):
+def _console(args, paths, *, screen=None):
+    """The text console, with the status model behind it when a status file or a screen (a QtScreen) wants it."""
     from kiosk import provision, provision_code, provision_file, provision_status
 
     text_console = provision.Console(args.console)
-    if not args.status_file:
+    if not args.status_file and screen is None:
         return text_console
     ways = ["file", "code"] if provision_code.load_public_keys(paths.provisioning_keys) else ["file"]
-    status = provision_status.ProvisioningStatus(provision_status.StatusFile(args.status_file), ways=ways,
+    port = provision_status.StatusFile(args.status_file) if args.status_file else None
+    if screen is not None:
+        from kiosk.ui.provision_window import Port
+
+        port = Port(screen, port)
+    status = provision_status.ProvisioningStatus(port, ways=ways,
                                                  file_path=str(paths.boot_dir / provision_file.FILE_NAME))
     return provision_status.StatusConsole(status, text_console)
 

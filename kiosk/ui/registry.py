@@ -9,6 +9,7 @@ service posts the event that starts its flow) and the screen for a name with no 
 
 from kiosk.ui import screens_admin as admin
 from kiosk.ui import screens_attendance as att
+from kiosk.ui import screens_provision as prov
 from kiosk.ui import screens_service as svc
 from kiosk.ui import screens_service_more as more
 from kiosk.ui import screens_voice as voice
@@ -72,4 +73,14 @@ WINDOW_SCREENS = {
     "error": more.ErrorScreen,
 }
 
-SCREENS = {**FLOW_SCREENS, **WINDOW_SCREENS}
+PROVISION_SCREENS = {
+    "provision_waiting": prov.ProvisionWaiting,
+    "provision_network": prov.ProvisionNetwork,
+    "provision_registering": prov.ProvisionRegistering,
+    "provision_refused": prov.ProvisionRefused,
+    "provision_failed": prov.ProvisionFailed,
+    "provision_self_test": prov.ProvisionSelfTest,
+    "provision_done": prov.ProvisionDone,
+}
+
+SCREENS = {**FLOW_SCREENS, **WINDOW_SCREENS, **PROVISION_SCREENS}

@@ -3,6 +3,25 @@
 Names are invented; numbers are the documented test values (1000000008 passes the Luhn check).
 """
 
+from kiosk.provision_code import REMEDIES as PROVISION_REMEDIES
+from kiosk.provision_status import RETRY_REASONS
+
+# a self-test as kiosk.doctor reports it (two failures, a warning, a skipped check)
+SELF_TEST = [
+    {"name": "camera", "status": "pass", "detail": "10 frames at 14.8 fps, brightness 112", "remedy": ""},
+    {"name": "fingerprint", "status": "fail", "detail": "no answer on /dev/ttyAMA0",
+     "remedy": "Check the sensor's cable and power, and fingerprint.port."},
+    {"name": "gpio", "status": "pass", "detail": "door relay and LEDs answered", "remedy": ""},
+    {"name": "disk", "status": "pass", "detail": "27.1 GB free", "remedy": ""},
+    {"name": "database", "status": "pass", "detail": "schema 12, 0 people", "remedy": ""},
+    {"name": "keys", "status": "pass", "detail": "data key present, mode 0600", "remedy": ""},
+    {"name": "provisioning", "status": "pass", "detail": "registered as k-7f3a91", "remedy": ""},
+    {"name": "clock", "status": "warn", "detail": "not synchronised yet",
+     "remedy": "Check that NTP can reach a time server."},
+    {"name": "server", "status": "fail", "detail": "https://attendance.example.org: connection refused",
+     "remedy": "Check the cable or Wi-Fi, and that the server is running."},
+    {"name": "models", "status": "skip", "detail": "no model manifest", "remedy": ""},
+]
 
 
 def svc(service, n, steps, *, can_back=False, **data):
@@ -89,6 +108,26 @@ SAMPLES = {
     "service_done": [svc("activation", 8, 8, reference="4821-0093-1175", queued=True)],
     "service_refused": [svc("activation", 2, 8, reason="too_many_codes", retry_in_s=3600.0)],
     "service_offline": [svc("activation", 1, 8, at="code")],
+    # first-boot provisioning (kiosk/provision_status.py): exactly the keys that module sends (a test checks)
+    "provision_waiting": [{"ways": ["file", "code"], "file": "/boot/firmware/kiosk-provision.toml",
+                           "last_refusal": None},
+                          {"ways": ["file", "code"], "file": "/boot/firmware/kiosk-provision.toml",
+                           "last_refusal": {"reason": "bad_signature", "remedy": PROVISION_REMEDIES["bad_signature"]}}],
+    "provision_network": [{"interfaces": [{"name": "eth0", "addresses": ["192.168.1.40"]},
+                                          {"name": "wlan0", "addresses": []}],
+                           "server_url": "https://attendance.example.org", "reachable": None, "remedy": ""}],
+    "provision_registering": [{"server_url": "https://attendance.example.org", "attempt": 1, "retry_in_s": None,
+                               "reason": None, "remedy": ""},
+                              {"server_url": "https://attendance.example.org", "attempt": 3, "retry_in_s": 8.0,
+                               "reason": "tls", "remedy": RETRY_REASONS["tls"]}],
+    "provision_refused": [{"source": "code", "reason": "expired", "remedy": PROVISION_REMEDIES["expired"]}],
+    "provision_failed": [{"reason": "bad_token", "remedy": RETRY_REASONS["bad_token"],
+                          "detail": "enrolment refused by the server (401): token already used"}],
+    "provision_self_test": [{"checks": SELF_TEST, "ok": False, "failed": ["fingerprint", "server"]}],
+    "provision_done": [{"device_id": "k-7f3a91", "site": "Riyadh HQ", "door": "Main entrance",
+                        "problems": [{"name": c["name"], "detail": c["detail"], "remedy": c["remedy"]}
+                                     for c in SELF_TEST if c["status"] == "fail"]},
+                       {"device_id": "k-7f3a91", "site": "Riyadh HQ", "door": "Main entrance", "problems": []}],
     # the window's own screens
     "service_menu": [{}],
     "error": [{"kind": "unknown_screen"}],
