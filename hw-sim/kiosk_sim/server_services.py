@@ -349,7 +349,9 @@ class ServiceDesk:
             raise Invalid("sealed captures must be an object of at most 12")
         captures = {}
         for name, box in sealed.items():
-            if name != "face" and not (isinstance(name, str) and name.startswith("finger:") and len(name) < 40):
+            # "finger": the sample a mobile change was verified with; "finger:<name>": an enrolled finger
+            if name not in ("face", "finger") and not (isinstance(name, str) and name.startswith("finger:")
+                                                       and len(name) < 40):
                 raise Invalid(f"unknown capture {str(name)[:40]!r}")
             try:
                 data = open_sealed(self.server_key, box, context=f"service:{service}:{reference}:{name}")
