@@ -518,6 +518,9 @@ def test_a_finger_with_nothing_enrolled_or_sealed_for_another_context_is_not_com
     assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed=box,
                                      context="service:mobile_change:A:face").outcome == "refused"
     assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed={"v": 1}, context="x").outcome == "refused"
+    huge = sealbox.seal_to(kiosk.reg.server_public_key, bytes(5000), context="service:mobile_change:A:finger")
+    assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed=huge,
+                                     context="service:mobile_change:A:finger").outcome == "refused"
     # a record with no minutiae scores 0: no match (and it counts as a wrong guess)
     assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed=box,
                                      context="service:mobile_change:A:finger").outcome == "no_match"
