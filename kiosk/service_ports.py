@@ -76,7 +76,8 @@ class ServicePorts:
                                      captures=self.settings.fingerprint.enroll_captures)
 
     def can_capture(self, kind):
-        return kind == "face" or (kind == "finger" and self.poller is not None)
+        # a sensor that stopped answering is not offered (the poller says so until it answers again)
+        return kind == "face" or (kind == "finger" and self.poller is not None and self.poller.healthy)
 
     def stop_capture(self, kind):
         if kind == "face" and self.host is not None:

@@ -724,6 +724,12 @@ def test_mobile_change_finger_capture_failures_then_assisted_and_back(build):
     flow.handle("method_chosen", method="finger")
     flow.handle("back_requested")
     assert flow.state == "consenting"
+    flow.handle("consent_given")
+    flow.handle("method_chosen", method="finger")
+    flow.handle("finger_sampled", sample=b"\x03" * 512)
+    assert flow.state == "entering_mobile"
+    flow.handle("back_requested")   # back from the new mobile: the choice again, not the face
+    assert flow.state == "choosing_method" and "finger" not in flow.sealed
 
 
 def test_mobile_change_assisted_path_and_back_steps(build):

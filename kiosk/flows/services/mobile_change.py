@@ -120,7 +120,8 @@ class MobileChangeFlow(IdStep, FaceStep, FingerCheck, CodeStep, ServiceBase, Flo
     submit_failed = submitting.to(confirming, on="note_not_saved")
 
     back_requested = (choosing_method.to(consenting) | capturing_face.to(consenting)
-                      | checking_finger.to(consenting) | entering_mobile.to(capturing_face)
+                      | checking_finger.to(consenting)
+                      | entering_mobile.to(choosing_method, cond="finger_offered") | entering_mobile.to(capturing_face)
                       | entering_code.to(entering_mobile) | confirming.to(entering_mobile))
 
     timed_out = code_cooldown.to(entering_code, on="cooldown_over") | _all_to(
@@ -156,6 +157,8 @@ class MobileChangeFlow(IdStep, FaceStep, FingerCheck, CodeStep, ServiceBase, Flo
 
     def on_enter_choosing_method(self):
         self.method = None
+        for method in METHODS:  # back here from the new mobile: the person verifies again
+            self.sealed.pop(method, None)
         self.show("service_verify", methods=self.methods(), error=None,
                   attempts_left=VERIFY_ATTEMPTS - self.verify_failures)
 
