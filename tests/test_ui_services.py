@@ -368,7 +368,7 @@ def test_mobile_change_offers_face_or_finger_when_the_kiosk_has_a_sensor(kiosk):
     k.click("action_consent_given")
     assert k.shown == "service_verify" and "face or a finger" in k.text("choose")
     k.click("action_method_finger")
-    assert k.shown == "service_finger"
+    assert k.shown == "service_finger" and "when your ID was registered" in k.text("which")
     k.post("finger_sampled", sample=b"\x05" * 512)
     assert k.shown == "service_verify" and "did not match" in k.text("error")
     assert "2 tries left" in k.text("attempts_left")

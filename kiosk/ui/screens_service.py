@@ -233,8 +233,11 @@ class ServiceFinger(ServiceScreen, FingerScreen):
 
     def _fill(self):
         d, w = self.data, self.words
-        self.which.setText(w("service_finger.which", finger=w(f"finger_name.{d.get('finger')}", default=""),
-                             number=d.get("number", 1), of=d.get("of", 1)))
+        if d.get("finger") is None:  # the identity check: any finger on record will do
+            self.which.setText(w("service_finger.any"))
+        else:
+            self.which.setText(w("service_finger.which", finger=w(f"finger_name.{d.get('finger')}", default=""),
+                                 number=d.get("number", 1), of=d.get("of", 1)))
         action = d.get("action") or "place_finger"
         step = w(f"guidance.{action}")
         if (d.get("attempt") or 1) > 1:
