@@ -175,7 +175,8 @@ class SensorPoller:
         self._thread = None
 
     def set_mode(self, mode, **options):
-        """None (stop), 'identify', 'verify' (with ``templates``: the claimed person's), or 'enrol' (with ``finger=N``)."""
+        """None (stop), 'identify', 'verify' (with ``templates``: the claimed person's), 'enrol' (with ``finger=N``),
+        or 'sample' (one capture's character file, for the server to compare)."""
         if mode in ("enrol", "verify"):
             self._enrol_request = options
         self.mode = mode
@@ -218,6 +219,8 @@ class SensorPoller:
                     self._enrol()
                 elif mode == "verify":
                     self._verify()
+                elif mode == "sample":
+                    self._sample()
                 else:
                     self._identify()
                 self.healthy = True
@@ -228,7 +231,7 @@ class SensorPoller:
                 continue
             except FINGER_PROBLEMS as e:
                 self.healthy = True
-                self.post("finger_not_matched" if mode != "enrol" else "finger_failed",
+                self.post("finger_failed" if mode in ("enrol", "sample") else "finger_not_matched",
                           guidance=getattr(e, "guidance", None) or "try_again")
                 self._lifted()
             except HardwareError as e:
@@ -250,6 +253,14 @@ class SensorPoller:
         templates = (self._enrol_request or {}).get("templates") or ()
         score = self._wait(self.worker.submit("verify_any", list(templates), timeout_s=self.capture_timeout_s))
         self.post("finger_verified", score=score)
+        self._lifted()
+
+    def _sample(self):
+        """One capture, then the sensor's character file of it (UpChar): the kiosk does not compare it."""
+        self._wait(self.worker.submit("capture", timeout_s=self.capture_timeout_s))
+        sample = self._wait(self.worker.submit("characteristics"))
+        self.mode = None
+        self.post("finger_sampled", sample=sample)
         self._lifted()
 
     def _enrol(self):

@@ -69,8 +69,15 @@ class ServicePorts:
             self.host.set_face_mode(options.get("mode", "enrol"))
         elif kind == "finger" and self.poller is not None:
             # the sensor builds a template of the named finger; the flow names it, the poller numbers captures
-            self.poller.set_mode("enrol", finger=options.get("finger"),
-                                 captures=self.settings.fingerprint.enroll_captures)
+            if options.get("mode") == "sample":
+                self.poller.set_mode("sample")
+            else:
+                self.poller.set_mode("enrol", finger=options.get("finger"),
+                                     captures=self.settings.fingerprint.enroll_captures)
+
+    def can_capture(self, kind):
+        # a sensor that stopped answering is not offered (the poller says so until it answers again)
+        return kind == "face" or (kind == "finger" and self.poller is not None and self.poller.healthy)
 
     def stop_capture(self, kind):
         if kind == "face" and self.host is not None:
@@ -133,8 +140,15 @@ class ServicePorts:
         return sealbox.seal_to(self.server_public_key, bytes(data), context=context)
 
     def verify_face(self, *, national_id, sealed, context):
-        body = {"national_id": national_id, "kind": "face", "sealed": sealed, "context": context}
-        answer = self._ask(self.client.verify_service_face if self.client else None, body)
+        return self._verify("face", national_id, sealed, context)
+
+    def verify_finger(self, *, national_id, sealed, context):
+        return self._verify("finger", national_id, sealed, context)
+
+    def _verify(self, kind, national_id, sealed, context):
+        body = {"national_id": national_id, "kind": kind, "sealed": sealed, "context": context}
+        call = None if self.client is None else getattr(self.client, f"verify_service_{kind}")
+        answer = self._ask(call, body)
         if answer is None:
             return ports.Verification(ports.OFFLINE)
         outcome = answer.get("outcome")

@@ -32,6 +32,7 @@ class ServicePortsFake(RecordingPorts):
         self.check_answers = collections.deque()
         self.verify_answers = collections.deque()
         self.submitted = []
+        self.finger_sensor = False
         self.fail_submit = None
         self.asked = []
 
@@ -56,9 +57,16 @@ class ServicePortsFake(RecordingPorts):
     def open(self, box, context):
         return sealbox.open_sealed(self.server_key, box, context=context)
 
+    def can_capture(self, kind):
+        return kind == "face" or (kind == "finger" and self.finger_sensor)
+
     def verify_face(self, *, national_id, sealed, context):
         self.asked.append(("verify_face", dict(national_id=national_id, context=context)))
         return self.verify_answers.popleft() if self.verify_answers else Verification("match", token="tok-face")
+
+    def verify_finger(self, *, national_id, sealed, context):
+        self.asked.append(("verify_finger", dict(national_id=national_id, context=context)))
+        return self.verify_answers.popleft() if self.verify_answers else Verification("match", token="tok-finger")
 
     def submit(self, request):
         if self.fail_submit is not None:

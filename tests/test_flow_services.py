@@ -629,6 +629,109 @@ def test_mobile_change_verification_answers(build, outcome, state, reason):
         assert ports.screen["at"] == "verify"
 
 
+def mobile_to_choice(flow, ports):
+    ports.finger_sensor = True
+    flow.handle("id_entered", national_id=GOOD_ID)
+    assert flow.state == "consenting" and ports.screen["kinds"] == ["face", "finger"]
+    flow.handle("consent_given")
+    assert flow.state == "choosing_method"
+    assert ports.screen == {**ports.screen, "methods": ["face", "finger"], "error": None, "attempts_left": 3}
+
+
+def test_mobile_change_verified_by_a_finger_sealed_at_capture(build):
+    flow, ports, clock = build(MobileChangeFlow)
+    mobile_to_choice(flow, ports)
+    flow.handle("method_chosen", method="iris")
+    assert flow.state == "choosing_method"
+    flow.handle("method_chosen", method="finger")
+    assert flow.state == "checking_finger" and ports.count("start_capture", kind="finger", mode="sample") == 1
+    assert ports.screen["finger"] is None and ports.screen["action"] == "place_finger"
+    flow.handle("finger_sampled", sample=b"")
+    assert flow.state == "checking_finger" and ports.screen["guidance"] == "try_again"
+    sample = bytes(range(256)) * 2
+    flow.handle("finger_sampled", sample=sample)
+    assert ports.asked[-1] == ("verify_finger", dict(national_id=GOOD_ID, context=flow.context("finger")))
+    assert flow.state == "entering_mobile" and flow.proofs["verified"] == "tok-finger"
+    assert ports.open(flow.sealed["finger"], flow.context("finger")) == sample   # only the sealed box is kept
+    flow.handle("mobile_entered", mobile="0501234567")
+    assert ports.asked[-1][1]["proof"] == "tok-finger"
+    flow.handle("code_entered", code="123456")
+    flow.handle("confirmed")
+    request = ports.submitted[-1]
+    assert request.proofs == {"verified": "tok-finger", "code": "tok-code"} and set(request.sealed) == {"finger"}
+
+
+def test_mobile_change_another_finger_then_another_face_share_the_attempts(build):
+    flow, ports, clock = build(MobileChangeFlow)
+    faces = Faces([])
+    ports.verify_answers.extend([Verification("no_match")] * 3)
+    mobile_to_choice(flow, ports)
+    flow.handle("method_chosen", method="finger")
+    flow.handle("finger_sampled", sample=b"\x01" * 512)
+    assert flow.state == "verify_failed" and "finger" not in flow.sealed
+    assert ports.screen["methods"] == ["face", "finger"] and ports.screen["attempts_left"] == 2
+    flow.handle("method_chosen", method="face")
+    live_face(flow, faces, "mallory")
+    assert flow.state == "verify_failed" and ports.screen["attempts_left"] == 1
+    flow.handle("method_chosen", method="sideways")
+    assert flow.state == "verify_failed"
+    flow.handle("method_chosen", method="finger")
+    flow.handle("finger_sampled", sample=b"\x02" * 512)
+    assert flow.state == "refused" and ports.screen["reason"] == "not_verified"
+    assert [a[0] for a in ports.asked if a[0].startswith("verify")] == ["verify_finger", "verify_face", "verify_finger"]
+    assert not [a for a in ports.asked if a[0] == "request_code"]
+
+
+def test_mobile_change_finger_not_offered_without_a_sensor(build):
+    flow, ports, clock = build(MobileChangeFlow)
+    mobile_to_face(flow, ports)
+    assert flow.state == "capturing_face"
+    flow, ports, clock = build(MobileChangeFlow)
+    ports.verify_answers.append(Verification("no_match"))
+    mobile_to_face(flow, ports)
+    live_face(flow, Faces([]))
+    assert ports.screen["methods"] == ["face"]
+    flow.handle("method_chosen", method="finger")   # a stale or forged event: no sensor, no finger
+    assert flow.state == "verify_failed"
+
+
+def test_mobile_change_finger_capture_failures_then_assisted_and_back(build):
+    flow, ports, clock = build(MobileChangeFlow)
+    mobile_to_choice(flow, ports)
+    flow.handle("method_chosen", method="finger")
+    flow.handle("finger_failed", guidance="clean_and_dry")
+    assert flow.state == "checking_finger" and ports.screen["guidance"] == "clean_dry_finger"
+    assert ports.screen["attempt"] == 2 and ports.count("start_capture", kind="finger", mode="sample") == 2
+    flow.handle("finger_failed", guidance="whatever")
+    assert ports.screen["guidance"] == "try_again" and ports.screen["attempt"] == 3
+    flow.handle("finger_failed", guidance="hold_still")
+    assert flow.state == "assisted" and ports.screen["kind"] == "finger"
+    assert ports.screen["reason"] == "failed_repeatedly" and ports.count("stop_capture", kind="finger") >= 1
+    flow, ports, clock = build(MobileChangeFlow)
+    mobile_to_choice(flow, ports)
+    flow.handle("method_chosen", method="finger")
+    flow.handle("capture_impossible")
+    assert flow.state == "assisted" and ports.screen["reason"] == "cannot_capture"
+    flow, ports, clock = build(MobileChangeFlow)
+    mobile_to_choice(flow, ports)
+    flow.handle("back_requested")
+    assert flow.state == "consenting"
+    flow.handle("consent_given")
+    flow.handle("method_chosen", method="face")
+    assert flow.state == "capturing_face"
+    flow.handle("back_requested")
+    flow.handle("consent_given")
+    flow.handle("method_chosen", method="finger")
+    flow.handle("back_requested")
+    assert flow.state == "consenting"
+    flow.handle("consent_given")
+    flow.handle("method_chosen", method="finger")
+    flow.handle("finger_sampled", sample=b"\x03" * 512)
+    assert flow.state == "entering_mobile"
+    flow.handle("back_requested")   # back from the new mobile: the choice again, not the face
+    assert flow.state == "choosing_method" and "finger" not in flow.sealed
+
+
 def test_mobile_change_assisted_path_and_back_steps(build):
     flow, ports, clock = build(MobileChangeFlow)
     faces = Faces([])
@@ -715,6 +818,8 @@ ACTIONS = {
     "consent": lambda f, p, faces: f.handle("consent_given"),
     "face": lambda f, p, faces: live_face(f, faces),
     "impossible": lambda f, p, faces: f.handle("capture_impossible"),
+    "sensor": lambda f, p, faces: setattr(p, "finger_sensor", True),
+    "by_finger": lambda f, p, faces: f.handle("method_chosen", method="finger"),
     "fingers2": lambda f, p, faces: fingers(f, 2),
     "fingers4": lambda f, p, faces: fingers(f, 4),
     "pin": lambda f, p, faces: f.handle("pin_entered", pin="902468"),
@@ -752,6 +857,7 @@ ROUTES = {
         "refused": ["refuse", "id", "mobile", "email", "credentials", "language"]},
     MobileChangeFlow: {
         "entering_id": [], "consenting": ["id"], "capturing_face": ["id", "consent"],
+        "choosing_method": ["sensor", "id", "consent"], "checking_finger": ["sensor", "id", "consent", "by_finger"],
         "assisted": ["id", "consent", "impossible"], "verify_failed": ["no_match", "id", "consent", "face"],
         "entering_mobile": ["id", "consent", "face"], "entering_code": ["id", "consent", "face", "mobile"],
         "code_cooldown": ["id", "consent", "face", "mobile", "locked"],

@@ -8,22 +8,28 @@ server returns and deleted once acknowledged), and inactivity in the middle (all
 """
 
 import logging
+import queue
 import random
 import time
 
 import numpy as np
 import pytest
+from kiosk_sim.r30x import start_simulator
+from kiosk_sim.r30x_fingers import FingerCatalog
 from kiosk_sim.server import ServerSimulator
 
 from kiosk import config
 from kiosk.clock import FakeClock
+from kiosk.drivers.fingerprint import FingerprintSensor
+from kiosk.drivers.fingerprint_worker import SensorWorker
 from kiosk.flows.services.account import AccountFlow
 from kiosk.flows.services.activation import ActivationFlow
 from kiosk.flows.services.fingerprints import FingerprintsFlow
 from kiosk.flows.services.mobile_change import MobileChangeFlow
 from kiosk.flows.services.screens import keys_of
+from kiosk.host import SensorPoller
 from kiosk.service_ports import ServicePorts
-from kiosk.storage import db, outbox
+from kiosk.storage import db, outbox, sealbox
 from kiosk.sync import keys, registration
 from kiosk.sync.client import SyncClient
 from kiosk.sync.worker import SyncWorker
@@ -409,6 +415,115 @@ def test_mobile_change_with_another_persons_face_is_refused(kiosk, server, real_
     assert server.sms_messages() == [] and kiosk.pending() == []
     # three wrong faces lock the ID like three wrong codes
     assert kiosk.ports.request_code(service="activation", national_id=CITIZEN).outcome == "locked"
+
+
+# --- mobile change by a finger: the sensor simulator, the real driver, bozorth3 on the server -------------
+
+CITIZEN_FINGER = "FVC2002_DB1_B/104"
+OTHER_FINGER = "FVC2002_DB1_B/108"
+
+
+@pytest.fixture
+def sensor_rig(datasets, kiosk):
+    """The sensor simulator behind the real driver and the poller; the kiosk's ports with that poller."""
+    sim = start_simulator(speed=0, capacity=10, fingers_dir=datasets / "fingers")
+    sensor = FingerprintSensor(port=sim.port, timeout_s=2.0)
+    sensor.open()
+    worker = SensorWorker(sensor)
+    posted = queue.Queue()
+    poller = SensorPoller(worker, lambda event, **data: posted.put((event, data)), capture_timeout_s=0.5,
+                          retry_s=0.1).start()
+    ports = ServicePorts(settings=kiosk.settings, database=kiosk.database, clock=kiosk.clock, screen=kiosk.screen,
+                         client=kiosk.client, server_public_key=kiosk.reg.server_public_key, poller=poller)
+    yield sim, sensor, ports, posted
+    poller.close()
+    worker.close()
+    sim.close()
+
+
+def sensor_template(sim, sensor, identity):
+    """A template the sensor builds from impressions 1 and 2 (what the registry holds for the citizen)."""
+    def place(step, number):
+        if step == "place_finger":
+            sim.place_finger(identity, number)
+        elif step == "lift_finger":
+            sim.lift_finger()
+    template = sensor.enroll(on_step=place).template
+    sim.lift_finger()
+    return template
+
+
+def finger_on_the_glass(flow, sim, posted, identity, impression):
+    """Choose the finger, put one on the sensor, hand the poller's answer to the flow."""
+    flow.handle("method_chosen", method="finger")
+    assert flow.state == "checking_finger"
+    sim.place_finger(identity, impression)
+    event, data = posted.get(timeout=30)   # a bound on a thread's answer, not a wait for time to pass
+    assert event == "finger_sampled", (event, data)
+    sim.lift_finger()
+    flow.handle(event, **data)
+    return data["sample"]
+
+
+def test_mobile_change_with_the_right_persons_other_finger_impression_succeeds(kiosk, server, sensor_rig, caplog):
+    caplog.set_level(logging.INFO)
+    sim, sensor, ports, posted = sensor_rig
+    server.enrol_citizen(CITIZEN, fingers=[sensor_template(sim, sensor, CITIZEN_FINGER)])
+    flow = MobileChangeFlow(ports=ports, clock=kiosk.clock, settings=kiosk.settings, rng=FirstChoice())
+    flow.handle("id_entered", national_id=CITIZEN)
+    flow.handle("consent_given")
+    assert flow.state == "choosing_method" and kiosk.screen.current[1]["methods"] == ["face", "finger"]
+    sample = finger_on_the_glass(flow, sim, posted, CITIZEN_FINGER, 5)
+    assert flow.state == "entering_mobile", kiosk.screen.current
+    flow.handle("mobile_entered", mobile="0559876543")
+    type_code(flow, server.last_code())
+    flow.handle("confirmed")
+    assert sample not in kiosk.db_path.read_bytes()   # sealed at capture: never on disk in clear
+    kiosk.worker.run_once()
+    assert server.citizen(CITIZEN)["phone"] == "+966559876543"
+    assert "verified for mobile change" in caplog.text and sample.hex()[:32] not in caplog.text
+
+
+def test_mobile_change_with_another_finger_is_refused_then_locked(kiosk, server, sensor_rig, datasets):
+    sim, sensor, ports, posted = sensor_rig
+    catalog = FingerCatalog(datasets / "fingers")
+    server.enrol_citizen(CITIZEN, fingers=[catalog.image(CITIZEN_FINGER, 1), catalog.image(CITIZEN_FINGER, 2)])
+    flow = MobileChangeFlow(ports=ports, clock=kiosk.clock, settings=kiosk.settings, rng=FirstChoice())
+    flow.handle("id_entered", national_id=CITIZEN)
+    flow.handle("consent_given")
+    for attempt in range(3):
+        finger_on_the_glass(flow, sim, posted, OTHER_FINGER, 1 + attempt)
+        if attempt < 2:
+            assert flow.state == "verify_failed" and kiosk.screen.current[1]["attempts_left"] == 2 - attempt
+    screen, data = kiosk.screen.current
+    assert flow.state == "refused" and data["reason"] == "not_verified"
+    assert server.sms_messages() == [] and kiosk.pending() == []
+    # three wrong fingers lock the ID like three wrong codes or faces: even the right finger is refused now
+    assert kiosk.ports.request_code(service="activation", national_id=CITIZEN).outcome == "locked"
+    flow = MobileChangeFlow(ports=ports, clock=kiosk.clock, settings=kiosk.settings, rng=FirstChoice())
+    flow.handle("id_entered", national_id=CITIZEN)
+    flow.handle("consent_given")
+    finger_on_the_glass(flow, sim, posted, CITIZEN_FINGER, 3)
+    assert flow.state == "refused" and kiosk.screen.current[1]["reason"] == "refused"
+
+
+def test_a_finger_with_nothing_enrolled_or_sealed_for_another_context_is_not_compared(kiosk, server):
+    sample = b"FMR\0 20\0" + bytes(504)
+    box = sealbox.seal_to(kiosk.reg.server_public_key, sample, context="service:mobile_change:A:finger")
+    assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed=box,
+                                     context="service:mobile_change:A:finger").outcome == "no_record"
+    server.enrol_citizen(CITIZEN, fingers=[sample])
+    assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed=box,
+                                     context="service:mobile_change:B:finger").outcome == "refused"
+    assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed=box,
+                                     context="service:mobile_change:A:face").outcome == "refused"
+    assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed={"v": 1}, context="x").outcome == "refused"
+    huge = sealbox.seal_to(kiosk.reg.server_public_key, bytes(5000), context="service:mobile_change:A:finger")
+    assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed=huge,
+                                     context="service:mobile_change:A:finger").outcome == "refused"
+    # a record with no minutiae scores 0: no match (and it counts as a wrong guess)
+    assert kiosk.ports.verify_finger(national_id=CITIZEN, sealed=box,
+                                     context="service:mobile_change:A:finger").outcome == "no_match"
 
 
 # --- biometrics never rest in clear ---------------------------------------------------------------------

@@ -118,3 +118,14 @@ def test_numbers_from_the_server_are_bounded(kiosk, server):
 
     assert _seconds(float("nan")) is None and _seconds(1e12) == 86400.0 and _seconds(-5) == 0.0
     assert _seconds(True) is None and _count(10 ** 9) == 0 and _count(3) == 3
+
+
+def test_a_finger_is_offered_only_with_a_sensor_that_answers(kiosk):
+    from kiosk.host import SensorPoller
+
+    poller = SensorPoller(None, lambda event, **data: None)   # never started: only its health is read
+    ports = ServicePorts(settings=kiosk.settings, database=kiosk.database, clock=kiosk.clock, screen=kiosk.screen,
+                         client=kiosk.client, server_public_key=kiosk.reg.server_public_key, poller=poller)
+    assert ports.can_capture("face") and ports.can_capture("finger") and not kiosk.ports.can_capture("finger")
+    poller.healthy = False   # what the poller sets after the sensor stopped answering
+    assert not ports.can_capture("finger")

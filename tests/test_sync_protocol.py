@@ -151,7 +151,8 @@ def test_openapi_schema_is_valid_json_and_covers_every_route():
     assert spec["openapi"].startswith("3.")
     for path in ("/v1/health", "/v1/devices/register", "/v1/batches", "/v1/delta", "/v1/commands",
                  "/v1/commands/{command_id}/result", "/v1/activation/request", "/v1/activation/verify",
-                 "/v1/devices/rotate-key", "/v1/services/code", "/v1/services/code/verify", "/v1/services/verify-face"):
+                 "/v1/devices/rotate-key", "/v1/services/code", "/v1/services/code/verify", "/v1/services/verify-face",
+                 "/v1/services/verify-finger"):
         assert path in spec["paths"], path
     command = spec["components"]["schemas"]["Command"]["properties"]["kind"]["enum"]
     assert set(command) == set(protocol.COMMAND_KINDS)

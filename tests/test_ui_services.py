@@ -357,3 +357,25 @@ def test_offline_and_refused_end_with_a_way_home(kiosk):
     assert k.shown == "service_refused" and "60 min" in k.text("retry")
     k.click("action_cancelled")
     assert k.shown == "attendance_idle"
+
+
+def test_mobile_change_offers_face_or_finger_when_the_kiosk_has_a_sensor(kiosk):
+    k = kiosk()
+    k.ports.finger_sensor = True
+    k.ports.verify_answers.append(Verification("no_match"))
+    start(k, "mobile_change")
+    k.keypad("1000000008")
+    k.click("action_consent_given")
+    assert k.shown == "service_verify" and "face or a finger" in k.text("choose")
+    k.click("action_method_finger")
+    assert k.shown == "service_finger" and "when your ID was registered" in k.text("which")
+    k.post("finger_sampled", sample=b"\x05" * 512)
+    assert k.shown == "service_verify" and "did not match" in k.text("error")
+    assert "2 tries left" in k.text("attempts_left")
+    k.click("action_method_face")
+    live_face(k)
+    assert k.shown == "service_mobile" and k.ports.asked[-1][0] == "verify_face"
+    k.keypad("0559876543")
+    through_code(k)
+    k.click("action_confirmed")
+    finish(k)

@@ -346,10 +346,10 @@ class ServerSimulator:
     def _body(self, headers, raw):
         return decode_request_body(raw, content_encoding=headers.get("Content-Encoding", ""))
 
-    def enrol_citizen(self, national_id, *, face=None, phone=None):
-        """Put a citizen on the server's record: registered phone and enrolled face embedding (mobile change)."""
+    def enrol_citizen(self, national_id, *, face=None, phone=None, fingers=None):
+        """Put a citizen on the server's record: registered phone, enrolled face embedding and fingers (mobile change)."""
         with self.store.lock:
-            self.services.enrol_citizen(national_id, face=face, phone=phone)
+            self.services.enrol_citizen(national_id, face=face, phone=phone, fingers=fingers)
 
     def citizen(self, national_id):
         """What the server holds for a citizen after the services (phone, PIN set, fingers, account)."""

@@ -13,6 +13,11 @@
   the server key; it is opened here and compared (cosine) with the embedding enrolled for the
   ID (``enrol_citizen``); ``match`` (with a token for the code to the new mobile) or ``no_match``.
   Wrong faces count towards the same lockout as wrong codes.
+- Finger verification (``POST /v1/services/verify-finger``): the sensor's character file (an
+  ISO 19794-2 record) of the finger on the kiosk's glass arrives sealed; it is opened here and
+  compared by bozorth3 (the sensor simulator's matcher, ``r30x_fingers.Matcher``, at
+  ``finger_security_level``) with each finger template enrolled for the ID; ``match`` when any
+  reaches the level's threshold. Wrong fingers count with wrong faces and codes.
 - Service requests (outbox records of kind ``service_request``, in batches): opened, every
   sealed capture opened with its context, the code (and verification) token checked and spent,
   then applied to the citizen's record; ``history(national_id)`` shows what was done.
@@ -39,6 +44,7 @@ KIND = "service_request"
 KINDS = (KIND,)
 DEFAULT_LIMITS = {"codes_per_id_per_hour": 5, "codes_per_device_per_hour": 100, "code_ttl_s": 300.0,
                   "resend_after_s": 60.0, "code_attempts": 3, "lockout_s": 300.0, "face_match_min": 0.56,
+                  "finger_security_level": 4,
                   "token_ttl_s": 7 * 86400.0}
 CODE_LENGTH = 6
 HOUR_S = 3600.0
@@ -53,6 +59,7 @@ SCHEMA = (
         kind TEXT, phone TEXT, created_at REAL, used_by TEXT)""",
     "CREATE TABLE IF NOT EXISTS service_lockouts (national_id TEXT PRIMARY KEY, locked_until REAL)",
     "CREATE TABLE IF NOT EXISTS service_wrong_faces (national_id TEXT, at REAL)",
+    "CREATE TABLE IF NOT EXISTS citizen_fingers (national_id TEXT, template BLOB)",
     """CREATE TABLE IF NOT EXISTS citizens (national_id TEXT PRIMARY KEY, phone TEXT, face TEXT, fingers INTEGER,
         pin_hash TEXT, username TEXT UNIQUE, email TEXT, language TEXT, activated_at REAL)""",
     """CREATE TABLE IF NOT EXISTS service_history (record_id TEXT PRIMARY KEY, reference TEXT, device_id TEXT,
@@ -88,12 +95,22 @@ class ServiceDesk:
 
     # --- citizens (test API) --------------------------------------------------------------------
 
-    def enrol_citizen(self, national_id, *, face=None, phone=None):
-        """Put a citizen on record: the phone registered for the ID and an enrolled face embedding."""
+    def enrol_citizen(self, national_id, *, face=None, phone=None, fingers=None):
+        """Put a citizen on record: the registered phone, an enrolled face embedding, enrolled fingers.
+
+        ``fingers``: finger templates (ISO 19794-2 records, as the sensor makes them) or greyscale
+        finger images (their minutiae are extracted here); None keeps the fingers on record.
+        """
         vector = None if face is None else json.dumps([float(v) for v in np.asarray(face, dtype=np.float32).ravel()])
         self.conn.execute("INSERT INTO citizens (national_id, phone, face) VALUES (?, ?, ?) ON CONFLICT(national_id) "
                           "DO UPDATE SET phone = excluded.phone, face = excluded.face",
                           [national_id, phone or self.phone_for(national_id), vector])
+        if fingers is not None:
+            from kiosk_sim.r30x_fingers import character_file  # the sensor simulator's extractor (nbis)
+            templates = [bytes(f) if isinstance(f, (bytes, bytearray)) else character_file(np.asarray(f))
+                         for f in fingers]
+            self.conn.execute("DELETE FROM citizen_fingers WHERE national_id = ?", [national_id])
+            self.conn.executemany("INSERT INTO citizen_fingers VALUES (?, ?)", [(national_id, t) for t in templates])
 
     def citizen(self, national_id):
         row = self._one("SELECT national_id, phone, face, fingers, pin_hash, username, email, language, activated_at "
@@ -251,11 +268,42 @@ class ServiceDesk:
             log.info("services: face verified for mobile change (score %.2f)", score)
             return {"outcome": "match", "token": self._token(national_id, "mobile_change", "verified", now)}
         log.info("services: face not verified for mobile change (score %.2f)", score)
-        self._count_wrong_face(national_id, now)
+        self._count_wrong_guess(national_id, now)
         return {"outcome": "no_match"}
 
-    def _count_wrong_face(self, national_id, now):
-        # a wrong face is a wrong guess: it counts like a wrong code (code_attempts per lockout)
+    def verify_finger(self, device_id, body, *, now):
+        national_id = str(body.get("national_id", ""))
+        context = body.get("context")
+        if national_id_problem(national_id) or not isinstance(context, str) or \
+                not (context.startswith("service:mobile_change:") and context.endswith(":finger")):
+            return {"outcome": "refused"}
+        locked = self._locked_for(national_id, now)
+        if locked:
+            return {"outcome": "refused", "retry_after_s": locked}
+        try:
+            probe = open_sealed(self.server_key, body.get("sealed"), context=context)
+        except ValueError as e:
+            log.warning("services: finger verification refused: %s", e)
+            return {"outcome": "refused"}
+        if not 0 < len(probe) <= MAX_TEMPLATE_BYTES:
+            return {"outcome": "refused"}
+        enrolled = [row[0] for row in self.conn.execute("SELECT template FROM citizen_fingers WHERE national_id = ?",
+                                                         [national_id])]
+        if not enrolled:
+            return {"outcome": "no_record"}
+        from kiosk_sim.r30x_fingers import Matcher  # bozorth3 through nbis: the simulator's extras only
+        level = self.limits["finger_security_level"]
+        results = [Matcher().compare(probe, bytes(t), level) for t in enrolled]  # no injected errors: real scores
+        best = max(score for _, score in results)
+        if any(accepted for accepted, _ in results):
+            log.info("services: finger verified for mobile change (score %d)", best)
+            return {"outcome": "match", "token": self._token(national_id, "mobile_change", "verified", now)}
+        log.info("services: finger not verified for mobile change (score %d)", best)
+        self._count_wrong_guess(national_id, now)
+        return {"outcome": "no_match"}
+
+    def _count_wrong_guess(self, national_id, now):
+        # a wrong face or finger is a wrong guess: it counts like a wrong code (code_attempts per lockout)
         self.conn.execute("INSERT INTO service_wrong_faces VALUES (?, ?)", [national_id, now])
         wrong = self._one("SELECT count(*) FROM service_wrong_faces WHERE national_id = ? AND at > ?",
                           [national_id, now - self.limits["lockout_s"]])[0]
@@ -301,7 +349,9 @@ class ServiceDesk:
             raise Invalid("sealed captures must be an object of at most 12")
         captures = {}
         for name, box in sealed.items():
-            if name != "face" and not (isinstance(name, str) and name.startswith("finger:") and len(name) < 40):
+            # "finger": the sample a mobile change was verified with; "finger:<name>": an enrolled finger
+            if name not in ("face", "finger") and not (isinstance(name, str) and name.startswith("finger:")
+                                                       and len(name) < 40):
                 raise Invalid(f"unknown capture {str(name)[:40]!r}")
             try:
                 data = open_sealed(self.server_key, box, context=f"service:{service}:{reference}:{name}")
@@ -376,7 +426,7 @@ def _exceptions(items):
 
 
 ROUTES = {"/v1/services/code": "request_code", "/v1/services/code/verify": "verify_code",
-          "/v1/services/verify-face": "verify_face"}
+          "/v1/services/verify-face": "verify_face", "/v1/services/verify-finger": "verify_finger"}
 
 
 def route(desk, path, device_id, body, *, now):

@@ -117,8 +117,11 @@ def _one(demo, host, sims, server, citizen, person):
             last = "terms_accepted"
         elif service == "mobile_change":
             act("id_entered", ("service_consent",), national_id=citizen.national_id, what="the consent screen")
+            screen, data = act("consent_given", ("service_verify", "service_face"), what="face or finger")
             since = len(demo.screens)
-            host.post("consent_given")
+            if screen == "service_verify":  # the kiosk has a sensor: face or finger; the demo shows the face
+                demo.say(f"the kiosk offers {' or '.join(data['methods'])}; the citizen chooses the face")
+                host.post("method_chosen", method="face")
             sims.player.play(person)
             demo.say(f"{person.person} stands at the camera and turns as the screen asks")
             screen, _ = demo.wait_for(("service_mobile", "service_assisted", "service_verify") + ENDS, since=since,

@@ -148,6 +148,10 @@ class SyncClient:
         """POST /v1/services/verify-face: a sealed face embedding compared by the server with the enrolled one."""
         return self._request("POST", "/services/verify-face", body=body)
 
+    def verify_service_finger(self, body):
+        """POST /v1/services/verify-finger: a sealed finger sample compared by the server with the enrolled fingers."""
+        return self._request("POST", "/services/verify-finger", body=body)
+
     # --- plumbing --------------------------------------------------------------------------------
 
     def _request(self, method, path, *, body=None, query=None, signed=True, registration=False, _retried=False):

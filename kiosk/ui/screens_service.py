@@ -12,7 +12,8 @@ a flow passed to ``show()`` and post back what the person did. What each posts b
 - ``service_code``: ``code_entered(code=)``, ``resend_requested``
 - ``service_consent``: ``consent_given`` | ``consent_declined``
 - ``service_face`` / ``service_finger``: ``capture_impossible`` (the camera and the sensor post the rest)
-- ``service_assisted``: ``continue_requested``;  ``service_verify``: ``retry_requested``
+- ``service_assisted``: ``continue_requested``;  ``service_verify``: ``method_chosen(method="face"|"finger")``
+  when both are offered, else ``retry_requested`` (the face again)
 - ``service_pin``: ``pin_entered(pin=)``
 - ``service_credentials``: ``credentials_typed(username=, password=, confirmation=)`` on each key (the
   flow answers with each rule met or not), ``credentials_entered(...)`` on OK after the confirmation
@@ -232,8 +233,11 @@ class ServiceFinger(ServiceScreen, FingerScreen):
 
     def _fill(self):
         d, w = self.data, self.words
-        self.which.setText(w("service_finger.which", finger=w(f"finger_name.{d.get('finger')}", default=""),
-                             number=d.get("number", 1), of=d.get("of", 1)))
+        if d.get("finger") is None:  # the identity check: any finger on record will do
+            self.which.setText(w("service_finger.any"))
+        else:
+            self.which.setText(w("service_finger.which", finger=w(f"finger_name.{d.get('finger')}", default=""),
+                                 number=d.get("number", 1), of=d.get("of", 1)))
         action = d.get("action") or "place_finger"
         step = w(f"guidance.{action}")
         if (d.get("attempt") or 1) > 1:

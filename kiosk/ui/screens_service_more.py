@@ -153,17 +153,26 @@ class ServiceTerms(ServiceScreen):
 
 
 class ServiceVerify(ServiceScreen):
-    """The face did not verify against the record: try again (the flow counts the attempts)."""
+    """Face or finger for the identity check, or try again after one that did not verify (the flow counts)."""
 
     def build(self):
         d, w = self.data, self.words
+        methods = [m for m in ("face", "finger") if m in (d.get("methods") or ())]
         self.box.addStretch(1)
-        self.heading(w.first(f"service_verify.{d.get('error')}", "service_verify.not_matched"),
-                     role="banner_error").setObjectName("error")
+        if d.get("error"):
+            self.heading(w.first(f"service_verify.{d.get('error')}", "service_verify.not_matched"),
+                         role="banner_error").setObjectName("error")
+        else:
+            self.heading(w("service_verify.choose")).setObjectName("choose")
         self.box.addWidget(label(w("service_verify.attempts_left", attempts_left=d.get("attempts_left", 0)),
                                  align=Qt.AlignCenter, name="attempts_left"))
         self.box.addStretch(1)
-        self.actions([(w("btn.try_again"), "retry_requested", "primary", None)])
+        if len(methods) < 2:  # the face only: the flow takes "try again" as the face again
+            self.actions([(w("btn.try_again"), "retry_requested", "primary", None)])
+            return
+        made = self.actions([(w(f"btn.verify_{m}"), "method_chosen", "primary", {"method": m}) for m in methods])
+        for method, made_button in zip(methods, made):
+            made_button.setObjectName(f"action_method_{method}")
 
 
 class ServiceAssisted(ServiceScreen):

@@ -67,6 +67,7 @@ class ServiceBase:
         self.face_failures = 0
         self.verify_failures = 0
         self.assist_kind = None
+        self.method = None
         if self.face_attempt is not None:
             self.face_attempt.reset()
         self.face_attempt = None

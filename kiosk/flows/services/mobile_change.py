@@ -1,20 +1,24 @@
-"""Change the registered mobile when the old phone is lost: ID -> face verified at the kiosk -> new mobile -> code to it.
+"""Change the registered mobile when the old phone is lost: ID -> face or finger verified -> new mobile -> code to it.
 
 The chart (``docs/flows/mobile_change.md`` is drawn from it by ``kiosk flows diagrams``)::
 
-    entering_id --id_entered--> consenting --consent_given--> capturing_face --face_captured--> verifying
+    entering_id --id_entered--> consenting --consent_given--> choosing_method (a sensor is there) | capturing_face
+    choosing_method | verify_failed --method_chosen(face)--> capturing_face --face_captured--> verifying
+    choosing_method | verify_failed --method_chosen(finger)--> checking_finger --finger_sampled--> verifying
     verifying --identity_verified--> entering_mobile --mobile_entered--> sending_code --code_sent--> entering_code
     verifying --identity_not_verified--> verify_failed --retry_requested--> capturing_face (VERIFY_ATTEMPTS, then refused)
     entering_code --code_entered--> checking_code --code_accepted--> confirming --confirmed--> submitting --submitted--> done
-    capturing_face --face_failed|capture_impossible--> assisted (an officer at a service centre) --continue_requested--> finished
+    capturing_face | checking_finger --face_failed|finger_failed x3|capture_impossible--> assisted (an officer at a service centre) --continue_requested--> finished
     verifying | sending_code | checking_code --server_offline--> offline;  --*_refused--> refused
     every waiting state --cancelled|timed_out--> finished (everything wiped)
 
 No code goes to the lost phone: the person proves who they are by face (with the tracked face's
-liveness). The captured embedding is sealed to the server's key at capture; the server opens it
-and compares it with the embedding enrolled for that ID, so the answer comes from a real
-comparison there, and only the server's signed ``match`` (with a token) lets a code go to the
-new number. Another person's face is answered ``no_match``.
+liveness) or, when the kiosk has a fingerprint sensor and the person chooses it, by a finger.
+The captured embedding (or the sensor's character file of the finger) is sealed to the server's
+key at capture; the server opens it and compares it with the face or fingers enrolled for that
+ID, so the answer comes from a real comparison there, and only the server's signed ``match``
+(with a token) lets a code go to the new number. Another person's face or finger is answered
+``no_match``; the failures of both methods count together towards ``VERIFY_ATTEMPTS``.
 """
 
 import logging
@@ -25,26 +29,34 @@ from kiosk.flows.services import rules
 from kiosk.flows.services.code_step import CodeStep
 from kiosk.flows.services.common import ServiceBase
 from kiosk.flows.services.face_step import FaceStep
+from kiosk.flows.services.finger_check import FingerCheck
 from kiosk.flows.services.id_step import IdStep
 from kiosk.flows.services.ports import OFFLINE
 
 log = logging.getLogger(__name__)
 
 VERIFY_ATTEMPTS = 3
+METHODS = ("face", "finger")
 
 
-class MobileChangeFlow(IdStep, FaceStep, CodeStep, ServiceBase, Flow):
+class MobileChangeFlow(IdStep, FaceStep, FingerCheck, CodeStep, ServiceBase, Flow):
     """Change the registered mobile number (see the module docstring)."""
 
     service = "mobile_change"
-    consent_kinds = ("face",)
-    steps = {"entering_id": 1, "consenting": 2, "capturing_face": 3, "verify_failed": 3, "assisted": 3,
+
+    @property
+    def consent_kinds(self):
+        return tuple(self.methods())
+    steps = {"entering_id": 1, "consenting": 2, "choosing_method": 3, "capturing_face": 3, "checking_finger": 3,
+             "verify_failed": 3, "assisted": 3,
              "entering_mobile": 4, "entering_code": 5, "code_cooldown": 5, "confirming": 6, "done": 7}
-    back_from = ("capturing_face", "entering_mobile", "entering_code", "confirming")
+    back_from = ("choosing_method", "capturing_face", "checking_finger", "entering_mobile", "entering_code", "confirming")
 
     entering_id = State(initial=True)
     consenting = State()
+    choosing_method = State()
     capturing_face = State()
+    checking_finger = State()
     verifying = State()
     verify_failed = State()
     assisted = State()
@@ -62,13 +74,24 @@ class MobileChangeFlow(IdStep, FaceStep, CodeStep, ServiceBase, Flow):
 
     id_entered = (entering_id.to(consenting, cond="id_ok", on="remember_id")
                   | entering_id.to.itself(internal=True, on="refuse_id"))
-    consent_given = consenting.to(capturing_face)
+    consent_given = consenting.to(choosing_method, cond="finger_offered") | consenting.to(capturing_face)
+    method_chosen = (choosing_method.to(capturing_face, cond="face_chosen")
+                     | choosing_method.to(checking_finger, cond="finger_chosen")
+                     | choosing_method.to.itself(internal=True)
+                     | verify_failed.to(capturing_face, cond="face_chosen")
+                     | verify_failed.to(checking_finger, cond="finger_chosen")
+                     | verify_failed.to.itself(internal=True))
     consent_declined = consenting.to(refused)
 
     face_seen = capturing_face.to.itself(internal=True, on="consider_face")
     face_captured = capturing_face.to(verifying)
     face_failed = capturing_face.to(assisted, on="face_exception")
-    capture_impossible = capturing_face.to(assisted, on="face_exception")
+    capture_impossible = (capturing_face.to(assisted, on="face_exception")
+                          | checking_finger.to(assisted, on="check_exception"))
+    finger_sampled = (checking_finger.to(verifying, cond="sample_ok", on="keep_sample")
+                      | checking_finger.to.itself(internal=True, on="refuse_sample"))
+    finger_failed = (checking_finger.to.itself(internal=True, cond="check_retry_left", on="check_retry")
+                     | checking_finger.to(assisted, on="check_exception"))
     continue_requested = assisted.to(finished)
 
     identity_verified = verifying.to(entering_mobile, on="keep_verification")
@@ -96,16 +119,20 @@ class MobileChangeFlow(IdStep, FaceStep, CodeStep, ServiceBase, Flow):
     submitted = submitting.to(done)
     submit_failed = submitting.to(confirming, on="note_not_saved")
 
-    back_requested = (capturing_face.to(consenting) | entering_mobile.to(capturing_face)
+    back_requested = (choosing_method.to(consenting) | capturing_face.to(consenting)
+                      | checking_finger.to(consenting)
+                      | entering_mobile.to(choosing_method, cond="finger_offered") | entering_mobile.to(capturing_face)
                       | entering_code.to(entering_mobile) | confirming.to(entering_mobile))
 
     timed_out = code_cooldown.to(entering_code, on="cooldown_over") | _all_to(
-        finished, entering_id, consenting, capturing_face, verify_failed, assisted, entering_mobile, entering_code,
-        confirming, done, offline, refused)
-    cancelled = _all_to(finished, entering_id, consenting, capturing_face, verify_failed, assisted, entering_mobile,
-                        entering_code, code_cooldown, confirming, done, offline, refused)
+        finished, entering_id, consenting, choosing_method, capturing_face, checking_finger, verify_failed, assisted,
+        entering_mobile, entering_code, confirming, done, offline, refused)
+    cancelled = _all_to(finished, entering_id, consenting, choosing_method, capturing_face, checking_finger,
+                        verify_failed, assisted, entering_mobile, entering_code, code_cooldown, confirming, done,
+                        offline, refused)
 
-    timeouts = {**dict.fromkeys(("entering_id", "consenting", "capturing_face", "verify_failed", "assisted",
+    timeouts = {**dict.fromkeys(("entering_id", "consenting", "choosing_method", "capturing_face",
+                                 "checking_finger", "verify_failed", "assisted",
                                  "entering_mobile", "entering_code", "confirming", "done", "offline", "refused"),
                                 "inactivity_s"),
                 "code_cooldown": "cooldown_s"}
@@ -113,11 +140,42 @@ class MobileChangeFlow(IdStep, FaceStep, CodeStep, ServiceBase, Flow):
     def code_target(self):
         return {"phone": self.fields["mobile"], "proof": self.proofs.get("verified")}
 
-    # --- verifying the face at the server -----------------------------------------------------------
+    # --- face or finger -----------------------------------------------------------------------------
+
+    def methods(self):
+        """The ways to verify this kiosk offers: the face always, a finger when it has a sensor."""
+        return [m for m in METHODS if m == "face" or self.ports.can_capture(m)]
+
+    def finger_offered(self):
+        return "finger" in self.methods()
+
+    def face_chosen(self, method=None):
+        return method == "face"
+
+    def finger_chosen(self, method=None):
+        return method == "finger" and self.finger_offered()
+
+    def on_enter_choosing_method(self):
+        self.method = None
+        for method in METHODS:  # back here from the new mobile: the person verifies again
+            self.sealed.pop(method, None)
+        self.show("service_verify", methods=self.methods(), error=None,
+                  attempts_left=VERIFY_ATTEMPTS - self.verify_failures)
+
+    def on_enter_capturing_face(self):
+        self.method = "face"
+        super().on_enter_capturing_face()
+
+    def on_enter_checking_finger(self):
+        self.method = "finger"
+        super().on_enter_checking_finger()
+
+    # --- verifying at the server --------------------------------------------------------------------
 
     def on_enter_verifying(self):
-        answer = self.ports.verify_face(national_id=self.national_id, sealed=self.sealed["face"],
-                                        context=self.context("face"))
+        method = self.method
+        verify = self.ports.verify_finger if method == "finger" else self.ports.verify_face
+        answer = verify(national_id=self.national_id, sealed=self.sealed[method], context=self.context(method))
         if answer.outcome == "match":
             self.send("identity_verified", token=answer.token)
         elif answer.outcome == "no_match":
@@ -136,20 +194,20 @@ class MobileChangeFlow(IdStep, FaceStep, CodeStep, ServiceBase, Flow):
 
     def count_verify_failure(self):
         self.verify_failures += 1
-        self.sealed.pop("face", None)
-        log.info("mobile change: face not verified (%d of %d)", self.verify_failures, VERIFY_ATTEMPTS)
+        self.sealed.pop(self.method, None)
+        log.info("mobile change: %s not verified (%d of %d)", self.method, self.verify_failures, VERIFY_ATTEMPTS)
 
     def on_identity_not_verified(self):
         self.ports.signal("error")
 
     def on_enter_verify_failed(self):
-        self.show("service_verify", methods=["face"], error="not_matched",
+        self.show("service_verify", methods=self.methods(), error="not_matched",
                   attempts_left=VERIFY_ATTEMPTS - self.verify_failures)
 
     def on_enter_assisted(self):
         self.ports.signal("warn")
         last = self.exceptions[-1]
-        self.show("service_assisted", kind="face", finger=None, reason=last["reason"],
+        self.show("service_assisted", kind=last["kind"], finger=None, reason=last["reason"],
                   next_step="visit_service_centre")
 
     # --- the new mobile -----------------------------------------------------------------------------

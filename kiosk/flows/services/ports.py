@@ -87,11 +87,14 @@ class ServicePorts(Protocol):
 
     def show(self, screen, **data): ...
     def signal(self, kind): ...                    # "ok" | "error" | "warn"
-    def start_capture(self, kind, **options): ...  # "face" (mode "enrol") | "finger" (mode "enrol", finger=name)
+    def start_capture(self, kind, **options): ...  # "face" (mode "enrol") | "finger" (mode "enrol", finger=name;
+    #                                                 or mode "sample": one capture's character file, to verify)
+    def can_capture(self, kind): ...               # "finger": True when the kiosk has a fingerprint sensor
     def stop_capture(self, kind): ...
 
     def request_code(self, *, service, national_id, phone=None, proof=None, resend_of=None): ...  # -> CodeRequest
     def verify_code(self, code_id, code): ...     # -> CodeCheck
     def seal(self, data, *, context): ...         # bytes -> sealed box (dict) to the server's key
     def verify_face(self, *, national_id, sealed, context): ...  # -> Verification
+    def verify_finger(self, *, national_id, sealed, context): ...  # -> Verification (sealed character file)
     def submit(self, request): ...                # ServiceRequest -> Submitted (committed before it returns)

@@ -62,7 +62,8 @@ SCREENS = {
         attempts="attempts before the assisted path"),
     "service_finger": _screen(
         "Place the named finger on the sensor; guidance for wet, dirty, oily or misplaced fingers.",
-        finger="the finger asked for: 'right_index', 'left_index', 'right_thumb', ...",
+        finger="the finger asked for: 'right_index', 'left_index', 'right_thumb', ...; None: any enrolled finger "
+               "(the identity check of a mobile change)",
         number="which finger of those asked (1-based)",
         of="how many fingers are asked",
         action="None | 'place_finger' | 'lift_finger' (the sensor's step)",
@@ -102,9 +103,10 @@ SCREENS = {
         username="the chosen username (shown once more: it cannot be changed)",
         error="None | 'not_saved' (the kiosk could not store the request: accept again to retry)"),
     "service_verify": _screen(
-        "The face did not verify (the registered phone is lost, so the kiosk checks the face): try again.",
-        methods="the ways offered, e.g. ['face']",
-        error="None | 'not_matched' (not the person on record) | 'no_record' (no enrolled face for this ID)",
+        "The identity check (the registered phone is lost): face or finger, or try again after a failure.",
+        methods="the ways offered: ['face'] | ['face', 'finger'] (when the kiosk has a fingerprint sensor)",
+        error="None (choosing the way) | 'not_matched' (not the person on record) | 'no_record' (nothing "
+              "enrolled for this ID)",
         attempts_left="verifications left before the assisted path"),
     "service_confirm": _screen(
         "Check and confirm before the request is sent.",
