@@ -8,6 +8,7 @@ at a given yaw (a real head turn: non-planar) or warped as a flat picture (a pho
 """
 
 import random
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,11 @@ from kiosk.flows.ports import EnrolResult, PinCheck, Person, Punch, Recorded
 from kiosk.models.face_frame import FaceFrame
 from kiosk.models.gallery import Match
 from kiosk.models.landmarks import FaceLandmarks
+
+
+def _seed_of(name):
+    """A seed from a name, the same in every process (``hash`` of a str changes with PYTHONHASHSEED)."""
+    return zlib.crc32(name.encode())
 
 
 class RecordingPorts:
@@ -167,7 +173,7 @@ class Head:
 
     @classmethod
     def of(cls, name):
-        rng = np.random.default_rng(abs(hash(name)) % (2 ** 32))
+        rng = np.random.default_rng(_seed_of(name))
         pts = rng.normal(size=(468, 3)) * np.array([40.0, 50.0, 30.0])
         return cls(pts)
 
@@ -194,7 +200,7 @@ class Faces:
         self.t = 0.0
 
     def vector(self, name, jitter=0.0, seed=0):
-        rng = np.random.default_rng(abs(hash(name)) % (2 ** 32))
+        rng = np.random.default_rng(_seed_of(name))
         v = rng.normal(size=self.dim)
         if jitter:
             v = v / np.linalg.norm(v) + np.random.default_rng(seed).normal(size=self.dim) * jitter / np.sqrt(self.dim)
