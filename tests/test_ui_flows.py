@@ -26,6 +26,7 @@ from kiosk.ui.bridge import QtScreen  # noqa: E402
 from kiosk.ui.window import KioskWindow, Options, ScreenLink  # noqa: E402
 
 from flow_fakes import FirstChoice, RecordingPorts  # noqa: E402
+from ui_driver import WindowDriver  # noqa: E402
 
 SARA = Person("1000000008", "Sara Al-Harbi", has_pin=True)
 SARA_PIN = "135790"
@@ -52,7 +53,7 @@ class UiPorts(RecordingPorts):
         return EnrolResult(person_id, len(faces), len(fingers), ())
 
 
-class Kiosk:
+class Kiosk(WindowDriver):
     """A window wired to real flows on a FlowHost, all on the test's thread."""
 
     def __init__(self, qapp, *, ui=None, eastern=False):
@@ -76,29 +77,6 @@ class Kiosk:
         self.window.show()
         self.settle()
 
-    def settle(self):
-        """Deliver what the widgets posted, then let the queued screen signals arrive."""
-        for _ in range(3):
-            self.host.step()
-            self.app.processEvents()
-
-    def click(self, name):
-        widget = self.window.findChild(QAbstractButton, name)
-        assert widget is not None, f"no button {name} on {self.window.screen.name}"
-        assert widget.isVisible() and widget.isEnabled(), f"{name} is not clickable"
-        widget.click()
-        self.settle()
-
-    def type_digits(self, digits):
-        for d in digits:
-            self.window.findChild(QAbstractButton, f"key_{d}").click()
-
-    def text(self, name):
-        return self.window.findChild(QLabel, name).text()
-
-    @property
-    def shown(self):
-        return self.window.screen.name
 
 
 @pytest.fixture

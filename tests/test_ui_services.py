@@ -29,6 +29,7 @@ from kiosk.ui.window import KioskWindow, Options, ScreenLink  # noqa: E402
 
 from flow_fakes import Faces, FirstChoice, RecordingPorts  # noqa: E402
 from service_fakes import ServicePortsFake  # noqa: E402
+from ui_driver import WindowDriver  # noqa: E402
 
 INACTIVITY_S = 30.0
 FLOWS = {"activation": ActivationFlow, "account": AccountFlow, "fingerprints": FingerprintsFlow,
@@ -62,7 +63,7 @@ class QtAttendancePorts(RecordingPorts):
         self.qt.dim(dimmed)
 
 
-class Kiosk:
+class Kiosk(WindowDriver):
     """A window on a FlowHost with attendance at home and the four services, all on the test's thread."""
 
     def __init__(self, qapp, language="en"):
@@ -96,26 +97,9 @@ class Kiosk:
     def flow(self):
         return self.flows[-1]
 
-    def settle(self):
-        for _ in range(3):
-            self.host.step()
-            self.app.processEvents()
-
-    def click(self, name):
-        widget = self.window.findChild(QAbstractButton, name)
-        assert widget is not None, f"no button {name} on {self.shown}"
-        assert widget.isVisible() and widget.isEnabled(), f"{name} is not clickable on {self.shown}"
-        widget.click()
-        self.settle()
-
     def keypad(self, digits):
-        for d in digits:
-            self.window.findChild(QAbstractButton, f"key_{d}").click()
+        self.type_digits(digits)
         self.click("key_ok")
-
-    def type_digits(self, digits):
-        for d in digits:
-            self.window.findChild(QAbstractButton, f"key_{d}").click()
 
     def keyboard(self, text):
         """Type on the Latin keyboard as a person would: shift for a capital, ?123 for digits and symbols."""
@@ -134,12 +118,6 @@ class Kiosk:
         self.host.post(event, **data)
         self.settle()
 
-    def text(self, name):
-        return self.window.findChild(QLabel, name).text()
-
-    @property
-    def shown(self):
-        return self.window.screen.name
 
 
 @pytest.fixture
