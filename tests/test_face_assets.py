@@ -43,3 +43,15 @@ def test_require_returns_the_path_or_raises():
     assert assets.require("blazeface_short") == assets.path("face_detection_short_range.tflite")
     with pytest.raises(ModelError):
         assets.require("no_such_model.tflite")
+
+
+def test_a_built_model_file_is_checked_against_its_models_md_row(tmp_path):
+    shipped = assets.path("sface_2021dec_fp16.tflite")
+    ok, message = assets.check_built(shipped, "sface_2021dec_fp16.tflite")
+    assert ok and "matches" in message
+    rebuilt = tmp_path / "sface.tflite"
+    rebuilt.write_bytes(shipped.read_bytes() + b"\0")
+    ok, message = assets.check_built(rebuilt, "sface_2021dec_fp16.tflite")
+    assert not ok and "differs" in message
+    ok, message = assets.check_built(rebuilt, "not_a_model.tflite")
+    assert not ok and "not listed" in message

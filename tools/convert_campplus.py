@@ -270,16 +270,9 @@ def verify_checksum(out):
     sys.path.insert(0, str(ROOT))
     from kiosk.models import assets
 
-    expected = assets.expected_checksums().get(OUT_NAME)
-    actual = sha256(out)
-    if expected is None:
-        print(f"{OUT_NAME} is not listed in MODELS.md; its sha256 is {actual}")
-        return 1
-    if expected != actual:
-        print(f"{out}: sha256 {actual} differs from MODELS.md ({expected})")
-        return 1
-    print(f"{out}: sha256 matches MODELS.md")
-    return 0
+    ok, message = assets.check_built(out, OUT_NAME)
+    print(message)
+    return 0 if ok else 1
 
 
 def main(argv=None):

@@ -55,6 +55,17 @@ def sha256(file_path):
     return digest.hexdigest()
 
 
+def check_built(file_path, name, *, models_md=MODELS_MD):
+    """A freshly built model file against MODELS.md's row for ``name``: ``(ok, message)`` (the conversion tools)."""
+    expected = expected_checksums(models_md).get(name)
+    actual = sha256(file_path)
+    if expected is None:
+        return False, f"{name} is not listed in MODELS.md; its sha256 is {actual}"
+    if expected != actual:
+        return False, f"{file_path}: sha256 {actual} differs from MODELS.md ({expected})"
+    return True, f"{file_path}: sha256 matches MODELS.md"
+
+
 def verify(names=None, *, assets_dir=ASSETS_DIR, models_md=MODELS_MD):
     """Check model files against MODELS.md; returns ``{file name: problem or "ok"}``.
 
