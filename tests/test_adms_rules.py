@@ -9,7 +9,6 @@ from datetime import datetime
 import pytest
 
 from kiosk import config
-
 from kiosk.clock import FakeClock
 from kiosk.errors import ConfigError, StorageError
 from kiosk.storage import db, enrolment, events, people, sync_state
