@@ -1,11 +1,11 @@
 """Packaging: the firmware wheel holds `kiosk` only; the simulators and their benchmarks are kiosk-sim.
 
-Both wheels are built (from a copy of the tree, so no build files land in the checkout) and
+Both wheels are built by the image build's own step (from a clean copy of the tree) and
 their contents read; between them they hold every module of the source tree, each once.
 """
 
 import configparser
-import shutil
+import os
 import subprocess
 import sys
 import zipfile
@@ -31,15 +31,15 @@ def _listed(parsed):
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory):
-    """``{"kiosk": ZipFile, "kiosk-sim": ZipFile}`` built with this Python's pip, offline."""
-    work = tmp_path_factory.mktemp("packaging")
-    tree = work / "tree"
-    skip = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "out", "cache", "__pycache__", ".hypothesis")
-    shutil.copytree(ROOT, tree, ignore=skip, symlinks=True)
-    out = work / "wheels"
-    for source in (tree, tree / "hw-sim"):
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                        "--disable-pip-version-check", "-w", str(out), str(source)], check=True, cwd=work)
+    """``{"kiosk": ZipFile, "kiosk-sim": ZipFile}`` built offline the way the image builds them.
+
+    ``imagetool.py wheels`` (called by pi-gen's stage; build.sh calls the same ``build_wheel``)
+    builds from a clean copy of the tree, so no build files land in the checkout.
+    """
+    out = tmp_path_factory.mktemp("packaging") / "wheels"
+    env = dict(os.environ, KIOSK_IMG_REPO=str(ROOT), KIOSK_IMG_BUILD_PYTHON=sys.executable, KIOSK_IMG_SIMULATORS="1")
+    subprocess.run([sys.executable, str(ROOT / "image-build" / "tools" / "imagetool.py"), "wheels", str(out)],
+                   check=True, env=env, capture_output=True)
     found = {}
     for path in out.glob("*.whl"):
         name = path.name.split("-")[0].replace("_", "-")

@@ -128,6 +128,14 @@ def cmd_stage(args):
           f"({time.monotonic() - t0:.1f} s)")
 
 
+def cmd_wheels(args):
+    """Build the kiosk wheel (and kiosk-sim's when KIOSK_IMG_SIMULATORS=1) from a clean copy, for pi-gen."""
+    simulators = env("KIOSK_IMG_SIMULATORS") == "1"
+    wheel = img_stage.build_wheel(Path(env("KIOSK_IMG_REPO")), env("KIOSK_IMG_BUILD_PYTHON"), args.wheel_dir,
+                                  simulators=simulators)
+    print(f"wheels: {wheel.name}{' + kiosk-sim' if simulators else ''}")
+
+
 def _build_info(repo, deps, base_os):
     return img_stage.build_info(version=os.environ.get("KIOSK_IMG_VERSION") or img_stage.package_version(repo),
                                 commit=os.environ.get("KIOSK_IMG_COMMIT") or img_stage.git_commit(repo),
@@ -203,6 +211,9 @@ def main(argv=None):
     p = sub.add_parser("stage-files", help="units, drop-ins, overlay, docs, fonts only (for pi-gen)")
     p.add_argument("stage")
     p.set_defaults(func=cmd_stage_files)
+    p = sub.add_parser("wheels", help="build the kiosk wheel(s) from a clean copy of the tree (for pi-gen)")
+    p.add_argument("wheel_dir")
+    p.set_defaults(func=cmd_wheels)
     p = sub.add_parser("boot-dir", help="edit config.txt/cmdline.txt in a boot directory (for pi-gen)")
     p.add_argument("dir")
     p.set_defaults(func=cmd_boot_dir)

@@ -16,9 +16,9 @@ KIOSK_IMG_BASE_OS="Raspberry Pi OS (pi-gen ${RELEASE:-bookworm} ${ARCH:-arm64})"
 cp -a "${STAGE}/." "${ROOTFS_DIR}/"
 chmod 0750 "${ROOTFS_DIR}/etc/kiosk"
 
-# The kiosk wheel, for the chroot step to install.
-"${KIOSK_IMG_BUILD_PYTHON}" -m pip wheel --quiet --no-deps --no-build-isolation \
-    -w "${ROOTFS_DIR}/tmp/kiosk-wheels" "${KIOSK_REPO}"
+# The kiosk wheel (and kiosk-sim's when KIOSK_IMG_SIMULATORS=1), built from a clean copy of the
+# checkout so a stale build/ folder cannot put old modules in it, for the chroot step to install.
+python3 "${TOOL}" wheels "${ROOTFS_DIR}/tmp/kiosk-wheels"
 if [ -d "${KIOSK_IMG_WHEELHOUSE}" ]; then
     cp "${KIOSK_IMG_WHEELHOUSE}"/*.whl "${ROOTFS_DIR}/tmp/kiosk-wheels/"
 fi
