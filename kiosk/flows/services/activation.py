@@ -21,7 +21,7 @@ import logging
 
 from kiosk.flows.base import Flow, State
 from kiosk.flows.enrolment import _all_to
-from kiosk.flows.services.code_step import CodeStep
+from kiosk.flows.services.code_step import CodeStep, code_transitions
 from kiosk.flows.services.common import ServiceBase
 from kiosk.flows.services.face_step import FaceStep
 from kiosk.flows.services.finger_step import FingerStep
@@ -63,18 +63,10 @@ class ActivationFlow(IdStep, CodeStep, FaceStep, FingerStep, PinStep, ServiceBas
 
     id_entered = (entering_id.to(sending_code, cond="id_ok", on="remember_id")
                   | entering_id.to.itself(internal=True, on="refuse_id"))
-    code_sent = sending_code.to(entering_code, on="hold_code")
-    resend_refused = sending_code.to(entering_code, on="note_resend_refused")
-    code_refused = sending_code.to(refused) | checking_code.to(refused)
-    server_offline = sending_code.to(offline) | checking_code.to(offline)
-    code_entered = (entering_code.to(checking_code, cond="code_format_ok")
-                    | entering_code.to.itself(internal=True, on="refuse_code_format"))
-    resend_requested = (entering_code.to(sending_code, cond="may_resend")
-                        | entering_code.to.itself(internal=True, on="refuse_resend"))
-    code_accepted = checking_code.to(consenting, on="keep_code_token")
-    code_wrong = checking_code.to(entering_code)
-    code_expired = checking_code.to(entering_code)
-    code_locked = checking_code.to(code_cooldown)
+    (code_sent, resend_refused, code_refused, server_offline, code_entered, resend_requested, code_accepted,
+     code_wrong, code_expired, code_locked) = code_transitions(
+        sending=sending_code, entering=entering_code, checking=checking_code, cooldown=code_cooldown,
+        refused=refused, offline=offline, then=consenting)
 
     consent_given = consenting.to(capturing_face)
     consent_declined = consenting.to(refused)

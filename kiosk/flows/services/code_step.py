@@ -20,6 +20,25 @@ DEFAULT_COOLDOWN_S = 300.0   # when the server locks without saying for how long
 MAX_CODE_LENGTH = 12
 
 
+def code_transitions(*, sending, entering, checking, cooldown, refused, offline, then):
+    """The code step's events, the same in every service, as a tuple to unpack in the flow's class body.
+
+    ``(code_sent, resend_refused, code_refused, server_offline, code_entered, resend_requested,
+    code_accepted, code_wrong, code_expired, code_locked)``; an accepted code goes on to ``then``.
+    python-statemachine reads events from the class namespace, so each flow still names them.
+    """
+    return (sending.to(entering, on="hold_code"),
+            sending.to(entering, on="note_resend_refused"),
+            sending.to(refused) | checking.to(refused),
+            sending.to(offline) | checking.to(offline),
+            entering.to(checking, cond="code_format_ok") | entering.to.itself(internal=True, on="refuse_code_format"),
+            entering.to(sending, cond="may_resend") | entering.to.itself(internal=True, on="refuse_resend"),
+            checking.to(then, on="keep_code_token"),
+            checking.to(entering),
+            checking.to(entering),
+            checking.to(cooldown))
+
+
 class CodeStep:
     """Callbacks of ``sending_code``, ``entering_code``, ``checking_code`` and ``code_cooldown``."""
 
