@@ -22,13 +22,14 @@ from kiosk.flows.services import rules
 from kiosk.flows.services.code_step import CodeStep, code_transitions
 from kiosk.flows.services.common import ServiceBase
 from kiosk.flows.services.id_step import IdStep
+from kiosk.flows.services.mobile_step import MobileStep
 
 log = logging.getLogger(__name__)
 
 LANGUAGES = ("ar", "en")
 
 
-class AccountFlow(IdStep, CodeStep, ServiceBase, Flow):
+class AccountFlow(IdStep, MobileStep, CodeStep, ServiceBase, Flow):
     """Open a new account (see the module docstring)."""
 
     service = "account"
@@ -91,20 +92,7 @@ class AccountFlow(IdStep, CodeStep, ServiceBase, Flow):
     def code_target(self):
         return {"phone": self.fields["mobile"]}
 
-    # --- mobile and e-mail ------------------------------------------------------------------------
-
-    def on_enter_entering_mobile(self):
-        self.show("service_mobile", error=None)
-
-    def mobile_ok(self, mobile=None):
-        return rules.mobile_number(mobile) is not None
-
-    def keep_mobile(self, mobile=None):
-        self.fields["mobile"] = rules.mobile_number(mobile)
-
-    def refuse_mobile(self, mobile=None):
-        self.extend_deadline()
-        self.show("service_mobile", error="invalid_mobile")
+    # --- e-mail ------------------------------------------------------------------------------
 
     def on_enter_entering_email(self):
         self.show("service_email", error=None)

@@ -25,12 +25,12 @@ import logging
 
 from kiosk.flows.base import Flow, State
 from kiosk.flows.enrolment import _all_to
-from kiosk.flows.services import rules
 from kiosk.flows.services.code_step import CodeStep, code_transitions
 from kiosk.flows.services.common import ServiceBase
 from kiosk.flows.services.face_step import FaceStep
 from kiosk.flows.services.finger_check import FingerCheck
 from kiosk.flows.services.id_step import IdStep
+from kiosk.flows.services.mobile_step import MobileStep
 from kiosk.flows.services.ports import OFFLINE
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ VERIFY_ATTEMPTS = 3
 METHODS = ("face", "finger")
 
 
-class MobileChangeFlow(IdStep, FaceStep, FingerCheck, CodeStep, ServiceBase, Flow):
+class MobileChangeFlow(IdStep, MobileStep, FaceStep, FingerCheck, CodeStep, ServiceBase, Flow):
     """Change the registered mobile number (see the module docstring)."""
 
     service = "mobile_change"
@@ -202,18 +202,3 @@ class MobileChangeFlow(IdStep, FaceStep, FingerCheck, CodeStep, ServiceBase, Flo
         last = self.exceptions[-1]
         self.show("service_assisted", kind=last["kind"], finger=None, reason=last["reason"],
                   next_step="visit_service_centre")
-
-    # --- the new mobile -----------------------------------------------------------------------------
-
-    def on_enter_entering_mobile(self):
-        self.show("service_mobile", error=None)
-
-    def mobile_ok(self, mobile=None):
-        return rules.mobile_number(mobile) is not None
-
-    def keep_mobile(self, mobile=None):
-        self.fields["mobile"] = rules.mobile_number(mobile)
-
-    def refuse_mobile(self, mobile=None):
-        self.extend_deadline()
-        self.show("service_mobile", error="invalid_mobile")
