@@ -10,6 +10,7 @@ from kiosk.drivers.fingerprint import FingerprintSensor
 from kiosk.drivers.fingerprint_worker import SensorWorker
 from kiosk.host import SensorPoller
 from kiosk_sim.r30x import start_simulator
+from sensor_enrol import sensor_template
 
 CLAIMED = "FVC2002_DB1_B/104"
 OTHER = "FVC2002_DB1_B/108"
@@ -27,17 +28,6 @@ def rig(datasets):
     poller.close()
     worker.close()
     sim.close()
-
-
-def enrol(sim, sensor, identity):
-    def place(step, number):
-        if step == "place_finger":
-            sim.place_finger(identity, number)
-        elif step == "lift_finger":
-            sim.lift_finger()
-    template = sensor.enroll(on_step=place).template
-    sim.lift_finger()
-    return template
 
 
 def wait_until_lift_seen(sim):
@@ -62,7 +52,7 @@ def next_post(posted):
 
 def test_verify_mode_matches_the_claimed_templates_only(rig):
     sim, sensor, poller, posted = rig
-    templates = [enrol(sim, sensor, CLAIMED)]
+    templates = [sensor_template(sim, sensor, CLAIMED)]
     assert sensor.count() == 0  # verified 1:1 from the templates sent down, nothing stored
     poller.start()
     poller.set_mode("verify", templates=templates)

@@ -14,6 +14,7 @@ from kiosk.flows.sensor_library import clear_unknown_slots, reconcile, unknown_s
 from kiosk.storage import db, migrations, people, sensor_slots
 from kiosk.storage.seal import DataKey
 from kiosk_sim.r30x import start_simulator
+from sensor_enrol import sensor_template
 
 CLOCK = FakeClock()
 
@@ -30,24 +31,13 @@ def rig(tmp_path):
     sim.close()
 
 
-def enrol_template(sim, sensor, identity):
-    def place(step, number):
-        if step == "place_finger":
-            sim.place_finger(identity, number)
-        elif step == "lift_finger":
-            sim.lift_finger()
-    template = sensor.enroll(on_step=place).template
-    sim.lift_finger()
-    return template
-
-
 def run(sensor, database, key):
     return reconcile(sensor, database, key, sensor_model="R307", clock=CLOCK)
 
 
 def test_reconcile_writes_deletes_and_then_finds(rig):
     sim, sensor, database, key = rig
-    template = enrol_template(sim, sensor, "FVC2002_DB1_B/107")
+    template = sensor_template(sim, sensor, "FVC2002_DB1_B/107")
     people.upsert_people(database, [{"person_id": "a"}, {"person_id": "b"}])
     people.add_finger_template(database, key, "a", "R307", 7, template)
 
@@ -69,7 +59,7 @@ def test_reconcile_writes_deletes_and_then_finds(rig):
 
 def test_a_fresh_empty_database_does_not_wipe_a_full_sensor(rig, caplog):
     sim, sensor, database, key = rig
-    templates = [enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4, 8)]
+    templates = [sensor_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4, 8)]
     for slot in range(20):  # a full library written by someone else (or by a database since lost)
         sensor.upload_template(slot, templates[slot % 3])
     assert len(sensor.slots()) == 20
@@ -86,7 +76,7 @@ def test_a_fresh_empty_database_does_not_wipe_a_full_sensor(rig, caplog):
 
 def test_unknown_slots_stay_until_an_admin_clears_them(rig):
     sim, sensor, database, key = rig
-    ours, theirs = (enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4))
+    ours, theirs = (sensor_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4))
     people.upsert_person(database, {"person_id": "a"})
     people.add_finger_template(database, key, "a", "R307", 2, ours)
     sensor.upload_template(9, theirs)
@@ -103,7 +93,7 @@ def test_unknown_slots_stay_until_an_admin_clears_them(rig):
 
 def test_a_wanted_slot_holding_a_foreign_template_is_not_overwritten(rig):
     sim, sensor, database, key = rig
-    ours, theirs = (enrol_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4))
+    ours, theirs = (sensor_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4))
     people.upsert_person(database, {"person_id": "a"})
     people.add_finger_template(database, key, "a", "R307", 4, ours)
     sensor.upload_template(4, theirs)
@@ -119,7 +109,7 @@ def test_a_wanted_slot_holding_a_foreign_template_is_not_overwritten(rig):
 
 def test_a_lost_database_restored_from_the_server_adopts_identical_slots(rig):
     sim, sensor, database, key = rig
-    template = enrol_template(sim, sensor, "FVC2002_DB1_B/108")
+    template = sensor_template(sim, sensor, "FVC2002_DB1_B/108")
     sensor.upload_template(5, template)  # written by the database that was lost
     people.upsert_person(database, {"person_id": "a"})
     people.add_finger_template(database, key, "a", "R307", 5, template)  # the same, from the server
@@ -132,7 +122,7 @@ def test_a_lost_database_restored_from_the_server_adopts_identical_slots(rig):
 
 def test_reconcile_rewrites_a_slot_emptied_behind_our_back(rig):
     sim, sensor, database, key = rig
-    template = enrol_template(sim, sensor, "FVC2002_DB1_B/104")
+    template = sensor_template(sim, sensor, "FVC2002_DB1_B/104")
     people.upsert_person(database, {"person_id": "a"})
     people.add_finger_template(database, key, "a", "R307", 2, template)
     run(sensor, database, key)
@@ -158,7 +148,7 @@ def test_doctor_warns_about_templates_the_database_did_not_write(rig, tmp_path):
     from kiosk import doctor
 
     sim, sensor, database, key = rig
-    template = enrol_template(sim, sensor, "FVC2002_DB1_B/107")
+    template = sensor_template(sim, sensor, "FVC2002_DB1_B/107")
     sensor.upload_template(1, template)
     sensor.upload_template(6, template)
     path = tmp_path / "kiosk.db"

@@ -36,6 +36,7 @@ from kiosk.sync.worker import SyncWorker
 
 from flow_fakes import Faces, FirstChoice
 from sync_helpers import sync_settings
+from sensor_enrol import sensor_template
 
 CITIZEN = "1000000008"
 OTHER = "2000000006"
@@ -439,18 +440,6 @@ def sensor_rig(datasets, kiosk):
     poller.close()
     worker.close()
     sim.close()
-
-
-def sensor_template(sim, sensor, identity):
-    """A template the sensor builds from impressions 1 and 2 (what the registry holds for the citizen)."""
-    def place(step, number):
-        if step == "place_finger":
-            sim.place_finger(identity, number)
-        elif step == "lift_finger":
-            sim.lift_finger()
-    template = sensor.enroll(on_step=place).template
-    sim.lift_finger()
-    return template
 
 
 def finger_on_the_glass(flow, sim, posted, identity, impression):

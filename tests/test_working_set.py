@@ -21,6 +21,7 @@ from kiosk.storage import db, events, people, sensor_slots
 from kiosk.storage.seal import DataKey
 from kiosk_sim import r30x_minutiae
 from kiosk_sim.r30x import start_simulator
+from sensor_enrol import sensor_template
 
 PEOPLE = 3000
 CAPACITY = 200
@@ -39,17 +40,6 @@ class VerifyRequests:
         self.mode, self.options = mode, options
 
 
-def enrol(sim, sensor, identity):
-    def place(step, number):
-        if step == "place_finger":
-            sim.place_finger(identity, number)
-        elif step == "lift_finger":
-            sim.lift_finger()
-    template = sensor.enroll(on_step=place).template
-    sim.lift_finger()
-    return template
-
-
 @pytest.fixture
 def office(tmp_path, datasets):
     clock = FakeClock(start=1_700_000_000.0)
@@ -58,8 +48,8 @@ def office(tmp_path, datasets):
     sensor.open()
     database = db.open_db(":memory:")
     key = DataKey.create(tmp_path / "data.key")
-    real = {"p0100": enrol(sim, sensor, REGULAR), "p2990": enrol(sim, sensor, NEWCOMER),
-            "p2500": enrol(sim, sensor, STRANGER)}
+    real = {"p0100": sensor_template(sim, sensor, REGULAR), "p2990": sensor_template(sim, sensor, NEWCOMER),
+            "p2500": sensor_template(sim, sensor, STRANGER)}
     people.upsert_people(database, [{"person_id": f"p{n:04d}", "name": f"Person {n}"} for n in range(PEOPLE)]
                          + [{"person_id": "boss", "role": "admin", "name": "Admin"}])
     for n in range(PEOPLE):
