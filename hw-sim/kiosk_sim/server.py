@@ -532,7 +532,7 @@ class _Handler(BaseHTTPRequestHandler):
                    protocol.HEADER_SERVER_KEY: self.simulator.store.signing_public_key_hex}
         request_headers = getattr(self, "headers", None) or {}
         if "gzip" in request_headers.get("Accept-Encoding", "") and len(raw) > 512:
-            raw = gzip.compress(raw, compresslevel=5, mtime=0)
+            raw = gzip.compress(raw, compresslevel=protocol.GZIP_LEVEL, mtime=0)
             headers["Content-Encoding"] = "gzip"
         self.send_response(status)
         for name, value in headers.items():

@@ -76,7 +76,8 @@ class ServerStore:
         self.path = str(path)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        # as a real server must: an acknowledged record is on disk before the answer says "stored"
+        self._conn.execute("PRAGMA synchronous = FULL")
         self.lock = threading.RLock()
         for statement in SCHEMA + server_people.SCHEMA:
             self._conn.execute(statement)
@@ -217,7 +218,8 @@ class ServerStore:
     def store_batch(self, device_id, body, *, now):
         """Store a batch; return the per-record results (raises Refusal for a refused batch)."""
         batch_id, records = _check_batch(device_id, body)
-        digest = protocol.batch_digest(body)
+        texts = [protocol.dumps(record["data"]) for record in records]  # stored, and what the digest covers
+        digest = protocol.batch_digest(body, data_texts=texts)
         seen = self._one("SELECT device_id, digest FROM batches WHERE batch_id = ?", [batch_id])
         if seen is not None and (seen[0] != device_id or seen[1] != digest):
             raise Refusal(409, protocol.BATCH_ID_REUSED, f"batch {batch_id} was already received with other records")
@@ -225,7 +227,7 @@ class ServerStore:
         head = self._one("SELECT seq, hash FROM chain_heads WHERE device_id = ?", [device_id]) or (0, GENESIS)
         head_seq, head_hash = head
         results, rows, refused, person_rows = [], [], [], []
-        for record in records:
+        for record, text in zip(records, texts):
             record_id, kind, data = record["id"], record["kind"], record["data"]
             if record_id in stored:
                 if kind == "event" and stored[record_id] not in (None, data.get("hash")):
@@ -249,8 +251,7 @@ class ServerStore:
                     refused.append((record_id, device_id, reason, now))
                     results.append(_result(record_id, protocol.REJECTED, reason))
                     continue
-                rows.append((record_id, device_id, kind, data["seq"], data["hash"], protocol.dumps(data).decode(),
-                             batch_id, now))
+                rows.append((record_id, device_id, kind, data["seq"], data["hash"], text.decode(), batch_id, now))
             else:
                 if kind in server_services.KINDS and self.services is not None:
                     try:
@@ -266,7 +267,7 @@ class ServerStore:
                         refused.append((record_id, device_id, str(e), now))
                         results.append(_result(record_id, protocol.REJECTED, str(e)))
                         continue
-                rows.append((record_id, device_id, kind, None, None, protocol.dumps(data).decode(), batch_id, now))
+                rows.append((record_id, device_id, kind, None, None, text.decode(), batch_id, now))
             stored[record_id] = data.get("hash")
             results.append(_result(record_id, protocol.STORED))
         claimed = body.get("chain_head")

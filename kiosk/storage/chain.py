@@ -11,11 +11,14 @@ CHAINED_FIELDS = ("id", "seq", "person_id", "status", "verify_mode", "score", "w
                   "clock_synced", "prev_hash")
 
 
+# one encoder for every hash: json.dumps with options builds a new encoder on every call
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def event_hash(record):
     """sha256 hex over the canonical JSON of an event record's chained fields."""
     body = {name: record[name] for name in CHAINED_FIELDS}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(body).encode()).hexdigest()
 
 
 def verify_records(records, *, prev_hash=GENESIS):

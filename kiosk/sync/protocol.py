@@ -80,9 +80,13 @@ NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+# one encoder for every body: json.dumps with options builds a new encoder on every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(obj):
     """Compact JSON bytes (UTF-8); ValueError for NaN or infinity, which JSON does not have."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def _refuse_constant(name):
@@ -90,23 +94,36 @@ def _refuse_constant(name):
     raise ValueError(f"{name} is not a JSON number (numbers must be finite)")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def encode_body(obj, *, level=GZIP_LEVEL):
-    """JSON then gzip: the bytes sent with ``Content-Encoding: gzip``."""
-    return gzip.compress(dumps(obj), compresslevel=level, mtime=0)
+    """JSON then gzip: the bytes sent with ``Content-Encoding: gzip``; ``obj`` may be JSON bytes already."""
+    raw = obj if isinstance(obj, (bytes, bytearray)) else dumps(obj)
+    return gzip.compress(raw, compresslevel=level, mtime=0)
 
 
 def decode_body(raw, *, content_encoding=""):
     """Parse a request or response body (gzip or identity); raises ValueError if it is not JSON."""
     if not raw:
         return None
+    text = body_text(raw, content_encoding=content_encoding)
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"body is not JSON: {e}") from None
+
+
+def body_text(raw, *, content_encoding=""):
+    """A body's JSON text: gunzipped (at most MAX_BODY_BYTES) and decoded as ``json.loads`` decodes bytes."""
     if content_encoding.strip().lower() == "gzip":
         try:
             raw = _gunzip_limited(raw)
         except (OSError, EOFError) as e:
             raise ValueError(f"body is not valid gzip: {e}") from None
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError as e:
         raise ValueError(f"body is not JSON: {e}") from None
 
 
@@ -338,9 +355,39 @@ def parse_head(value):
     return seq, head_hash
 
 
-def batch_digest(body):
-    """sha256 over a batch's records: the same batch id must always carry the same records."""
-    return hashlib.sha256(dumps(body.get("records", []))).hexdigest()
+def batch_json(batch_id, device_id, records, *, created_at, device_key=None):
+    """The JSON bytes of ``batch_body`` for outbox records, their stored payload text spliced in as it is.
+
+    ``records`` carry ``record_id``, ``kind``, ``payload`` (parsed) and ``payload_text``: exactly one
+    JSON object with finite numbers, as ``kiosk.storage.sync_state.pending_for_upload`` checked when
+    it read it (so splicing it cannot change the shape of the batch around it). Parsing the same
+    bytes gives what ``batch_body`` would have built; only the re-encoding of every record is saved.
+    """
+    wire = [outbox_to_wire(record) for record in records]
+    head = chain_head(wire)
+    parts = []
+    for record, item in zip(records, wire):
+        parts.append(f'{{"id":{_ENCODER.encode(item["id"])},"kind":{_ENCODER.encode(item["kind"])},'
+                     f'"seq":{_ENCODER.encode(item["seq"])},"data":{record.payload_text}}}')
+    fields = {"batch_id": batch_id, "device_id": device_id, "created_at": created_at, "chain_head": head}
+    if head is not None and device_key is not None:
+        fields["checkpoint"] = sign_checkpoint(device_key, device_id, head["seq"], head["hash"])
+    outer = _ENCODER.encode(fields)
+    return (outer[:-1] + ',"records":[' + ",".join(parts) + "]}").encode()
+
+
+def batch_digest(body, *, data_texts=None):
+    """sha256 over a batch's records (id, kind, data): the same batch id must always carry the same records.
+
+    ``data_texts``: ``dumps`` of each record's data when the caller has made them already (the
+    server stores them), so the records are not encoded twice.
+    """
+    records = body.get("records", [])
+    if data_texts is None:
+        data_texts = [dumps(record.get("data")) for record in records]
+    # compact JSON has no raw newline, so the joined texts split back into exactly these records
+    head = dumps([[record.get("id"), record.get("kind")] for record in records])
+    return hashlib.sha256(b"\n".join([head, *data_texts])).hexdigest()
 
 
 def luhn_ok(digits):
