@@ -19,6 +19,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -360,15 +361,20 @@ def batch_json(batch_id, device_id, records, *, created_at, device_key=None):
 
     ``records`` carry ``record_id``, ``kind``, ``payload`` (parsed) and ``payload_text``: exactly one
     JSON object with finite numbers, as ``kiosk.storage.sync_state.pending_for_upload`` checked when
-    it read it (so splicing it cannot change the shape of the batch around it). Parsing the same
-    bytes gives what ``batch_body`` would have built; only the re-encoding of every record is saved.
+    it read it (so splicing it cannot change the shape of the batch around it). Parsing these
+    bytes gives what ``batch_body`` builds; only the re-encoding of every record is saved.
     """
-    wire = [outbox_to_wire(record) for record in records]
-    head = chain_head(wire)
     parts = []
-    for record, item in zip(records, wire):
-        parts.append(f'{{"id":{_ENCODER.encode(item["id"])},"kind":{_ENCODER.encode(item["kind"])},'
-                     f'"seq":{_ENCODER.encode(item["seq"])},"data":{record.payload_text}}}')
+    head = None
+    for record in records:
+        seq = None
+        if record.kind == EVENT_KIND:
+            seq = record.payload.get("seq")
+            head = record
+        parts.append(f'{{"id":{_json_text(record.record_id)},"kind":{_json_text(record.kind)},'
+                     f'"seq":{seq if type(seq) is int else _ENCODER.encode(seq)},"data":{record.payload_text}}}')
+    if head is not None:
+        head = {"seq": head.payload.get("seq"), "hash": head.payload.get("hash")}
     fields = {"batch_id": batch_id, "device_id": device_id, "created_at": created_at, "chain_head": head}
     if head is not None and device_key is not None:
         fields["checkpoint"] = sign_checkpoint(device_key, device_id, head["seq"], head["hash"])
@@ -376,18 +382,28 @@ def batch_json(batch_id, device_id, records, *, created_at, device_key=None):
     return (outer[:-1] + ',"records":[' + ",".join(parts) + "]}").encode()
 
 
-def batch_digest(body, *, data_texts=None):
-    """sha256 over a batch's records (id, kind, data): the same batch id must always carry the same records.
+def _json_text(value):
+    # the C string encoder straight away for the usual case (text), the full encoder for anything else
+    return encode_basestring(value) if type(value) is str else _ENCODER.encode(value)
 
-    ``data_texts``: ``dumps`` of each record's data when the caller has made them already (the
-    server stores them), so the records are not encoded twice.
+
+def batch_digest(body, *, data_texts=None):
+    """sha256 naming a batch's records: the same batch id must always carry the same records.
+
+    An event is named by its id and hash (the hash covers its contents, and a record whose id and
+    hash the server holds is answered as a duplicate); any other record by its id, kind and data.
+    ``data_texts``: {index in records: ``dumps`` of its data} for the records that are not events,
+    when the caller has made them already (the server stores them).
     """
-    records = body.get("records", [])
-    if data_texts is None:
-        data_texts = [dumps(record.get("data")) for record in records]
-    # compact JSON has no raw newline, so the joined texts split back into exactly these records
-    head = dumps([[record.get("id"), record.get("kind")] for record in records])
-    return hashlib.sha256(b"\n".join([head, *data_texts])).hexdigest()
+    names, texts = [], []
+    for index, record in enumerate(body.get("records", [])):
+        if record.get("kind") == EVENT_KIND:
+            names.append([record.get("id"), EVENT_KIND, record.get("data", {}).get("hash")])
+        else:
+            names.append([record.get("id"), record.get("kind"), None])
+            texts.append(data_texts[index] if data_texts is not None else dumps(record.get("data")))
+    # compact JSON has no raw newline: the joined parts split back into exactly these
+    return hashlib.sha256(b"\n".join([dumps(names), *texts])).hexdigest()
 
 
 def luhn_ok(digits):
