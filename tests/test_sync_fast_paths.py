@@ -190,6 +190,7 @@ def test_the_servers_fast_body_check_refuses_exactly_what_the_full_walk_refuses(
 
 
 event_values = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+                | st.sampled_from([0.1 + 0.2, 1e-7, 1e22, 5e-324, -0.0, 0.8, 123456789.125, "é\u2028\x00"])
                 | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 
 
