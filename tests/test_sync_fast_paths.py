@@ -200,3 +200,18 @@ def test_the_event_hash_covers_the_same_canonical_json_as_before(record):
     expected = json.dumps({name: record[name] for name in chain.CHAINED_FIELDS}, sort_keys=True,
                           separators=(",", ":"), ensure_ascii=True)
     assert chain.canonical_json(record) == expected
+
+
+texts = st.text(max_size=12) | st.sampled_from(["\ud800", "é\u2028\x00\"\\", "سارة"])
+well_typed_events = st.fixed_dictionaries({
+    "id": texts, "seq": st.integers(), "person_id": texts, "status": st.integers(), "verify_mode": texts,
+    "score": st.none() | st.floats() | st.sampled_from([0.1 + 0.2, 1e-7, 1e22, 5e-324, -0.0]),
+    "wall_time": texts, "clock_synced": st.booleans(), "prev_hash": texts})
+
+
+@given(well_typed_events)
+@settings(max_examples=300, deadline=None)
+def test_the_event_hash_of_well_typed_events_covers_the_same_canonical_json_as_before(record):
+    expected = json.dumps({name: record[name] for name in chain.CHAINED_FIELDS}, sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=True)
+    assert chain.canonical_json(record) == expected
