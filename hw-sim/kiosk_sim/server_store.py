@@ -7,7 +7,6 @@ All methods are called under one lock by the HTTP handler threads. A refusal is 
 import hashlib
 import json
 import logging
-import re
 import secrets
 import sqlite3
 import threading
@@ -18,18 +17,17 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from kiosk_sim import server_people, server_services
+from kiosk_sim.server_batches import (check_batch, event_content_problem, event_problem, event_text,
+                                      record_result)
+from kiosk_sim.server_refusal import Refusal
 
 from kiosk.digits import EASTERN_TO_WESTERN
-from kiosk.storage.chain import GENESIS, canonical_json
+from kiosk.storage.chain import GENESIS
 from kiosk.sync import protocol
 
 log = logging.getLogger(__name__)
 
-EVENT_FIELDS = ("id", "seq", "person_id", "status", "verify_mode", "score", "wall_time", "clock_synced",
-                "prev_hash", "hash")
-_EVENT_FIELD_SET = frozenset(EVENT_FIELDS)
 MAX_DELTA_LIMIT = 5000  # as the schema says
-KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 NONCE_KEEP_S = 2 * protocol.MAX_SKEW_S
 CODE_TTL_S = 300.0
 CODE_ATTEMPTS = 3
@@ -58,16 +56,6 @@ SCHEMA = (
         device_id TEXT, national_id TEXT, code_hash TEXT, expires_at REAL, attempts_left INTEGER,
         verified_at REAL)""",
 )
-
-
-class Refusal(Exception):
-    """A request the server refuses: HTTP status, a reason code and a message."""
-
-    def __init__(self, http_status, code, message):
-        super().__init__(f"{code}: {message}")
-        self.http_status = http_status
-        self.code = code
-        self.message = message
 
 
 class ServerStore:
@@ -232,7 +220,7 @@ class ServerStore:
 
         ``nonce``: the request's nonce, recorded in the transaction that stores the batch.
         """
-        batch_id, records = _check_batch(device_id, body)
+        batch_id, records = check_batch(device_id, body)
         # the stored data of records other than events (an event's is made from its canonical JSON below)
         texts = {index: protocol.dumps(r["data"]) for index, r in enumerate(records) if r["kind"] != "event"}
         digest = protocol.batch_digest(body, data_texts=texts)
@@ -247,13 +235,13 @@ class ServerStore:
             record_id, kind, data = record["id"], record["kind"], record["data"]
             if record_id in stored:
                 if kind == "event" and stored[record_id] not in (None, data.get("hash")):
-                    results.append(_result(record_id, protocol.REJECTED, "conflicts with the stored record of this id"))
+                    results.append(record_result(record_id, protocol.REJECTED, "conflicts with the stored record of this id"))
                 else:
-                    results.append(_result(record_id, protocol.DUPLICATE))
+                    results.append(record_result(record_id, protocol.DUPLICATE))
                     self.duplicate_results += 1
                 continue
             if kind == "event":
-                problem, canonical = _event_problem(record_id, data)
+                problem, canonical = event_problem(record_id, data)
                 if problem:
                     raise Refusal(422, protocol.BROKEN_CHAIN, problem)
                 if data["prev_hash"] != head_hash or data["seq"] != head_seq + 1:
@@ -262,12 +250,12 @@ class ServerStore:
                                   f"holds up to seq {head_seq} (hash {head_hash[:12]}...), the record links to "
                                   f"{str(data['prev_hash'])[:12]}...; a record was removed or altered")
                 head_seq, head_hash = data["seq"], data["hash"]
-                reason = _event_content_problem(data)
+                reason = event_content_problem(data)
                 if reason:
                     refused.append((record_id, device_id, reason, now))
-                    results.append(_result(record_id, protocol.REJECTED, reason))
+                    results.append(record_result(record_id, protocol.REJECTED, reason))
                     continue
-                rows.append((record_id, device_id, kind, data["seq"], data["hash"], _event_text(data, canonical),
+                rows.append((record_id, device_id, kind, data["seq"], data["hash"], event_text(data, canonical),
                              batch_id, now))
             else:
                 if kind in server_services.KINDS and self.services is not None:
@@ -275,18 +263,18 @@ class ServerStore:
                         self.services.accept(device_id, record_id, data, now=now)
                     except server_services.Invalid as e:
                         refused.append((record_id, device_id, str(e), now))
-                        results.append(_result(record_id, protocol.REJECTED, str(e)))
+                        results.append(record_result(record_id, protocol.REJECTED, str(e)))
                         continue
                 if kind in server_people.KINDS:
                     try:
                         person_rows.append(server_people.check(kind, record_id, data, self.server_key))
                     except server_people.Invalid as e:
                         refused.append((record_id, device_id, str(e), now))
-                        results.append(_result(record_id, protocol.REJECTED, str(e)))
+                        results.append(record_result(record_id, protocol.REJECTED, str(e)))
                         continue
                 rows.append((record_id, device_id, kind, None, None, texts[index].decode(), batch_id, now))
             stored[record_id] = data.get("hash")
-            results.append(_result(record_id, protocol.STORED))
+            results.append(record_result(record_id, protocol.STORED))
         claimed = body.get("chain_head")
         if claimed is not None and not isinstance(claimed, dict):
             raise Refusal(400, protocol.MALFORMED, "chain_head must be an object {seq, hash} or null")
@@ -533,73 +521,3 @@ def phone_for(national_id, *, masked=False):
 
 def _sha(text):
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _result(record_id, status, reason=None):
-    out = {"id": record_id, "status": status}
-    if reason:
-        out["reason"] = reason
-    return out
-
-
-def _check_batch(device_id, body):
-    if not isinstance(body, dict):
-        raise Refusal(400, protocol.MALFORMED, "a batch is a JSON object")
-    batch_id, records = body.get("batch_id"), body.get("records")
-    if not isinstance(batch_id, str) or not batch_id or not isinstance(records, list):
-        raise Refusal(400, protocol.MALFORMED, "a batch needs batch_id (string) and records (list)")
-    if body.get("device_id") not in (None, device_id):
-        raise Refusal(400, protocol.MALFORMED, "the batch names another device than the one that signed it")
-    for record in records:
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str) or \
-                not isinstance(record.get("data"), dict) or not _kind_ok(record.get("kind", "")):
-            raise Refusal(400, protocol.MALFORMED, "each record needs id (string), kind and data (object)")
-    if len({record["id"] for record in records}) != len(records):
-        ids = set()
-        for record in records:
-            if record["id"] in ids:
-                raise Refusal(400, protocol.MALFORMED, f"record {record['id']} appears twice in the batch")
-            ids.add(record["id"])
-    return batch_id, records
-
-
-def _kind_ok(kind):
-    # the kinds the protocol names match KIND_RE: only others need the pattern
-    return kind in protocol.RECORD_KINDS or KIND_RE.match(str(kind)) is not None
-
-
-def _event_problem(record_id, data):
-    """(why the event breaks the chain, None) or (None, the canonical JSON its hash was checked over)."""
-    if not data.keys() >= _EVENT_FIELD_SET:
-        missing = [name for name in EVENT_FIELDS if name not in data]
-        return f"record {record_id}: event lacks {', '.join(missing)}", None
-    if data["id"] != record_id:
-        return f"record {record_id}: its data names id {data['id']}", None
-    if not isinstance(data["seq"], int):
-        return f"record {record_id}: seq is not an integer", None
-    try:
-        canonical = canonical_json(data)
-    except (TypeError, ValueError):
-        return f"record {record_id}: fields cannot be hashed", None
-    if hashlib.sha256(canonical.encode()).hexdigest() != data["hash"]:
-        return f"record {record_id} (seq {data['seq']}): hash does not match its contents (record altered)", None
-    return None, canonical
-
-
-def _event_text(data, canonical):
-    """The JSON stored for a checked event: its canonical JSON plus the hash, unless it carries other fields.
-
-    Saves encoding every event twice; ``data["hash"]`` has matched a sha256 hex digest, so it
-    needs no escaping.
-    """
-    if len(data) == len(EVENT_FIELDS):  # every field is there (checked): so no other
-        return f'{canonical[:-1]},"hash":"{data["hash"]}"}}'
-    return protocol.dumps(data).decode()
-
-
-def _event_content_problem(data):
-    if data["status"] not in range(6):
-        return f"status {data['status']!r} is not an attendance status code (0-5)"
-    if data["verify_mode"] not in ("face", "fingerprint", "pin", "card", "voice", "face+voice", "fingerprint+voice"):
-        return f"verify mode {data['verify_mode']!r} is unknown"
-    return None
