@@ -313,9 +313,15 @@ class ServerSimulator:
                              "settings": store.device_settings}, {}
             if not route.startswith("/v1/") or route == "/v1/devices/register":
                 raise Refusal(404, "not_found", f"no route {method} {route}")
-            device_id = store.authenticate(headers, method, path, raw, now=now)
-            if method == "POST" and route == "/v1/batches":
-                results = store.store_batch(device_id, body, now=now)
+            batch = method == "POST" and route == "/v1/batches"
+            device_id = store.authenticate(headers, method, path, raw, now=now, record_nonce=not batch)
+            if batch:
+                nonce = headers[protocol.HEADER_NONCE]
+                try:
+                    results = store.store_batch(device_id, body, now=now, nonce=nonce)
+                except Refusal:
+                    store.record_nonce(device_id, nonce, now=now)  # a refused request is not heard twice either
+                    raise
                 return 200, {"batch_id": body["batch_id"], "results": results,
                              "confirmed_head": store.confirmed_head(device_id)}, {}
             if method == "GET" and route == "/v1/delta":
@@ -532,7 +538,7 @@ class _Handler(BaseHTTPRequestHandler):
                    protocol.HEADER_SERVER_KEY: self.simulator.store.signing_public_key_hex}
         request_headers = getattr(self, "headers", None) or {}
         if "gzip" in request_headers.get("Accept-Encoding", "") and len(raw) > 512:
-            raw = gzip.compress(raw, compresslevel=5, mtime=0)
+            raw = gzip.compress(raw, compresslevel=protocol.GZIP_LEVEL, mtime=0)
             headers["Content-Encoding"] = "gzip"
         self.send_response(status)
         for name, value in headers.items():

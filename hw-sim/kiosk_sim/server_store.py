@@ -7,7 +7,6 @@ All methods are called under one lock by the HTTP handler threads. A refusal is 
 import hashlib
 import json
 import logging
-import re
 import secrets
 import sqlite3
 import threading
@@ -18,17 +17,17 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from kiosk_sim import server_people, server_services
+from kiosk_sim.server_batches import (check_batch, event_content_problem, event_problem, event_text,
+                                      record_result)
+from kiosk_sim.server_refusal import Refusal
 
 from kiosk.digits import EASTERN_TO_WESTERN
-from kiosk.storage.chain import GENESIS, event_hash
+from kiosk.storage.chain import GENESIS
 from kiosk.sync import protocol
 
 log = logging.getLogger(__name__)
 
-EVENT_FIELDS = ("id", "seq", "person_id", "status", "verify_mode", "score", "wall_time", "clock_synced",
-                "prev_hash", "hash")
 MAX_DELTA_LIMIT = 5000  # as the schema says
-KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 NONCE_KEEP_S = 2 * protocol.MAX_SKEW_S
 CODE_TTL_S = 300.0
 CODE_ATTEMPTS = 3
@@ -59,16 +58,6 @@ SCHEMA = (
 )
 
 
-class Refusal(Exception):
-    """A request the server refuses: HTTP status, a reason code and a message."""
-
-    def __init__(self, http_status, code, message):
-        super().__init__(f"{code}: {message}")
-        self.http_status = http_status
-        self.code = code
-        self.message = message
-
-
 class ServerStore:
     """The simulator's database and the protocol rules that need it."""
 
@@ -76,7 +65,8 @@ class ServerStore:
         self.path = str(path)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        # as a real server must: an acknowledged record is on disk before the answer says "stored"
+        self._conn.execute("PRAGMA synchronous = FULL")
         self.lock = threading.RLock()
         for statement in SCHEMA + server_people.SCHEMA:
             self._conn.execute(statement)
@@ -164,8 +154,13 @@ class ServerStore:
         log.info("registered device %s", device_id)
         return device_id
 
-    def authenticate(self, headers, method, path, raw, *, now):
-        """Check a signed request; return the device id or raise Refusal."""
+    def authenticate(self, headers, method, path, raw, *, now, record_nonce=True):
+        """Check a signed request; return the device id or raise Refusal.
+
+        ``record_nonce=False``: the nonce is only checked unused; the caller records it
+        (``store_batch(nonce=)`` in the transaction that stores the batch, or ``record_nonce``),
+        under the same hold of ``lock``, so a batch costs one commit (one fsync), not two.
+        """
         try:
             signed = protocol.parse_signature_headers(headers)
         except ValueError as e:
@@ -188,14 +183,20 @@ class ServerStore:
             raise Refusal(401, protocol.STALE_TIMESTAMP,
                           f"timestamp is {signed.timestamp - now:+.0f} s from server time "
                           f"(allowed +-{protocol.MAX_SKEW_S:.0f} s)")
+        if record_nonce:
+            self.record_nonce(signed.device_id, signed.nonce, now=now)
+        elif self._one("SELECT 1 FROM nonces WHERE device_id = ? AND nonce = ?", [signed.device_id, signed.nonce]):
+            raise _replayed()
+        return signed.device_id
+
+    def record_nonce(self, device_id, nonce, *, now):
+        """Remember a request's nonce (Refusal if it was seen); now and then forget expired ones."""
         try:
-            self._conn.execute("INSERT INTO nonces (device_id, nonce, at) VALUES (?, ?, ?)",
-                               [signed.device_id, signed.nonce, now])
+            self._conn.execute("INSERT INTO nonces (device_id, nonce, at) VALUES (?, ?, ?)", [device_id, nonce, now])
         except sqlite3.IntegrityError:
-            raise Refusal(409, protocol.REPLAYED_NONCE, "this request was already received (replayed nonce)") from None
+            raise _replayed() from None
         if secrets.randbelow(200) == 0:
             self._conn.execute("DELETE FROM nonces WHERE at < ?", [now - NONCE_KEEP_S])
-        return signed.device_id
 
     def rotate_key(self, device_id, body):
         try:
@@ -214,10 +215,15 @@ class ServerStore:
 
     # --- batches ---------------------------------------------------------------------------------
 
-    def store_batch(self, device_id, body, *, now):
-        """Store a batch; return the per-record results (raises Refusal for a refused batch)."""
-        batch_id, records = _check_batch(device_id, body)
-        digest = protocol.batch_digest(body)
+    def store_batch(self, device_id, body, *, now, nonce=None):
+        """Store a batch; return the per-record results (raises Refusal for a refused batch).
+
+        ``nonce``: the request's nonce, recorded in the transaction that stores the batch.
+        """
+        batch_id, records = check_batch(device_id, body)
+        # the stored data of records other than events (an event's is made from its canonical JSON below)
+        texts = {index: protocol.dumps(r["data"]) for index, r in enumerate(records) if r["kind"] != "event"}
+        digest = protocol.batch_digest(body, data_texts=texts)
         seen = self._one("SELECT device_id, digest FROM batches WHERE batch_id = ?", [batch_id])
         if seen is not None and (seen[0] != device_id or seen[1] != digest):
             raise Refusal(409, protocol.BATCH_ID_REUSED, f"batch {batch_id} was already received with other records")
@@ -225,17 +231,17 @@ class ServerStore:
         head = self._one("SELECT seq, hash FROM chain_heads WHERE device_id = ?", [device_id]) or (0, GENESIS)
         head_seq, head_hash = head
         results, rows, refused, person_rows = [], [], [], []
-        for record in records:
+        for index, record in enumerate(records):
             record_id, kind, data = record["id"], record["kind"], record["data"]
             if record_id in stored:
                 if kind == "event" and stored[record_id] not in (None, data.get("hash")):
-                    results.append(_result(record_id, protocol.REJECTED, "conflicts with the stored record of this id"))
+                    results.append(record_result(record_id, protocol.REJECTED, "conflicts with the stored record of this id"))
                 else:
-                    results.append(_result(record_id, protocol.DUPLICATE))
+                    results.append(record_result(record_id, protocol.DUPLICATE))
                     self.duplicate_results += 1
                 continue
             if kind == "event":
-                problem = _event_problem(record_id, data)
+                problem, canonical = event_problem(record_id, data)
                 if problem:
                     raise Refusal(422, protocol.BROKEN_CHAIN, problem)
                 if data["prev_hash"] != head_hash or data["seq"] != head_seq + 1:
@@ -244,12 +250,12 @@ class ServerStore:
                                   f"holds up to seq {head_seq} (hash {head_hash[:12]}...), the record links to "
                                   f"{str(data['prev_hash'])[:12]}...; a record was removed or altered")
                 head_seq, head_hash = data["seq"], data["hash"]
-                reason = _event_content_problem(data)
+                reason = event_content_problem(data)
                 if reason:
                     refused.append((record_id, device_id, reason, now))
-                    results.append(_result(record_id, protocol.REJECTED, reason))
+                    results.append(record_result(record_id, protocol.REJECTED, reason))
                     continue
-                rows.append((record_id, device_id, kind, data["seq"], data["hash"], protocol.dumps(data).decode(),
+                rows.append((record_id, device_id, kind, data["seq"], data["hash"], event_text(data, canonical),
                              batch_id, now))
             else:
                 if kind in server_services.KINDS and self.services is not None:
@@ -257,18 +263,18 @@ class ServerStore:
                         self.services.accept(device_id, record_id, data, now=now)
                     except server_services.Invalid as e:
                         refused.append((record_id, device_id, str(e), now))
-                        results.append(_result(record_id, protocol.REJECTED, str(e)))
+                        results.append(record_result(record_id, protocol.REJECTED, str(e)))
                         continue
                 if kind in server_people.KINDS:
                     try:
                         person_rows.append(server_people.check(kind, record_id, data, self.server_key))
                     except server_people.Invalid as e:
                         refused.append((record_id, device_id, str(e), now))
-                        results.append(_result(record_id, protocol.REJECTED, str(e)))
+                        results.append(record_result(record_id, protocol.REJECTED, str(e)))
                         continue
-                rows.append((record_id, device_id, kind, None, None, protocol.dumps(data).decode(), batch_id, now))
+                rows.append((record_id, device_id, kind, None, None, texts[index].decode(), batch_id, now))
             stored[record_id] = data.get("hash")
-            results.append(_result(record_id, protocol.STORED))
+            results.append(record_result(record_id, protocol.STORED))
         claimed = body.get("chain_head")
         if claimed is not None and not isinstance(claimed, dict):
             raise Refusal(400, protocol.MALFORMED, "chain_head must be an object {seq, hash} or null")
@@ -277,6 +283,8 @@ class ServerStore:
             raise Refusal(422, protocol.BROKEN_CHAIN, "chain_head does not name the batch's last event")
         checkpoint = self._check_checkpoint(device_id, body.get("checkpoint"), last_event, head_seq, head_hash)
         with self._tx():
+            if nonce is not None:
+                self.record_nonce(device_id, nonce, now=now)
             if checkpoint is not None:
                 self._conn.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
                                    [device_id, checkpoint[0], checkpoint[1], body["checkpoint"]["signature"], now])
@@ -500,6 +508,10 @@ class _Transaction:
         self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
+def _replayed():
+    return Refusal(409, protocol.REPLAYED_NONCE, "this request was already received (replayed nonce)")
+
+
 def phone_for(national_id, *, masked=False):
     """The simulator's made-up phone number registered for a national id."""
     digits = f"{int(hashlib.sha256(national_id.encode()).hexdigest(), 16) % 10 ** 8:08d}"
@@ -509,53 +521,3 @@ def phone_for(national_id, *, masked=False):
 
 def _sha(text):
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _result(record_id, status, reason=None):
-    out = {"id": record_id, "status": status}
-    if reason:
-        out["reason"] = reason
-    return out
-
-
-def _check_batch(device_id, body):
-    if not isinstance(body, dict):
-        raise Refusal(400, protocol.MALFORMED, "a batch is a JSON object")
-    batch_id, records = body.get("batch_id"), body.get("records")
-    if not isinstance(batch_id, str) or not batch_id or not isinstance(records, list):
-        raise Refusal(400, protocol.MALFORMED, "a batch needs batch_id (string) and records (list)")
-    if body.get("device_id") not in (None, device_id):
-        raise Refusal(400, protocol.MALFORMED, "the batch names another device than the one that signed it")
-    ids = set()
-    for record in records:
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str) or \
-                not isinstance(record.get("data"), dict) or not KIND_RE.match(str(record.get("kind", ""))):
-            raise Refusal(400, protocol.MALFORMED, "each record needs id (string), kind and data (object)")
-        if record["id"] in ids:
-            raise Refusal(400, protocol.MALFORMED, f"record {record['id']} appears twice in the batch")
-        ids.add(record["id"])
-    return batch_id, records
-
-
-def _event_problem(record_id, data):
-    missing = [name for name in EVENT_FIELDS if name not in data]
-    if missing:
-        return f"record {record_id}: event lacks {', '.join(missing)}"
-    if data["id"] != record_id:
-        return f"record {record_id}: its data names id {data['id']}"
-    if not isinstance(data["seq"], int):
-        return f"record {record_id}: seq is not an integer"
-    try:
-        if event_hash(data) != data["hash"]:
-            return f"record {record_id} (seq {data['seq']}): hash does not match its contents (record altered)"
-    except (TypeError, ValueError):
-        return f"record {record_id}: fields cannot be hashed"
-    return None
-
-
-def _event_content_problem(data):
-    if data["status"] not in range(6):
-        return f"status {data['status']!r} is not an attendance status code (0-5)"
-    if data["verify_mode"] not in ("face", "fingerprint", "pin", "card", "voice", "face+voice", "fingerprint+voice"):
-        return f"verify mode {data['verify_mode']!r} is unknown"
-    return None

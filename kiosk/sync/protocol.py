@@ -19,6 +19,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -80,9 +81,13 @@ NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+# one encoder for every body: json.dumps with options builds a new encoder on every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(obj):
     """Compact JSON bytes (UTF-8); ValueError for NaN or infinity, which JSON does not have."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def _refuse_constant(name):
@@ -90,23 +95,36 @@ def _refuse_constant(name):
     raise ValueError(f"{name} is not a JSON number (numbers must be finite)")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def encode_body(obj, *, level=GZIP_LEVEL):
-    """JSON then gzip: the bytes sent with ``Content-Encoding: gzip``."""
-    return gzip.compress(dumps(obj), compresslevel=level, mtime=0)
+    """JSON then gzip: the bytes sent with ``Content-Encoding: gzip``; ``obj`` may be JSON bytes already."""
+    raw = obj if isinstance(obj, (bytes, bytearray)) else dumps(obj)
+    return gzip.compress(raw, compresslevel=level, mtime=0)
 
 
 def decode_body(raw, *, content_encoding=""):
     """Parse a request or response body (gzip or identity); raises ValueError if it is not JSON."""
     if not raw:
         return None
+    text = body_text(raw, content_encoding=content_encoding)
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"body is not JSON: {e}") from None
+
+
+def body_text(raw, *, content_encoding=""):
+    """A body's JSON text: gunzipped (at most MAX_BODY_BYTES) and decoded as ``json.loads`` decodes bytes."""
     if content_encoding.strip().lower() == "gzip":
         try:
             raw = _gunzip_limited(raw)
         except (OSError, EOFError) as e:
             raise ValueError(f"body is not valid gzip: {e}") from None
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError as e:
         raise ValueError(f"body is not JSON: {e}") from None
 
 
@@ -338,9 +356,54 @@ def parse_head(value):
     return seq, head_hash
 
 
-def batch_digest(body):
-    """sha256 over a batch's records: the same batch id must always carry the same records."""
-    return hashlib.sha256(dumps(body.get("records", []))).hexdigest()
+def batch_json(batch_id, device_id, records, *, created_at, device_key=None):
+    """The JSON bytes of ``batch_body`` for outbox records, their stored payload text spliced in as it is.
+
+    ``records`` carry ``record_id``, ``kind``, ``payload`` (parsed) and ``payload_text``: exactly one
+    JSON object with finite numbers, as ``kiosk.storage.sync_state.pending_for_upload`` checked when
+    it read it (so splicing it cannot change the shape of the batch around it). Parsing these
+    bytes gives what ``batch_body`` builds; only the re-encoding of every record is saved.
+    """
+    parts = []
+    head = None
+    for record in records:
+        seq = None
+        if record.kind == EVENT_KIND:
+            seq = record.payload.get("seq")
+            head = record
+        parts.append(f'{{"id":{_json_text(record.record_id)},"kind":{_json_text(record.kind)},'
+                     f'"seq":{seq if type(seq) is int else _ENCODER.encode(seq)},"data":{record.payload_text}}}')
+    if head is not None:
+        head = {"seq": head.payload.get("seq"), "hash": head.payload.get("hash")}
+    fields = {"batch_id": batch_id, "device_id": device_id, "created_at": created_at, "chain_head": head}
+    if head is not None and device_key is not None:
+        fields["checkpoint"] = sign_checkpoint(device_key, device_id, head["seq"], head["hash"])
+    outer = _ENCODER.encode(fields)
+    return (outer[:-1] + ',"records":[' + ",".join(parts) + "]}").encode()
+
+
+def _json_text(value):
+    # the C string encoder straight away for the usual case (text), the full encoder for anything else
+    return encode_basestring(value) if type(value) is str else _ENCODER.encode(value)
+
+
+def batch_digest(body, *, data_texts=None):
+    """sha256 naming a batch's records: the same batch id must always carry the same records.
+
+    An event is named by its id and hash (the hash covers its contents, and a record whose id and
+    hash the server holds is answered as a duplicate); any other record by its id, kind and data.
+    ``data_texts``: {index in records: ``dumps`` of its data} for the records that are not events,
+    when the caller has made them already (the server stores them).
+    """
+    names, texts = [], []
+    for index, record in enumerate(body.get("records", [])):
+        if record.get("kind") == EVENT_KIND:
+            names.append([record.get("id"), EVENT_KIND, record.get("data", {}).get("hash")])
+        else:
+            names.append([record.get("id"), record.get("kind"), None])
+            texts.append(data_texts[index] if data_texts is not None else dumps(record.get("data")))
+    # compact JSON has no raw newline: the joined parts split back into exactly these
+    return hashlib.sha256(b"\n".join([dumps(names), *texts])).hexdigest()
 
 
 def luhn_ok(digits):

@@ -57,12 +57,17 @@ class Uploader:
         # reason (refused)}. Kept in memory so those records are not sent again every cycle.
         self.unrecorded = {}
 
-    def _record_answers(self, acked, refused, *, head=None):
+    def _record_answers(self, acked, refused, *, head=None, acked_rows=None):
         """Write acknowledgements, refusals and the confirmed chain head; on a full disk keep the
-        answers in memory and raise DiskFullError (the head comes again with the next answer)."""
+        answers in memory and raise DiskFullError (the head comes again with the next answer).
+
+        ``acked_rows``: the outbox rows of the ``acked`` record ids, when the caller has them
+        (acknowledged by row id, a range at a time); otherwise the record ids are looked up."""
         try:
             with transaction(self._db):
-                if acked:
+                if acked_rows is not None:
+                    outbox.acknowledge_rows(self._db, acked_rows, now=self._clock.time())
+                elif acked:
                     outbox.acknowledge(self._db, acked, now=self._clock.time())
                 if refused:
                     sync_state.mark_rejected(self._db, refused, now=self._clock.time())
@@ -106,8 +111,8 @@ class Uploader:
         if not records:
             report.drained = True
             return 0
-        wire = [protocol.outbox_to_wire(record) for record in records]
-        body = protocol.batch_body(self._new_batch_id(), self._client.device_id, wire,
+        batch_id = self._new_batch_id()
+        body = protocol.batch_json(batch_id, self._client.device_id, records,
                                    created_at=self._client.server_now(), device_key=self._client.device_key)
         try:
             answer = self._client.upload_batch(body)
@@ -121,8 +126,10 @@ class Uploader:
             self._mark_attempted(records)
             raise
         self.last_latency_s = self._client.last_latency_s
-        acked, refused, stored = self._read_answer(body, answer, {r.record_id for r in records})
-        self._record_answers(acked, refused, head=self._confirmed_head(answer))
+        sent = {r.record_id: r for r in records}
+        acked, refused, stored = self._read_answer(batch_id, answer, sent)
+        self._record_answers(acked, refused, head=self._confirmed_head(answer),
+                             acked_rows=[sent[record_id] for record_id in acked])
         if acked and self._on_acknowledged is not None:
             self._on_acknowledged(acked)
         for record_id, reason in refused[:5]:
@@ -143,14 +150,15 @@ class Uploader:
                 break
         return report
 
-    def _read_answer(self, body, answer, sent_ids):
-        if answer.get("batch_id") not in (None, body["batch_id"]):
-            raise SyncError(f"answer names batch {answer.get('batch_id')}, we sent {body['batch_id']}")
+    def _read_answer(self, batch_id, answer, sent_ids):
+        if answer.get("batch_id") not in (None, batch_id):
+            raise SyncError(f"answer names batch {answer.get('batch_id')}, we sent {batch_id}")
         acked, refused, seen = [], [], set()
         foreign = stored = 0
-        for result in answer.get("results") or []:
-            record_id = result.get("id")
-            if record_id not in sent_ids:
+        results = answer.get("results")
+        for result in results if isinstance(results, list) else []:
+            record_id = result.get("id") if isinstance(result, dict) else None
+            if not isinstance(record_id, str) or record_id not in sent_ids:
                 # only what this batch carried can be acknowledged by its answer
                 foreign += 1
                 continue
@@ -164,11 +172,11 @@ class Uploader:
             elif status == protocol.REJECTED:
                 refused.append((record_id, str(result.get("reason") or "no reason given")))
         if foreign:
-            log.warning("ignored %d acknowledgement(s) for records not in batch %s", foreign, body["batch_id"])
+            log.warning("ignored %d acknowledgement(s) for records not in batch %s", foreign, batch_id)
         missing = len(sent_ids) - len(seen)
         if missing:
             log.warning("server answered for %d of %d records of batch %s; the rest stay pending",
-                        len(seen), len(sent_ids), body["batch_id"])
+                        len(seen), len(sent_ids), batch_id)
         return acked, refused, stored
 
     def _confirmed_head(self, answer):
