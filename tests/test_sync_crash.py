@@ -21,9 +21,11 @@ DRAINER = ROOT / "tests" / "helpers" / "drain_outbox.py"
 
 
 def run_and_kill(device, server, rng):
-    child = subprocess.Popen([sys.executable, str(DRAINER), str(device.path), str(device.key_path), server.url,
-                              device.server_key, device.device_id], stdout=subprocess.PIPE, text=True)
     target = rng.randint(0, 3)  # kill after this many acknowledged batches, plus a random delay
+    # the drainer stops before its (target + 2)th batch: the kill lands mid-batch or while it waits
+    child = subprocess.Popen([sys.executable, str(DRAINER), str(device.path), str(device.key_path), server.url,
+                              device.server_key, device.device_id, str(target + 1)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     seen = 0
     for line in child.stdout:
         seen += line.startswith("acked")
@@ -39,7 +41,7 @@ def test_a_killed_uploader_has_acknowledged_only_what_the_server_holds(tmp_path)
     rng = random.Random(20261128)
     with ServerSimulator(db_path=tmp_path / "server.db") as server:
         device = make_device(tmp_path, server)
-        created = device.record(400)
+        created = device.record(600)  # 15 batches of 40; three kills stop by the 12th
         for _ in range(3):
             run_and_kill(device, server, rng)
             acked = {row[0] for row in device.database.execute(
