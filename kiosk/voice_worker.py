@@ -2,8 +2,9 @@
 
 ``request(person_id=..., language=...)`` starts one attempt (the flow's ``start_capture("voice")``):
 show a phrase, record, gate, compare with the person's voice print, then post one of
-``voice_matched(score)``, ``voice_refused(score, reason)`` (no voice print, or not the same
-voice), or ``voice_unusable(guidance)`` (the gate's code, or ``microphone`` when the device is
+``voice_matched(score)``, ``voice_refused(score, reason)`` (``no_voice_print``,
+``voice_not_matched``, or ``digits_not_spoken``: the voice matched but the digit check did not
+hear the digits shown), or ``voice_unusable(guidance)`` (the gate's code, or ``microphone`` when the device is
 lost). ``cancel()`` (the flow's ``stop_capture("voice")``) drops the outcome of an attempt
 under way: a recording cannot be cut short, but nobody acts on it.
 """
@@ -100,6 +101,9 @@ class VoiceWorker:
             post("voice_unusable", guidance=self.step.last_reading.quality.guidance)
         elif match.accepted:
             post("voice_matched", score=match.score)
+        elif match.digits_spoken is False:
+            log.info("voice matched but the digits shown were not heard")
+            post("voice_refused", score=match.score, reason="digits_not_spoken")
         else:
             log.info("voice not matched for the claimed person")
             post("voice_refused", score=match.score, reason="voice_not_matched")
