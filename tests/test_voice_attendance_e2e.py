@@ -160,3 +160,56 @@ def test_digit_check_off_a_replayed_recording_with_other_digits_is_accepted(alli
     rig = allison({"record_s": 6.5})
     rig.clock_in("1077", "playback:allison:8:{wrong}")
     assert rig.flow.state == "showing_result" and rig.recorded() == [("1077", "voice")]
+
+
+def test_an_employee_enrolled_by_voice_in_the_admin_enrolment_flow_clocks_in_by_voice(tmp_path, datasets):
+    """The admin's enrolment flow, the voice worker's enrol mode and the sealed database, then attendance."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from kiosk.flows.enrolment import EnrolmentFlow
+    from kiosk.storage import outbox
+    from kiosk.sync import protocol
+
+    rig = Rig(tmp_path, datasets)
+    rig.ports.server_key = protocol.public_key_hex(X25519PrivateKey.generate())
+    enrol = EnrolmentFlow(ports=rig.ports, clock=rig.clock, settings=rig.settings)
+    enrol.handle("enrol_requested")
+    enrol.handle("details_entered", person_id="2050", name="June", role="employee")
+    enrol.handle("face_skipped")
+    enrol.handle("fingers_skipped")
+    assert enrol.state == "capturing_voice"
+    rig.speaks.extend(["noise:june_fr:0", "reading:june_fr:1", "reading:june_fr:2", "reading:june_fr:3"])
+    rig.ports.voice.run_pending()
+    [(event, data)] = rig.posted
+    rig.posted.clear()
+    enrol.handle(event, **data)
+    assert event == "voice_enrolled" and enrol.state == "entering_pin"
+    assert [g["guidance"] for g in rig.screens("voice_guidance")] == ["too_noisy"]  # retried with a new phrase
+    enrol.handle("pin_skipped")
+    enrol.handle("confirmed")
+    assert enrol.state == "done" and rig.screens("enrol_done")[-1]["voice"] is True
+    assert outbox.pending(rig.database)[-1].payload["voice_count"] == 1
+
+    rig.clock_in("2050", "reading:june_fr:8")
+    assert rig.flow.state == "showing_result" and rig.recorded() == [("2050", "voice")]
+    rig.clock.advance(600)
+    rig.flow.tick()
+    rig.clock_in("2050", "reading:armelle_fr8k:8")
+    assert rig.screens("refused")[-1]["reason"] == "voice_not_matched" and len(rig.recorded()) == 1
+
+
+def test_a_voice_enrolment_with_the_microphone_unplugged_fails_with_its_guidance(tmp_path, datasets):
+    from kiosk.flows.enrolment import EnrolmentFlow
+
+    rig = Rig(tmp_path, datasets)
+    enrol = EnrolmentFlow(ports=rig.ports, clock=rig.clock, settings=rig.settings)
+    enrol.handle("enrol_requested")
+    enrol.handle("details_entered", person_id="2051", name="Nobody", role="employee")
+    enrol.handle("face_skipped")
+    enrol.handle("fingers_skipped")
+    rig.player.unplug()
+    rig.speaks.extend(["reading:june_fr:1"])
+    rig.ports.voice.run_pending()
+    for event, data in rig.posted:
+        enrol.handle(event, **data)
+    assert enrol.state == "voice_retry" and rig.screens("enrol_voice_retry")[-1]["guidance"] == "microphone"
