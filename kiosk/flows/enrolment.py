@@ -475,9 +475,10 @@ class EnrolmentFlow(Flow):
     def on_enter_saving(self):
         self.error = None
         try:
+            # voice only when one was taken: ports of doors without voice prints need not know it
+            voice = {"voice": self.voice} if self.voice is not None else {}
             result = self.ports.enrol(person_id=self.person_id, name=self.name, role=self.role,
-                                      faces=list(self.vectors), fingers=list(self.templates), pin=self.pin,
-                                      voice=self.voice)
+                                      faces=list(self.vectors), fingers=list(self.templates), pin=self.pin, **voice)
         except Exception as e:  # storage refused (disk full, sensor full ...): say so, keep the data to retry
             log.error("enrolment of %s not saved: %s", self.person_id, type(e).__name__)
             self.send("save_failed", reason=getattr(e, "guidance", None) or "not_saved")
@@ -489,7 +490,7 @@ class EnrolmentFlow(Flow):
                  result.fingers, self.pin is not None)
         self.outcome = {"action": "enrolled", "person_id": self.person_id, "name": self.name,
                         "faces": result.faces, "fingers": result.fingers, "slots": list(result.slots),
-                        "voice": result.voices > 0, "pin": self.pin is not None}
+                        "voice": getattr(result, "voices", 0) > 0, "pin": self.pin is not None}
         self._wipe()
         self.ports.signal("ok")
 
