@@ -95,8 +95,13 @@ def build_voice_step(settings, *, microphone, show, rng=None):
     from kiosk.models.vad import Vad
     from kiosk.models.voice_embedder import load_voice_embedder
 
+    digits = None
+    if settings.voice.digit_check:
+        from kiosk.models.spoken_digits import SpokenDigits
+
+        digits = SpokenDigits(vad=Vad())
     return VoiceStep.from_settings(settings.voice, microphone=microphone, vad=Vad(), show=show, rng=rng,
-                                   embedder=load_voice_embedder(threads=1))
+                                   embedder=load_voice_embedder(threads=1), digits=digits)
 
 
 def build_pin_factory(settings):

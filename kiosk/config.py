@@ -150,6 +150,10 @@ class VoiceSettings:
     # FAR 0.92%, TAR 99.89%; seven speakers are far too few to trust this (docs/benchmarks.md, "Voice print")
     match_threshold: float = setting(0.50, min=-1.0, max=1.0, doc="cosine score to the voice print to accept "
                                                                   "(calibrated for campplus-fp16-v1)")
+    digit_check: bool = setting(False, doc="at a voice check, also require the 4 digits shown to have been read "
+                                           "(English digits only, pocketsphinx): a recording replayed with other "
+                                           "digits is refused; give the phrase and the digits a window of about "
+                                           "6.5 s (record_s)")
 
 
 @dataclass(frozen=True)

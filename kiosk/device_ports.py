@@ -96,7 +96,10 @@ class DevicePorts:
                                                                    options.get("person_id"))}
             self.poller.set_mode(mode, **{k: v for k, v in options.items() if k != "mode"})
         elif kind == "voice" and self.voice is not None:
-            self.voice.request(person_id=options["person_id"], language=options.get("language"))
+            if options.get("mode") == "enrol":
+                self.voice.request_enrol(language=options.get("language"))
+            else:
+                self.voice.request(person_id=options["person_id"], language=options.get("language"))
 
     def stop_capture(self, kind):
         if kind == "face" and self.host is not None:
@@ -199,7 +202,7 @@ class DevicePorts:
         person = self.person_for_finger(slot)
         return person.person_id if person is not None else f"slot {slot}"
 
-    def enrol(self, *, person_id, name, role, faces, fingers, pin=None):
+    def enrol(self, *, person_id, name, role, faces, fingers, pin=None, voice=None):
         from kiosk.storage import db
 
         model_id = self.settings.face.embedder
@@ -210,9 +213,10 @@ class DevicePorts:
             slot = enrolment.next_free_slot(self.db, self.sensor_model, occupied=taken, capacity=capacity)
             taken.append(slot)
             finger_items.append((self.sensor_model, slot, bytes(template)))
-        enrolment.enrol_person(self.db, self.key, person_id=person_id, name=name, role=role,
-                               face=[(model_id, v) for v in faces], fingers=finger_items, pin=pin,
-                               server_key=self.server_key, now=self.clock.time())
+        saved = enrolment.enrol_person(self.db, self.key, person_id=person_id, name=name, role=role,
+                                       face=[(model_id, v) for v in faces], fingers=finger_items, pin=pin,
+                                       voice=[voice] if voice is not None else [],
+                                       server_key=self.server_key, now=self.clock.time())
         if self.gallery is not None:
             self.gallery.remove(person_id)
             for vector in faces:
@@ -220,7 +224,7 @@ class DevicePorts:
         if finger_items and self.on_fingers_changed is not None:
             self.on_fingers_changed({person_id})  # the sensor's thread writes the new slots
         log.info("enrolled %s at the kiosk: %d face, %d finger template(s)", person_id, len(faces), len(fingers))
-        return ports.EnrolResult(person_id, len(faces), len(finger_items), tuple(taken))
+        return ports.EnrolResult(person_id, len(faces), len(finger_items), tuple(taken), saved.voices)
 
     def _sensor_capacity(self):
         if self.poller is None:

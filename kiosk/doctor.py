@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 CHECK_NAMES = ("camera", "fingerprint", "gpio", "disk", "database", "keys", "provisioning", "clock", "server",
-               "models")
+               "models", "microphone")
 DARK_BRIGHTNESS = 25.0
 BRIGHT_BRIGHTNESS = 235.0
 
@@ -302,6 +302,35 @@ def check_models(verify):
     return CheckResult("models", PASS, f"{len(report)} files match MODELS.md")
 
 
+def check_microphone(open_microphone, *, record_s=2.2, digit_check=False):
+    """Record ``record_s`` from the microphone: it opens, delivers audio that is not exact zeros, is not
+    pinned at full scale; with the digit check on, pocketsphinx must load."""
+    mic = open_microphone()
+    try:
+        samples = mic.record(record_s)  # MicrophoneError when unplugged or delivering only zeros
+    finally:
+        mic.stop()
+    import numpy as np
+
+    from kiosk.drivers.microphone import level_dbfs
+
+    level = round(level_dbfs(samples), 1)
+    clipped = float((np.abs(samples) >= 0.98).mean())
+    figures = {"seconds": round(samples.size / 16000, 2), "level_dbfs": level, "clipped_fraction": round(clipped, 4)}
+    detail = f"{mic.source.name}: {figures['seconds']:g} s recorded, level {level:g} dBFS"
+    if digit_check:
+        from kiosk.models.spoken_digits import SpokenDigits
+        from kiosk.models.vad import Vad
+
+        SpokenDigits(vad=Vad())  # raises ModelError when pocketsphinx is missing
+        detail += "; digit check loaded"
+    if clipped > 0.01:
+        return CheckResult("microphone", WARN, detail + f": {clipped:.0%} of samples at full scale",
+                           "lower the capture gain (alsamixer) or move the microphone away from noise",
+                           figures=figures)
+    return CheckResult("microphone", PASS, detail, figures=figures)
+
+
 # --- running ----------------------------------------------------------------------------------
 
 REMEDIES = {
@@ -317,6 +346,8 @@ REMEDIES = {
     "clock": "check the system clock service (systemd-timesyncd)",
     "server": "check sync.server_url and the network",
     "models": "reinstall the kiosk package",
+    "microphone": "check the microphone's USB cable or HAT, voice.microphone_device (arecord -l lists devices), "
+                  "group audio, libportaudio2 (docs/hardware.md)",
 }
 
 
@@ -349,11 +380,12 @@ def render_table(report):
 
 def run_checks(settings, *, open_camera=None, open_sensor=None, open_board=None, clock=None,
                verify_models=None, require_server=False, pulse_door=False, only=None, skipped=None,
-               written_slots=None):
+               written_slots=None, open_microphone=None):
     """Run every check (or those named in ``only``) and return a Report.
 
     A part whose opener is None is reported as skipped, with the reason from ``skipped[name]``.
     ``written_slots`` gives the sensor slots the kiosk database wrote (see check_fingerprint).
+    The microphone is checked when the door takes voice prints or when asked for by ``only``.
     """
     skipped = dict(skipped or {})
     results = []
@@ -408,4 +440,15 @@ def run_checks(settings, *, open_camera=None, open_sensor=None, open_board=None,
 
             verify_models = assets.verify
         results.append(run_check("models", check_models, verify_models))
+    voice_used = "voice" in settings.attendance.verify_modes or settings.attendance.voice_second_factor
+    if only is not None and "microphone" in only or only is None and voice_used:
+        if open_microphone is None:
+            skip("microphone", "no microphone configured")
+        else:
+            # longer than voice.dead_s, so a device delivering exact zeros is caught
+            results.append(run_check("microphone", check_microphone, open_microphone,
+                                     record_s=min(10.0, max(1.0, settings.voice.dead_s + 0.2)),
+                                     digit_check=settings.voice.digit_check))
+    elif only is None:
+        skip("microphone", "voice prints not used at this door (attendance.verify_modes, voice_second_factor)")
     return Report(results)

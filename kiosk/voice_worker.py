@@ -2,10 +2,13 @@
 
 ``request(person_id=..., language=...)`` starts one attempt (the flow's ``start_capture("voice")``):
 show a phrase, record, gate, compare with the person's voice print, then post one of
-``voice_matched(score)``, ``voice_refused(score, reason)`` (no voice print, or not the same
-voice), or ``voice_unusable(guidance)`` (the gate's code, or ``microphone`` when the device is
-lost). ``cancel()`` (the flow's ``stop_capture("voice")``) drops the outcome of an attempt
-under way: a recording cannot be cut short, but nobody acts on it.
+``voice_matched(score)``, ``voice_refused(score, reason)`` (``no_voice_print``,
+``voice_not_matched``, or ``digits_not_spoken``: the voice matched but the digit check did not
+hear the digits shown), or ``voice_unusable(guidance)`` (the gate's code, or ``microphone`` when the device is
+lost). ``request_enrol(language=...)`` (the enrolment flow's ``start_capture("voice",
+mode="enrol")``) takes a voice print from 3 readings and posts ``voice_enrolled(template,
+model_id)`` or ``voice_failed(guidance)``. ``cancel()`` (the flow's ``stop_capture("voice")``)
+drops the outcome of an attempt under way: a recording cannot be cut short, but nobody acts on it.
 """
 
 import logging
@@ -33,7 +36,11 @@ class VoiceWorker:
 
     def request(self, *, person_id, language=None):
         self._generation += 1
-        self._requests.put((self._generation, person_id, language))
+        self._requests.put((self._generation, person_id, language, "verify"))
+
+    def request_enrol(self, *, language=None):
+        self._generation += 1
+        self._requests.put((self._generation, None, language, "enrol"))
 
     def cancel(self):
         self._generation += 1
@@ -61,28 +68,32 @@ class VoiceWorker:
             except queue.Empty:
                 return
             if item is not None and item[0] == self._generation:
-                self.serve(person_id=item[1], language=item[2], generation=item[0])
+                self.serve(person_id=item[1], language=item[2], generation=item[0], mode=item[3])
 
     def _run(self):
         while not self._stop.is_set():
             item = self._requests.get()
             if item is None:
                 break
-            generation, person_id, language = item
+            generation, person_id, language, mode = item
             if generation != self._generation:
                 continue  # a newer request or a cancel came first
             try:
-                self.serve(person_id=person_id, language=language, generation=generation)
+                self.serve(person_id=person_id, language=language, generation=generation, mode=mode)
             except Exception:
                 log.exception("voice attempt failed")
 
-    def serve(self, *, person_id, language=None, generation=None):
-        """One attempt for ``person_id``: posts exactly one event unless cancelled meanwhile."""
+    def serve(self, *, person_id, language=None, generation=None, mode="verify"):
+        """One attempt for ``person_id`` (or an enrolment): posts exactly one event unless cancelled meanwhile."""
         generation = self._generation if generation is None else generation
 
         def post(event, **data):
             if generation == self._generation:
                 self.post(event, **data)
+
+        if mode == "enrol":
+            self._enrol(post, language)
+            return
 
         template = self.template_for(person_id)
         if template is None:
@@ -100,6 +111,24 @@ class VoiceWorker:
             post("voice_unusable", guidance=self.step.last_reading.quality.guidance)
         elif match.accepted:
             post("voice_matched", score=match.score)
+        elif match.digits_spoken is False:
+            log.info("voice matched but the digits shown were not heard")
+            post("voice_refused", score=match.score, reason="digits_not_spoken")
         else:
             log.info("voice not matched for the claimed person")
             post("voice_refused", score=match.score, reason="voice_not_matched")
+
+    def _enrol(self, post, language):
+        self.step.show = lambda screen, **data: self.show(screen, language=language, **data)
+        try:
+            template = self.step.enrol(before_each=self.before)
+        except MicrophoneError as e:
+            log.error("voice enrolment: %s", e)
+            self.show("voice_guidance", language=language, guidance="microphone")
+            post("voice_failed", guidance="microphone")
+            return
+        if template is None:
+            last = self.step.last_reading
+            post("voice_failed", guidance=last.quality.guidance if last is not None else "too_little_speech")
+        else:
+            post("voice_enrolled", template=template, model_id=self.step.model_id)

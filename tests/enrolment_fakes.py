@@ -1,5 +1,7 @@
 """Test doubles for the enrolment and admin flows, on top of ``flow_fakes.RecordingPorts``."""
 
+import dataclasses
+
 from kiosk.flows.ports import PinCheck
 
 from flow_fakes import RecordingPorts
@@ -16,12 +18,13 @@ class EnrolPorts(RecordingPorts):
         self.fail_enrol = None
         self.fail_delete = None
 
-    def enrol(self, *, person_id, name, role, faces, fingers, pin=None):
+    def enrol(self, *, person_id, name, role, faces, fingers, pin=None, voice=None):
         if self.fail_enrol is not None:
             raise self.fail_enrol
         result = super().enrol(person_id=person_id, name=name, role=role, faces=faces, fingers=fingers)
         self.enrolled[-1]["pin"] = pin
-        return result
+        self.enrolled[-1]["voice"] = voice
+        return dataclasses.replace(result, voices=int(voice is not None))
 
     def delete_person(self, person_id):
         if self.fail_delete is not None:

@@ -194,3 +194,25 @@ def test_every_doctor_option_has_help():
     for option in ("--backend", "--json", "--require-server", "--only", "--door", "--sim-fault"):
         assert option in result.stdout
     assert Path(doctor.__file__).exists()
+
+
+def test_doctor_checks_the_microphone_and_names_an_unplugged_or_dead_one(kiosk_env):
+    result = doctor_run(kiosk_env, "--backend", "sim", "--json", "--only", "microphone")
+    assert result.returncode == 0, result.stdout + result.stderr
+    check = by_name(json.loads(result.stdout))["microphone"]
+    assert check["status"] == "pass" and check["figures"]["seconds"] >= 2.0
+    assert check["figures"]["level_dbfs"] < -50  # the simulated room between readings
+    for fault, words in (("unplug", "unplugged"), ("dead", "digital silence")):
+        result = doctor_run(kiosk_env, "--backend", "sim", "--json", "--only", "microphone",
+                            "--sim-fault", f"microphone:{fault}")
+        assert result.returncode == 1, result.stdout + result.stderr
+        check = by_name(json.loads(result.stdout))["microphone"]
+        assert check["status"] == "fail" and words in check["detail"] and "arecord" in check["remedy"]
+
+
+def test_the_microphone_is_checked_only_where_voice_prints_are_taken(kiosk_env):
+    result = doctor_run(kiosk_env, "--backend", "sim", "--json")
+    assert by_name(json.loads(result.stdout))["microphone"]["status"] == "skip"
+    result = doctor_run({**kiosk_env, "KIOSK_ATTENDANCE__VOICE_SECOND_FACTOR": "true"}, "--backend", "sim", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert by_name(json.loads(result.stdout))["microphone"]["status"] == "pass"

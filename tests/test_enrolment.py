@@ -116,7 +116,7 @@ def test_written_to_sensor_marks_the_slots_as_ours(database, key, server_key):
     (dict(server_key=""), "server public key"),
     (dict(server_key="zz"), "cannot seal"),
     (dict(role="root"), "role"),
-    (dict(face=[], fingers=[]), "needs a face, a finger or a PIN"),
+    (dict(face=[], fingers=[]), "needs a face, a finger, a voice print or a PIN"),
     (dict(person_id=""), "person id"),
     (dict(person_id="a\nb"), "person id"),
     (dict(name="x" * 201), "name"),

@@ -19,9 +19,10 @@ ALICE = Person("alice", "Alice Adams", has_pin=True)
 BOB = Person("bob", "Bob Brown")
 
 
-def make(*, face=None, clock=None):
+def make(*, face=None, clock=None, attendance=None):
     clock = clock or FakeClock(start=1_700_000_000.0)
-    settings = config.build([("test", {"face": face or {}, "ui": {"inactivity_timeout_s": 30.0}})])
+    settings = config.build([("test", {"face": face or {}, "ui": {"inactivity_timeout_s": 30.0},
+                                       "attendance": attendance or {}})])
     ports = EnrolPorts(clock, [ALICE, BOB])
     flow = EnrolmentFlow(ports=ports, clock=clock, settings=settings)
     return flow, ports, clock, Faces(["alice", "bob"])
@@ -318,6 +319,104 @@ def test_fingers_may_be_skipped_after_a_failure(enrol):
     assert flow.state == "entering_pin" and flow.templates == [T1]
 
 
+# --- the voice print (where the door takes voice prints) -----------------------------------------
+
+VOICE_DOOR = {"verify_modes": ["face", "fingerprint", "pin", "voice"]}
+VOICE = np.full(192, 0.5, dtype=np.float32)
+
+
+def test_without_voice_at_this_door_no_voice_print_is_asked_for(enrol):
+    flow, ports, _, faces = enrol()
+    to_pin(flow, faces)
+    assert flow.state == "entering_pin" and ports.count("start_capture", kind="voice") == 0
+
+
+@pytest.mark.parametrize("attendance", [VOICE_DOOR, {"voice_second_factor": True}])
+def test_a_voice_print_follows_the_fingers_and_is_saved(enrol, attendance):
+    flow, ports, _, faces = enrol(attendance=attendance)
+    to_pin(flow, faces)
+    assert flow.state == "capturing_voice"
+    assert ports.calls[-1] == ("start_capture", {"kind": "voice", "mode": "enrol"})
+    flow.handle("voice_enrolled", template=VOICE * 3, model_id="campplus-fp16-v1")
+    assert flow.state == "entering_pin" and ports.count("stop_capture", kind="voice") == 1
+    flow.handle("pin_skipped")
+    assert ports.screen["screen"] == "enrol_summary" and ports.screen["voice"] is True
+    flow.handle("confirmed")
+    model_id, vector = ports.enrolled[-1]["voice"]
+    assert model_id == "campplus-fp16-v1" and abs(float(np.linalg.norm(vector)) - 1) < 1e-5
+    assert ports.screen["screen"] == "enrol_done" and ports.screen["voice"] is True
+    assert flow.voice is None  # wiped after saving
+
+
+def test_a_voice_print_alone_is_enough_proof(enrol):
+    flow, ports, _, _ = enrol(attendance=VOICE_DOOR)
+    to_face(flow)
+    flow.handle("face_skipped")
+    flow.handle("fingers_skipped")
+    assert flow.state == "capturing_voice"
+    flow.handle("voice_enrolled", template=VOICE, model_id="campplus-fp16-v1")
+    flow.handle("pin_skipped")
+    assert flow.state == "summary"
+    flow.handle("confirmed")
+    assert flow.state == "done" and ports.enrolled[-1]["faces"] == [] and ports.enrolled[-1]["voice"] is not None
+
+
+def test_a_failed_voice_print_shows_guidance_can_be_retried_or_skipped(enrol):
+    flow, ports, _, faces = enrol(attendance=VOICE_DOOR)
+    to_fingers(flow, faces)
+    flow.handle("finger_failed", guidance="finger_dirty")
+    flow.handle("fingers_skipped")
+    assert flow.state == "capturing_voice"
+    flow.handle("voice_failed", guidance="too_noisy")
+    assert flow.state == "voice_retry" and ports.screen == {"screen": "enrol_voice_retry", "guidance": "too_noisy"}
+    flow.handle("retry_requested")
+    assert flow.state == "capturing_voice" and ports.count("start_capture", kind="voice", mode="enrol") == 2
+    flow.handle("voice_skipped")
+    assert flow.state == "entering_pin" and flow.voice is None
+    flow.handle("back_requested")
+    assert flow.state == "capturing_voice"
+    flow.handle("voice_failed", guidance="microphone")
+    flow.handle("voice_skipped")
+    assert flow.state == "entering_pin"
+
+
+@pytest.mark.parametrize("template,model_id", [
+    (np.full(192, np.nan, np.float32), "campplus-fp16-v1"), (np.zeros(192, np.float32), "campplus-fp16-v1"),
+    ("not a vector", "campplus-fp16-v1"), (np.ones(5000, np.float32), "campplus-fp16-v1"), (VOICE, None),
+    (VOICE, "m" * 65)])
+def test_a_voice_print_that_is_not_one_is_refused(enrol, template, model_id):
+    flow, ports, _, faces = enrol(attendance=VOICE_DOOR)
+    to_pin(flow, faces)
+    flow.handle("voice_enrolled", template=template, model_id=model_id)
+    assert flow.state == "voice_retry" and flow.voice is None and ports.screen["screen"] == "enrol_voice_retry"
+
+
+def test_back_from_the_voice_print_goes_to_the_fingers(enrol):
+    flow, _, _, faces = enrol(attendance=VOICE_DOOR)
+    to_pin(flow, faces)
+    flow.handle("back_requested")
+    assert flow.state == "capturing_finger" and flow.templates == []
+
+
+@pytest.mark.parametrize("where", ["capturing_voice", "voice_retry"])
+def test_the_voice_steps_time_out_or_cancel_and_wipe(enrol, where):
+    for leave in ("timed_out", "cancelled"):
+        flow, ports, clock, faces = enrol(attendance=VOICE_DOOR)
+        to_pin(flow, faces)
+        if where == "voice_retry":
+            flow.handle("voice_failed", guidance="clipped")
+        if leave == "timed_out":
+            clock.advance(31)
+            flow.tick()
+            if where == "capturing_voice":  # three readings take longer than the inactivity timeout
+                assert flow.state == "capturing_voice"
+                clock.advance(6 * (5.0 + 5.0))
+                flow.tick()
+        else:
+            flow.handle("cancelled")
+        assert flow.state == "finished" and flow.voice is None and ports.calls[-1] == ("stop_capture", {"kind": "voice"})
+
+
 # --- the PIN -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pin", ["12345", "1234567", "12a456", "", None, "1" * 5000])
@@ -426,7 +525,8 @@ def test_inactivity_anywhere_finishes_and_wipes(enrol, steps):
     flow.tick()
     assert flow.state == "finished"
     assert flow.vectors == [] and flow.templates == [] and flow.first_pin is None and flow.person_id is None
-    assert ports.calls[-2:] == [("stop_capture", {"kind": "face"}), ("stop_capture", {"kind": "finger"})]
+    assert ports.calls[-3:] == [("stop_capture", {"kind": "face"}), ("stop_capture", {"kind": "finger"}),
+                                 ("stop_capture", {"kind": "voice"})]
 
 
 def test_activity_keeps_the_step_open(enrol):

@@ -47,7 +47,7 @@ class UiPorts(RecordingPorts):
         super().dim(dimmed)
         self.qt.dim(dimmed)
 
-    def enrol(self, *, person_id, name, role, faces, fingers, pin=None):
+    def enrol(self, *, person_id, name, role, faces, fingers, pin=None, voice=None):
         self.enrolled.append(dict(person_id=person_id, name=name, role=role, pin=pin))
         self._call("enrol", person_id=person_id)
         return EnrolResult(person_id, len(faces), len(fingers), ())

@@ -19,11 +19,17 @@ from kiosk.storage.seal import DataKey
 from kiosk_sim.microphone import ScenarioMicrophone
 
 
+def reads(spec, digits):
+    """A scenario spec with ``{digits}`` (those shown) or ``{wrong}`` (each shown digit + 1) filled in."""
+    shown = digits.replace(" ", "")
+    return spec.format(digits=shown, wrong="".join(str((int(d) + 1) % 10) for d in shown))
+
+
 class Rig:
-    def __init__(self, tmp_path, datasets, **attendance):
+    def __init__(self, tmp_path, datasets, voice=None, **attendance):
         self.clock = FakeClock(start=1_700_000_000.0)
         self.settings = config.build([("test", {
-            "hardware": {"backend": "sim"}, "storage": {"data_dir": str(tmp_path)},
+            "hardware": {"backend": "sim"}, "storage": {"data_dir": str(tmp_path)}, "voice": voice or {},
             "attendance": {"verify_modes": ["face", "fingerprint", "pin", "voice"], "status_rule": "toggle",
                            **attendance}})])
         self.database = db.open_db(tmp_path / "kiosk.db")
@@ -40,7 +46,7 @@ class Rig:
         self.ports.voice = app.build_voice_worker(
             self.settings, microphone=self.microphone, ports=self.ports,
             post=lambda event, **data: self.posted.append((event, data)),
-            before=lambda phrase, digits: self.player.play(self.speaks.pop(0)))
+            before=lambda phrase, digits: self.player.play(reads(self.speaks.pop(0), digits)))
         self.flow = AttendanceFlow(ports=self.ports, clock=self.clock, settings=self.settings,
                                    rng=random.Random(1))
 
@@ -112,3 +118,98 @@ def test_a_lost_microphone_is_guidance_not_a_crash(rig):
     rig.clock_in("1042", "reading:carlo_it:8")
     assert rig.screens("voice_guidance")[-1]["guidance"] == "microphone"
     assert rig.flow.state == "speaking" and rig.recorded() == []
+
+
+# The digit check (voice.digit_check): Allison, whose digit readings the simulator has, reads
+# the phrase and then digits; the window is long enough for both (6.5 s, as documented).
+DIGITS_ON = {"digit_check": True, "record_s": 6.5}
+
+
+@pytest.fixture
+def allison(tmp_path, datasets):
+    def make(voice):
+        made = Rig(tmp_path, datasets, voice=voice)
+        made.enrol("1077", "Allison", "allison")
+        return made
+    return make
+
+
+def test_digit_check_on_the_person_reading_the_digits_shown_clocks_in(allison):
+    rig = allison(DIGITS_ON)
+    rig.clock_in("1077", "reading:allison:8:{digits}")
+    assert rig.flow.state == "showing_result" and rig.recorded() == [("1077", "voice")]
+    assert rig.player.played[-1].endswith(rig.screens("voice_phrase")[-1]["digits"].replace(" ", ""))
+
+
+@pytest.mark.parametrize("spec", ["playback:allison:8:{wrong}", "reading:allison:8:{wrong}"])
+def test_digit_check_on_a_recording_with_other_digits_is_refused(allison, spec):
+    rig = allison(DIGITS_ON)
+    rig.clock_in("1077", spec)
+    assert rig.flow.state == "refused" and rig.screens("refused")[-1]["reason"] == "digits_not_spoken"
+    assert rig.recorded() == []
+
+
+def test_digit_check_on_another_speaker_is_still_refused_for_the_voice(allison):
+    rig = allison(DIGITS_ON)
+    rig.clock_in("1077", "reading:june_fr:8")
+    assert rig.flow.state == "refused" and rig.screens("refused")[-1]["reason"] == "voice_not_matched"
+
+
+def test_digit_check_off_a_replayed_recording_with_other_digits_is_accepted(allison):
+    """The gap the digit check closes: without it, a replay of the right voice clocks in."""
+    rig = allison({"record_s": 6.5})
+    rig.clock_in("1077", "playback:allison:8:{wrong}")
+    assert rig.flow.state == "showing_result" and rig.recorded() == [("1077", "voice")]
+
+
+def test_an_employee_enrolled_by_voice_in_the_admin_enrolment_flow_clocks_in_by_voice(tmp_path, datasets):
+    """The admin's enrolment flow, the voice worker's enrol mode and the sealed database, then attendance."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from kiosk.flows.enrolment import EnrolmentFlow
+    from kiosk.storage import outbox
+    from kiosk.sync import protocol
+
+    rig = Rig(tmp_path, datasets)
+    rig.ports.server_key = protocol.public_key_hex(X25519PrivateKey.generate())
+    enrol = EnrolmentFlow(ports=rig.ports, clock=rig.clock, settings=rig.settings)
+    enrol.handle("enrol_requested")
+    enrol.handle("details_entered", person_id="2050", name="June", role="employee")
+    enrol.handle("face_skipped")
+    enrol.handle("fingers_skipped")
+    assert enrol.state == "capturing_voice"
+    rig.speaks.extend(["noise:june_fr:0", "reading:june_fr:1", "reading:june_fr:2", "reading:june_fr:3"])
+    rig.ports.voice.run_pending()
+    [(event, data)] = rig.posted
+    rig.posted.clear()
+    enrol.handle(event, **data)
+    assert event == "voice_enrolled" and enrol.state == "entering_pin"
+    assert [g["guidance"] for g in rig.screens("voice_guidance")] == ["too_noisy"]  # retried with a new phrase
+    enrol.handle("pin_skipped")
+    enrol.handle("confirmed")
+    assert enrol.state == "done" and rig.screens("enrol_done")[-1]["voice"] is True
+    assert outbox.pending(rig.database)[-1].payload["voice_count"] == 1
+
+    rig.clock_in("2050", "reading:june_fr:8")
+    assert rig.flow.state == "showing_result" and rig.recorded() == [("2050", "voice")]
+    rig.clock.advance(600)
+    rig.flow.tick()
+    rig.clock_in("2050", "reading:armelle_fr8k:8")
+    assert rig.screens("refused")[-1]["reason"] == "voice_not_matched" and len(rig.recorded()) == 1
+
+
+def test_a_voice_enrolment_with_the_microphone_unplugged_fails_with_its_guidance(tmp_path, datasets):
+    from kiosk.flows.enrolment import EnrolmentFlow
+
+    rig = Rig(tmp_path, datasets)
+    enrol = EnrolmentFlow(ports=rig.ports, clock=rig.clock, settings=rig.settings)
+    enrol.handle("enrol_requested")
+    enrol.handle("details_entered", person_id="2051", name="Nobody", role="employee")
+    enrol.handle("face_skipped")
+    enrol.handle("fingers_skipped")
+    rig.player.unplug()
+    rig.speaks.extend(["reading:june_fr:1"])
+    rig.ports.voice.run_pending()
+    for event, data in rig.posted:
+        enrol.handle(event, **data)
+    assert enrol.state == "voice_retry" and rig.screens("enrol_voice_retry")[-1]["guidance"] == "microphone"

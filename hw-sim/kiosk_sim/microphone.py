@@ -3,14 +3,24 @@
 A source for ``kiosk.drivers.microphone.Microphone`` (``open``/``read``/``close``). Between
 scenarios it delivers quiet room noise, like a live microphone; ``play(spec)`` starts a
 scenario at the next read, cutting short the one playing (queued ones play after it). Specs (SPEAKER is a folder of ``voices/``, TAKE picks
-which of the speaker's recordings are read, so different takes are different phrases):
+which of the speaker's recordings are read, so different takes are different phrases; DIGITS,
+such as ``4719``, appends the speaker reading those digits after the phrase, see below):
 
 - ``reading:SPEAKER[:TAKE]``: 0.4 s of room, about 3.5 s of the speaker's recordings, 0.6 s of room;
 - ``noise:SPEAKER[:TAKE]``: the same reading under loud white noise (about 0 dB SNR) lasting 2.5 s past it;
 - ``clipping:SPEAKER[:TAKE]``: the same reading 12 times too loud, clipped at full scale;
 - ``early:SPEAKER[:TAKE]``: the reading already under way when the recording starts;
-- ``replay:SPEAKER[:TAKE]``: the reading played back through a loudspeaker (300-3400 Hz band);
+- ``replay:SPEAKER[:TAKE]``: the reading played back through a small loudspeaker (300-3400 Hz band);
+- ``playback:SPEAKER[:TAKE]``: the reading recorded earlier and played back through a good
+  loudspeaker (full band, a little quieter, one 15 ms room echo): the voice matches, so only the
+  digit check can tell it from the person;
 - ``silence``: room noise only.
+
+With DIGITS (``reading:allison:3:4719``, ``replay:allison:3:1234``) the person reads about 2 s
+of phrase, pauses 0.3 s, then reads the digits: Allison Smith's digit recordings from Debian's
+``asterisk-core-sounds-en-g722`` (CC-BY-SA-3.0, the same voice talent as ``voices/allison``;
+G.722 is 16 kHz wideband, decoded by PyPI ``G722``), so only ``allison`` can read digits. The
+whole reading lasts about 5.3 s: give it a recording window of 6.5 s (``voice.record_s``).
 
 ``speed`` 0 delivers audio as fast as it is read; 1 paces it in real time. ``unplug()`` makes
 every read fail until ``replug()``; ``dead()`` makes it deliver exact zeros.
@@ -19,6 +29,7 @@ every read fail until ``replug()``; ``dead()`` makes it deliver exact zeros.
 import logging
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +40,11 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 ROOM_DBFS = -65.0
 READ_S = 3.5
-KINDS = ("reading", "noise", "clipping", "early", "replay", "silence")
+KINDS = ("reading", "noise", "clipping", "early", "replay", "playback", "silence")
+# Debian asterisk-core-sounds-en-g722 (scripts/install-system-deps.sh): sim and test data only
+DIGITS_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison/digits")
+DIGIT_SPEAKER = "allison"
+PHRASE_BEFORE_DIGITS_S = 2.0
 
 
 def _read_flac(path):
@@ -69,6 +84,32 @@ def reading(speaker, take=0, *, root=None, length_s=READ_S):
     return np.concatenate(pieces)[:int(length_s * SAMPLE_RATE)]
 
 
+def spoken_digit(digit, *, digits_dir=None):
+    """Allison reading one digit (0-9), 16 kHz float32, silence trimmed."""
+    import G722  # simulator only: decodes the Debian package's wideband recordings
+
+    path = Path(digits_dir or DIGITS_DIR) / f"{int(digit)}.g722"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: install Debian asterisk-core-sounds-en-g722 "
+                                "(scripts/install-system-deps.sh) for digit readings")
+    pcm = np.asarray(G722.G722(SAMPLE_RATE, 64000).decode(path.read_bytes()), dtype=np.float32) / 32768.0
+    return _trim(pcm)
+
+
+def reading_with_digits(speaker, take, digits, *, root=None, digits_dir=None):
+    """About 2 s of ``speaker``'s phrase, a pause, then ``digits`` ('4719') read one by one."""
+    if speaker != DIGIT_SPEAKER:
+        raise ValueError(f"only {DIGIT_SPEAKER!r} has digit recordings (asked for {speaker!r})")
+    if not digits.isdigit() or not digits.isascii():
+        raise ValueError(f"DIGITS must be 0-9 only, got {digits!r}")
+    gap = np.zeros(int(0.1 * SAMPLE_RATE), np.float32)
+    pieces = [reading(speaker, take, root=root, length_s=PHRASE_BEFORE_DIGITS_S),
+              np.zeros(int(0.3 * SAMPLE_RATE), np.float32)]
+    for i, digit in enumerate(digits):
+        pieces += ([gap] if i else []) + [spoken_digit(digit, digits_dir=digits_dir)]
+    return np.concatenate(pieces)
+
+
 def _band(samples, low_hz=300.0, high_hz=3400.0):
     spectrum = np.fft.rfft(samples)
     freqs = np.fft.rfftfreq(samples.size, 1.0 / SAMPLE_RATE)
@@ -76,7 +117,7 @@ def _band(samples, low_hz=300.0, high_hz=3400.0):
     return np.fft.irfft(spectrum, n=samples.size).astype(np.float32)
 
 
-def build(spec, *, root=None, seed=0):
+def build(spec, *, root=None, seed=0, digits_dir=None):
     """The audio of one scenario spec (see the module docstring) as float32 samples."""
     parts = spec.split(":")
     kind = parts[0]
@@ -87,14 +128,21 @@ def build(spec, *, root=None, seed=0):
     if kind == "silence":
         return (rng.normal(0, room, int(4.5 * SAMPLE_RATE))).astype(np.float32)
     if len(parts) < 2:
-        raise ValueError(f"scenario {spec!r} needs a speaker: {kind}:SPEAKER[:TAKE]")
-    speech = reading(parts[1], int(parts[2]) if len(parts) > 2 else 0, root=root)
+        raise ValueError(f"scenario {spec!r} needs a speaker: {kind}:SPEAKER[:TAKE[:DIGITS]]")
+    take = int(parts[2]) if len(parts) > 2 else 0
+    if len(parts) > 3:
+        speech = reading_with_digits(parts[1], take, parts[3], root=root, digits_dir=digits_dir)
+    else:
+        speech = reading(parts[1], take, root=root)
     lead = 0 if kind == "early" else int(0.4 * SAMPLE_RATE)
     # loud noise goes on after the reading (it is the room's), so it fills any recording window
     tail = int((2.5 if kind == "noise" else 0.6) * SAMPLE_RATE)
     audio = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(tail, np.float32)])
     if kind == "replay":
         audio = _band(audio)
+    if kind == "playback":
+        echo = int(0.015 * SAMPLE_RATE)
+        audio = 0.7 * audio + 0.2 * np.concatenate([np.zeros(echo, np.float32), audio[:-echo]])
     audio = audio + rng.normal(0, room, audio.size).astype(np.float32)
     if kind == "noise":
         speech_rms = float(np.sqrt(np.mean(speech ** 2)))
@@ -109,9 +157,10 @@ class ScenarioMicrophone:
 
     name = "player:microphone"
 
-    def __init__(self, *, speed=0.0, seed=0, root=None):
+    def __init__(self, *, speed=0.0, seed=0, root=None, digits_dir=None):
         self.speed = float(speed)
         self.root = root
+        self.digits_dir = digits_dir
         self._rng = np.random.default_rng(seed)
         self._seed = seed
         self._lock = threading.Lock()
@@ -125,7 +174,7 @@ class ScenarioMicrophone:
 
     def play(self, spec):
         """Start a scenario at the next read, cutting short the one playing."""
-        audio = build(spec, root=self.root, seed=self._seed + len(self.played))
+        audio = build(spec, root=self.root, seed=self._seed + len(self.played), digits_dir=self.digits_dir)
         with self._lock:
             self._current, self._position = np.zeros(0, np.float32), 0
             self._queue.append(audio)

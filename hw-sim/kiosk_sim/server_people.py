@@ -15,7 +15,8 @@ import math
 import struct
 
 from kiosk.storage.enrolment import (DELETED_KIND, ENROLLED_KIND, MAX_FACE_DIMS, MAX_FACES, MAX_FINGER_TEMPLATE_BYTES,
-                                     MAX_FINGERS, MAX_ID_CHARS, MAX_NAME_CHARS, ROLES, sealed_context)
+                                     MAX_FINGERS, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_VOICE_DIMS, MAX_VOICES, ROLES,
+                                     sealed_context)
 from kiosk.storage.sealbox import open_sealed
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,9 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS enrolled_people (record_id TEXT PRIMARY KEY, device_id TEXT NOT NULL,
         person_id TEXT NOT NULL, name TEXT, role TEXT, enrolled_at TEXT, faces TEXT NOT NULL,
         fingers TEXT NOT NULL, pin_hash TEXT, stored_at REAL)""",
+    # voice prints of an enrolment (a table of their own: older simulator databases lack a column)
+    """CREATE TABLE IF NOT EXISTS enrolled_voices (record_id TEXT NOT NULL, model_id TEXT NOT NULL,
+        vector TEXT NOT NULL, PRIMARY KEY (record_id, model_id))""",
     """CREATE TABLE IF NOT EXISTS deleted_people (record_id TEXT PRIMARY KEY, device_id TEXT NOT NULL,
         person_id TEXT NOT NULL, deleted_at TEXT, stored_at REAL)""",
 )
@@ -56,24 +60,32 @@ def check(kind, record_id, data, server_key):
         raise Invalid("sealed templates are not an object")
     faces = [_face(item) for item in _list(secret.get("faces"), MAX_FACES, "faces")]
     fingers = [_finger(item) for item in _list(secret.get("fingers"), MAX_FINGERS, "fingers")]
+    voices = [_voice(item) for item in _list(secret.get("voices", []), MAX_VOICES, "voices")]
+    if len({v["model_id"] for v in voices}) != len(voices):
+        raise Invalid("two voice prints of the same model")
     pin_hash = secret.get("pin_hash")
     if pin_hash is not None and (not isinstance(pin_hash, str) or not pin_hash.startswith("scrypt$")
                                  or len(pin_hash) > 200):
         raise Invalid("pin_hash is not a scrypt PIN hash")
-    if (data.get("face_count"), data.get("finger_count")) != (len(faces), len(fingers)):
-        raise Invalid("face_count/finger_count do not match the sealed templates")
-    if not (faces or fingers or pin_hash):
-        raise Invalid("an enrolment without a face, a finger or a PIN")
+    if (data.get("face_count"), data.get("finger_count"), data.get("voice_count", 0)) != (len(faces), len(fingers),
+                                                                                          len(voices)):
+        raise Invalid("face_count/finger_count/voice_count do not match the sealed templates")
+    if not (faces or fingers or voices or pin_hash):
+        raise Invalid("an enrolment without a face, a finger, a voice print or a PIN")
     return ("enrolled", (record_id, person_id, name, role, _text(data.get("enrolled_at"), 40, "enrolled_at"),
-                         json.dumps(faces), json.dumps(fingers), pin_hash))
+                         json.dumps(faces), json.dumps(fingers), pin_hash, voices))
 
 
 def store(conn, device_id, checked, *, now):
     """Insert checked rows (inside the caller's transaction)."""
     for what, row in checked:
         if what == "enrolled":
+            *row, voices = row
             conn.execute("INSERT INTO enrolled_people VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          [row[0], device_id, *row[1:], now])
+            for voice in voices:
+                conn.execute("INSERT INTO enrolled_voices VALUES (?, ?, ?)",
+                             [row[0], voice["model_id"], json.dumps(voice["vector"])])
         else:
             conn.execute("INSERT INTO deleted_people VALUES (?, ?, ?, ?, ?)", [row[0], device_id, *row[1:], now])
 
@@ -84,8 +96,11 @@ def enrolled(conn):
                         "FROM enrolled_people ORDER BY rowid")
     out = []
     for r in rows:
+        voices = [{"model_id": v[0], "vector": json.loads(v[1])} for v in conn.execute(
+            "SELECT model_id, vector FROM enrolled_voices WHERE record_id = ? ORDER BY model_id", [r[0]])]
         out.append({"record_id": r[0], "device_id": r[1], "person_id": r[2], "name": r[3], "role": r[4],
-                    "enrolled_at": r[5], "faces": json.loads(r[6]), "fingers": json.loads(r[7]), "pin_hash": r[8]})
+                    "enrolled_at": r[5], "faces": json.loads(r[6]), "fingers": json.loads(r[7]), "pin_hash": r[8],
+                    "voices": voices})
     return out
 
 
@@ -122,6 +137,19 @@ def _face(item):
     vector = list(struct.unpack(f"<{len(raw) // 4}f", raw))
     if not all(math.isfinite(v) for v in vector):
         raise Invalid("a face vector holds a NaN or infinite value")
+    return {"model_id": item["model_id"], "vector": vector}
+
+
+def _voice(item):
+    if not isinstance(item, dict) or not isinstance(item.get("model_id"), str) or not item["model_id"] \
+            or len(item["model_id"]) > 64:
+        raise Invalid("a voice print needs model_id and vector")
+    raw = _bytes(item.get("vector"), "voice vector")
+    if not raw or len(raw) % 4 or len(raw) // 4 > MAX_VOICE_DIMS:
+        raise Invalid(f"a voice vector is 1-{MAX_VOICE_DIMS} little-endian float32 values")
+    vector = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    if not all(math.isfinite(v) for v in vector) or not any(vector):
+        raise Invalid("a voice vector holds a NaN or infinite value, or only zeros")
     return {"model_id": item["model_id"], "vector": vector}
 
 

@@ -11,6 +11,14 @@ the worst speaker pairs (impostor acceptance at the FAR 1e-2 threshold), a held-
 the threshold rule (thresholds fitted on the speakers at even positions in name order,
 applied to the others), and latency per 3 s utterance at 1 thread (features, model, total;
 also the total as CPU time of the thread, which waiting for a busy core does not inflate).
+
+``--digit-strings N`` also measures the digit check (``voice.digit_check``) on N readings made
+by the microphone simulator (it needs the simulators and Debian asterisk-core-sounds-en-g722):
+Allison reads about 2 s of her prompts from DIR, then 4 random digits (seeded by ``--seed``);
+each reading goes through the kiosk's quality gate, then the check is asked for the digits
+read (heard?) and for other digits (each one + 1: falsely heard?); time per check, wall and
+CPU. One speaker, studio recordings of single digits joined: a smoke test, not an accuracy
+figure for people reading at a kiosk.
 """
 
 import argparse
@@ -37,6 +45,9 @@ def register(sub):
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, metavar="DIR", help="folder of per-speaker recording folders")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    parser.add_argument("--digit-strings", type=int, default=0, metavar="N",
+                        help="also measure the digit check on N simulated readings (needs the simulators)")
+    parser.add_argument("--seed", type=int, default=1, help="digit strings of --digit-strings")
     parser.set_defaults(func=run)
 
 
@@ -207,6 +218,41 @@ def measure(dataset, *, model_id="campplus-fp16-v1"):
     return result
 
 
+def measure_digits(dataset, count, *, seed=1):
+    """The digit check on ``count`` simulated readings of a phrase then 4 digits (see the docstring)."""
+    import random
+
+    from kiosk.models import vad as vad_module
+    from kiosk.models.spoken_digits import SpokenDigits
+    from kiosk.models.voice_quality import assess
+    try:
+        from kiosk_sim.microphone import DIGIT_SPEAKER, build
+    except ImportError:
+        raise ValueError("--digit-strings needs the simulators: make test, or pip install ./hw-sim") from None
+    dataset = Path(dataset)
+    if not (dataset / DIGIT_SPEAKER).is_dir():
+        raise ValueError(f"--digit-strings needs {dataset / DIGIT_SPEAKER} (the speaker of the digit recordings)")
+    vad = vad_module.Vad()
+    checker = SpokenDigits(vad=vad)
+    rng = random.Random(seed)
+    heard = false_heard = unusable = 0
+    timings = []
+    for take in range(count):
+        digits = "".join(str(rng.randrange(10)) for _ in range(4))
+        other = "".join(str((int(d) + 1) % 10) for d in digits)
+        audio = build(f"reading:{DIGIT_SPEAKER}:{take}:{digits}", root=dataset.parent, seed=take)
+        quality = assess(audio, vad)
+        if not quality.ok:
+            unusable += 1
+        c0, t0 = time.thread_time(), time.perf_counter()
+        heard += checker.check(quality.speech, digits).spoken
+        timings.append({"check": (time.perf_counter() - t0) * 1000.0, "check_cpu": (time.thread_time() - c0) * 1000.0})
+        false_heard += checker.check(quality.speech, other).spoken
+    latency = protocol.latency_summary(timings)
+    return {"readings": count, "speaker": DIGIT_SPEAKER, "seed": seed, "heard": heard, "heard_rate": heard / max(count, 1),
+            "other_digits_heard": false_heard, "gate_unusable": unusable, "latency_ms": latency}
+
+
 def _report(result):
     lines = [f"voice print, model {result['model']['id']} ({result['model']['runtime']}, 1 thread)",
              f"{result['speakers']} speakers, {result['utterances']} utterances of {UTTERANCE_S:.0f} s, "
@@ -227,12 +273,21 @@ def _report(result):
     for stage in ("features", "model", "total", "total_cpu", "vad_per_recording"):
         row = result["latency_ms"][stage]
         lines.append(f"  {stage:<18} {row['median']:>8.2f} {row['p95']:>8.2f}")
+    digits = result.get("digit_check")
+    if digits:
+        lines.append(f"digit check, {digits['readings']} simulated readings by {digits['speaker']}: digits shown heard "
+                     f"{digits['heard']}, other digits heard {digits['other_digits_heard']}, gate refused "
+                     f"{digits['gate_unusable']}; ms per check (median / p95): wall {digits['latency_ms']['check']['median']:.1f}"
+                     f" / {digits['latency_ms']['check']['p95']:.1f}, CPU {digits['latency_ms']['check_cpu']['median']:.1f}"
+                     f" / {digits['latency_ms']['check_cpu']['p95']:.1f}")
     return "\n".join(lines)
 
 
 def run(args):
     try:
         result = measure(args.dataset)
+        if args.digit_strings > 0:
+            result["digit_check"] = measure_digits(args.dataset, args.digit_strings, seed=args.seed)
     except (FileNotFoundError, ValueError, OSError) as e:
         print(f"kiosk bench voice: {e}", file=sys.stderr)
         return 2

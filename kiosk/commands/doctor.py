@@ -1,8 +1,8 @@
-"""`kiosk doctor`: check the camera, fingerprint sensor, GPIO, disk, clock, server and model files.
+"""`kiosk doctor`: check the camera, fingerprint sensor, GPIO, disk, clock, server, model files and microphone.
 
 Prints a table (or JSON with --json) and exits 0 when nothing failed, 1 when a check failed.
 With --backend sim the simulators start in-process (the fingerprint sensor simulator, the
-camera scenario player and mock GPIO), unless fingerprint.port points at the pty of an external
+camera scenario player, the microphone scenario player and mock GPIO), unless fingerprint.port points at the pty of an external
 `kiosk-sim sensor`, which is then used instead. The fingerprint check warns when the sensor holds
 templates the kiosk database did not write (they are left alone until an admin clears them).
 """
@@ -32,7 +32,7 @@ def register(sub):
     parser.add_argument("--sim-fault", action="append", default=[], metavar="PART:KIND",
                         help="with --backend sim, start a simulator broken: sensor:silence, sensor:busy, "
                              "sensor:wrong_password, sensor:garbage, camera:stall, camera:freeze, "
-                             "camera:unplug (repeatable)")
+                             "camera:unplug, microphone:unplug, microphone:dead (repeatable)")
     parser.set_defaults(func=run)
 
 
@@ -56,6 +56,11 @@ def run(args):
     faults = _parse_faults(args.sim_fault)
     if faults and backend != "sim":
         raise ConfigError("--sim-fault needs --backend sim")
+    mic_faults = [kind for part, kind in faults if part == "microphone"]
+    faults = [(part, kind) for part, kind in faults if part != "microphone"]
+    for kind in mic_faults:
+        if kind not in ("unplug", "dead"):
+            raise ConfigError(f"--sim-fault microphone:{kind}: known microphone faults are unplug, dead")
     with contextlib.ExitStack() as stack:
         if backend == "sim":
             try:
@@ -64,13 +69,19 @@ def run(args):
                 raise ConfigError(f"--sim-fault: {e}") from None
             settings = sims.settings_for(settings)
             player, factory = sims.player, sims.pin_factory
+            from kiosk_sim.microphone import ScenarioMicrophone
+
+            mic_player = ScenarioMicrophone()
+            for kind in mic_faults:
+                mic_player.unplug() if kind == "unplug" else mic_player.dead()
         else:
-            player = factory = None
+            player = factory = mic_player = None
         report = doctor.run_checks(
             settings,
             open_camera=lambda: app.build_camera(settings, player=player),
             open_sensor=lambda: app.build_fingerprint_sensor(settings),
             open_board=lambda: app.build_board(settings, pin_factory=factory),
+            open_microphone=lambda: app.build_microphone(settings, player=mic_player),
             require_server=args.require_server,
             pulse_door=args.door,
             only=args.only,

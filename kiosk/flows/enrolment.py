@@ -7,6 +7,8 @@ The chart (``docs/flows/enrolment.md`` is drawn from it by ``kiosk flows diagram
     checking_face --face_duplicate_found--> face_refused (the other id is shown; retry or cancel)
     capturing_finger --finger_enrolled--> checking_finger --finger_unique--> entering_pin
     capturing_finger --finger_failed--> finger_retry;  checking_finger --finger_duplicate_found--> finger_refused
+    (where the door takes voice prints, the fingers lead to capturing_voice instead of entering_pin)
+    capturing_voice --voice_enrolled--> entering_pin;  capturing_voice --voice_failed--> voice_retry
     entering_pin --pin_entered--> confirming_pin --pin_entered--> summary --confirmed--> saving
     saving --saved--> done;  saving --save_failed--> failed (retry or cancel)
     ready --person_delete_requested--> confirming_delete --confirmed--> deleting --deleted--> done
@@ -15,8 +17,11 @@ The chart (``docs/flows/enrolment.md`` is drawn from it by ``kiosk flows diagram
 Face captures are frames that passed the quality gate (``guidance is None``), at least
 ``CAPTURE_GAP_S`` apart by the camera's clock, all of one tracked face that also matches the
 first capture; another face entering the view starts the captures over. Face or fingers may be
-skipped (worn fingerprints), but the enrolment cannot be confirmed without a face, a finger or a
-PIN. A duplicate (the same face or finger already enrolled under another id) refuses the step:
+skipped (worn fingerprints), but the enrolment cannot be confirmed without a face, a finger, a
+voice print or a PIN. The voice print is taken only where the door uses voice prints
+(``attendance.verify_modes`` has ``voice``, or ``attendance.voice_second_factor``): the voice
+worker takes 3 readings of different phrases (``kiosk.flows.voice_step``), showing each phrase,
+the level and any guidance itself, then posts ``voice_enrolled`` or ``voice_failed``. A duplicate (the same face or finger already enrolled under another id) refuses the step:
 the admin sees the other id and may retry (the wrong person was in view) or cancel, not skip it.
 The captured vectors, templates and PIN live only in this object and are wiped when it ends.
 """
@@ -70,6 +75,8 @@ class EnrolmentFlow(Flow):
     checking_finger = State()
     finger_retry = State()
     finger_refused = State()
+    capturing_voice = State()
+    voice_retry = State()
     entering_pin = State()
     confirming_pin = State()
     summary = State()
@@ -99,9 +106,18 @@ class EnrolmentFlow(Flow):
                        | capturing_finger.to(finger_retry, on="refuse_template"))
     finger_failed = capturing_finger.to(finger_retry)
     finger_unique = (checking_finger.to(capturing_finger, cond="more_fingers", on="keep_template")
+                     | checking_finger.to(capturing_voice, cond="voice_wanted", on="keep_template")
                      | checking_finger.to(entering_pin, on="keep_template"))
     finger_duplicate_found = checking_finger.to(finger_refused)
-    fingers_skipped = capturing_finger.to(entering_pin) | finger_retry.to(entering_pin)
+    fingers_skipped = (capturing_finger.to(capturing_voice, cond="voice_wanted")
+                       | capturing_finger.to(entering_pin) | finger_retry.to(capturing_voice, cond="voice_wanted")
+                       | finger_retry.to(entering_pin))
+
+    # the voice print, where the door takes them: the voice worker records, the flow waits
+    voice_enrolled = (capturing_voice.to(entering_pin, cond="voice_ok", on="hold_voice")
+                      | capturing_voice.to(voice_retry, on="refuse_voice"))
+    voice_failed = capturing_voice.to(voice_retry)
+    voice_skipped = capturing_voice.to(entering_pin) | voice_retry.to(entering_pin)
 
     # the PIN (optional when a biometric was taken), typed twice
     pin_entered = (entering_pin.to(confirming_pin, cond="pin_valid", on="hold_pin")
@@ -118,25 +134,28 @@ class EnrolmentFlow(Flow):
     deleted = deleting.to(done)
     delete_failed = deleting.to(failed)
     retry_requested = (face_refused.to(capturing_face) | finger_retry.to(capturing_finger)
-                       | finger_refused.to(capturing_finger)
+                       | finger_refused.to(capturing_finger) | voice_retry.to(capturing_voice)
                        | failed.to(saving, cond="can_retry_save") | failed.to(deleting, cond="can_retry_delete"))
 
     # one step back, where that makes sense (each step it leaves is taken again)
     back_requested = (capturing_face.to(entering_details) | capturing_finger.to(capturing_face)
-                      | entering_pin.to(capturing_finger) | confirming_pin.to(entering_pin)
+                      | capturing_voice.to(capturing_finger)
+                      | entering_pin.to(capturing_voice, cond="voice_wanted") | entering_pin.to(capturing_finger)
+                      | confirming_pin.to(entering_pin)
                       | summary.to(entering_pin))
 
     # leaving: every state that waits for the admin (transient ones do not wait)
     cancelled = _all_to(finished, ready, entering_details, capturing_face, face_refused, capturing_finger,
-                        finger_retry, finger_refused, entering_pin, confirming_pin, summary,
-                        confirming_delete, failed, done)
+                        finger_retry, finger_refused, capturing_voice, voice_retry, entering_pin, confirming_pin,
+                        summary, confirming_delete, failed, done)
     timed_out = _all_to(finished, ready, entering_details, capturing_face, face_refused, capturing_finger,
-                        finger_retry, finger_refused, entering_pin, confirming_pin, summary,
-                        confirming_delete, failed, done)
+                        finger_retry, finger_refused, capturing_voice, voice_retry, entering_pin, confirming_pin,
+                        summary, confirming_delete, failed, done)
 
-    timeouts = dict.fromkeys(("ready", "entering_details", "capturing_face", "face_refused", "capturing_finger",
-                              "finger_retry", "finger_refused", "entering_pin", "confirming_pin", "summary",
-                              "confirming_delete", "failed", "done"), "inactivity_s")
+    timeouts = {**dict.fromkeys(("ready", "entering_details", "capturing_face", "face_refused", "capturing_finger",
+                                 "finger_retry", "finger_refused", "voice_retry", "entering_pin", "confirming_pin",
+                                 "summary", "confirming_delete", "failed", "done"), "inactivity_s"),
+                "capturing_voice": "voice_timeout_s"}
 
     def __init__(self, *, ports, clock, settings):
         self.settings = settings
@@ -155,6 +174,7 @@ class EnrolmentFlow(Flow):
         self.vectors, self.last_capture_s = [], None
         self.tracker.reset()
         self.templates, self.template = [], None
+        self.voice = None           # (model_id, unit vector) from the voice worker
         self.pin = self.first_pin = None
 
     def wipe_face(self):
@@ -169,6 +189,7 @@ class EnrolmentFlow(Flow):
         self.target = None
         self.ports.stop_capture("face")
         self.ports.stop_capture("finger")
+        self.ports.stop_capture("voice")
 
     # --- timeouts and guards --------------------------------------------------------------------
 
@@ -194,8 +215,30 @@ class EnrolmentFlow(Flow):
             return "already_enrolled"
         return None
 
+    def voice_timeout_s(self):
+        # up to 6 readings (3 needed, retries for unusable ones), each window plus reading the phrase
+        return max(self.inactivity_s(), 6 * (self.settings.voice.record_s + 5.0))
+
+    def voice_wanted(self):
+        attendance = self.settings.attendance
+        return "voice" in attendance.verify_modes or attendance.voice_second_factor
+
+    def voice_ok(self, template=None, model_id=None):
+        return self._voice_vector(template) is not None and isinstance(model_id, str) and 0 < len(model_id) <= 64
+
+    @staticmethod
+    def _voice_vector(template):
+        try:
+            vector = np.asarray(template, dtype=np.float32).ravel()
+        except (TypeError, ValueError):
+            return None
+        if not 0 < vector.size <= MAX_EMBEDDING_DIMS or not np.all(np.isfinite(vector)):
+            return None
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0.0 else None
+
     def has_biometric(self):
-        return bool(self.vectors) or bool(self.templates)
+        return bool(self.vectors) or bool(self.templates) or self.voice is not None
 
     def has_proof(self):
         return self.has_biometric() or self.pin is not None
@@ -327,7 +370,7 @@ class EnrolmentFlow(Flow):
         return len(self.templates) + 1
 
     def on_enter_capturing_finger(self, source=None):
-        if source is not None and source.id in ("capturing_face", "checking_face", "entering_pin"):
+        if source is not None and source.id in ("capturing_face", "checking_face", "entering_pin", "capturing_voice"):
             self._wipe_fingers()
         self.template = None
         captures = self.settings.fingerprint.enroll_captures
@@ -378,6 +421,26 @@ class EnrolmentFlow(Flow):
         self._show("enrol_duplicate", kind="finger", other_id=other_id, person_id=self.person_id,
                    finger=self.finger_number)
 
+    # --- the voice print -------------------------------------------------------------------------
+
+    def on_enter_capturing_voice(self):
+        self.voice = None
+        self.ports.start_capture("voice", mode="enrol")
+
+    def on_exit_capturing_voice(self):
+        self.ports.stop_capture("voice")
+
+    def hold_voice(self, template=None, model_id=None):
+        self.voice = (model_id, self._voice_vector(template))
+
+    def refuse_voice(self, template=None, model_id=None):
+        log.warning("enrolment: the voice worker returned no usable voice print")
+        self._show("enrol_voice_retry", guidance="other")
+
+    def on_voice_failed(self, guidance=None):
+        self.ports.signal("warn")
+        self._show("enrol_voice_retry", guidance=guidance if isinstance(guidance, str) else "other")
+
     # --- the PIN --------------------------------------------------------------------------------
 
     def on_enter_entering_pin(self, event=None):
@@ -404,15 +467,18 @@ class EnrolmentFlow(Flow):
         if source is not None and source.id == "confirming_pin":
             self.pin, self.first_pin = self.first_pin, None
         self._show("enrol_summary", person_id=self.person_id, name=self.name, role=self.role,
-                   faces=len(self.vectors), fingers=len(self.templates), pin=self.pin is not None)
+                   faces=len(self.vectors), fingers=len(self.templates), voice=self.voice is not None,
+                   pin=self.pin is not None)
 
     # --- saving ---------------------------------------------------------------------------------
 
     def on_enter_saving(self):
         self.error = None
         try:
+            # voice only when one was taken: ports of doors without voice prints need not know it
+            voice = {"voice": self.voice} if self.voice is not None else {}
             result = self.ports.enrol(person_id=self.person_id, name=self.name, role=self.role,
-                                      faces=list(self.vectors), fingers=list(self.templates), pin=self.pin)
+                                      faces=list(self.vectors), fingers=list(self.templates), pin=self.pin, **voice)
         except Exception as e:  # storage refused (disk full, sensor full ...): say so, keep the data to retry
             log.error("enrolment of %s not saved: %s", self.person_id, type(e).__name__)
             self.send("save_failed", reason=getattr(e, "guidance", None) or "not_saved")
@@ -424,7 +490,7 @@ class EnrolmentFlow(Flow):
                  result.fingers, self.pin is not None)
         self.outcome = {"action": "enrolled", "person_id": self.person_id, "name": self.name,
                         "faces": result.faces, "fingers": result.fingers, "slots": list(result.slots),
-                        "pin": self.pin is not None}
+                        "voice": getattr(result, "voices", 0) > 0, "pin": self.pin is not None}
         self._wipe()
         self.ports.signal("ok")
 

@@ -62,6 +62,7 @@ class EnrolResult:
     faces: int
     fingers: int
     slots: tuple = field(default_factory=tuple)
+    voices: int = 0
 
 
 class Ports(Protocol):
@@ -89,6 +90,6 @@ class Ports(Protocol):
     # enrolment and admin
     def face_duplicate(self, vectors): ...        # -> person_id already enrolled with this face, or None
     def finger_duplicate(self, template): ...     # -> person_id already enrolled with this finger, or None
-    def enrol(self, *, person_id, name, role, faces, fingers, pin=None): ...  # -> EnrolResult; pin: 6 digits or None
+    def enrol(self, *, person_id, name, role, faces, fingers, pin=None, voice=None): ...  # -> EnrolResult; pin: 6 digits or None; voice: (model_id, vector) or None
     def delete_person(self, person_id): ...
     def admin_page(self, page, **args): ...       # -> dict of what the page shows

@@ -14,8 +14,10 @@ Plain Python on the capture worker's thread; it talks to the screen only through
 
 Enrolment takes 3 readings of different phrases, each passing the quality gate; the voice
 print is the normalised mean of their embeddings. Verification takes one reading and accepts
-when its cosine score to the person's voice print exceeds ``voice.match_threshold``.
-Neither the recordings nor the embeddings are logged.
+when its cosine score to the person's voice print exceeds ``voice.match_threshold`` and, when
+the step has a digit check (``voice.digit_check``, ``kiosk.models.spoken_digits``), the digits
+shown were read (checked only once the voice matched; not at enrolment, which an admin watches).
+Neither the recordings, the embeddings nor the digits heard are logged.
 """
 
 import logging
@@ -56,13 +58,14 @@ class VoiceMatch:
     accepted: bool
     score: float
     reading: Reading
+    digits_spoken: bool | None = None  # None: not checked (no digit check, or the voice did not match)
 
 
 class VoiceStep:
     """Captures readings from a ``Microphone`` and turns them into voice prints and decisions."""
 
     def __init__(self, *, microphone, vad, embedder, show, limits=VoiceLimits(), record_s=5.0,
-                 match_threshold=0.5, enrol_readings=3, rng=None):
+                 match_threshold=0.5, enrol_readings=3, rng=None, digits=None):
         self.microphone = microphone
         self.vad = vad
         self.embedder = embedder
@@ -72,6 +75,7 @@ class VoiceStep:
         self.match_threshold = match_threshold
         self.enrol_readings = enrol_readings
         self.rng = rng or random.SystemRandom()
+        self.digits = digits  # a kiosk.models.spoken_digits.SpokenDigits, or None: no digit check
         self.last_reading = None
 
     @classmethod
@@ -144,7 +148,12 @@ class VoiceStep:
         if not reading.ok:
             return None
         score = float(np.dot(np.asarray(template, dtype=np.float32), reading.embedding))
-        return VoiceMatch(score > self.match_threshold, round(score, 4), reading)
+        if score <= self.match_threshold:
+            return VoiceMatch(False, round(score, 4), reading)
+        if self.digits is None:
+            return VoiceMatch(True, round(score, 4), reading)
+        spoken = self.digits.check(reading.quality.speech, digits).spoken
+        return VoiceMatch(spoken, round(score, 4), reading, digits_spoken=spoken)
 
 
 def voice_print(vectors):

@@ -33,6 +33,7 @@ MAX_ID_CHARS, MAX_NAME_CHARS = 64, 200
 MAX_FACES, MAX_FINGERS = 10, 10
 MAX_FINGER_TEMPLATE_BYTES = 4096
 MAX_FACE_DIMS = 4096
+MAX_VOICES, MAX_VOICE_DIMS = 4, 1024  # one voice print per model; the downlink takes the same size
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Enrolled:
     faces: int
     fingers: int
     slots: tuple
+    voices: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,12 @@ def sealed_context(kind, record_id, person_id):
 
 
 def enrol_person(database, key, *, person_id, name, role="employee", face=(), fingers=(), pin=None,
-                 server_key, now, written_to_sensor=False, actor="admin", adms_pin=None):
+                 server_key, now, written_to_sensor=False, actor="admin", adms_pin=None, voice=()):
     """Commit a person enrolled at the kiosk, their sealed templates and the outbox record, atomically.
 
     ``face``: [(model_id, float32 vector)]; ``fingers``: [(sensor_model, slot, template bytes)];
-    ``pin``: 4-12 digits or None. The person's templates for the given face models and sensor
+    ``pin``: 4-12 digits or None; ``voice``: [(model_id, unit float32 voice print)], one per
+    model, replacing the person's voice print for that model. The person's templates for the given face models and sensor
     models are replaced (re-enrolment). ``written_to_sensor``: the finger templates are already
     stored in those sensor slots (the sensor enrolled them there), so reconciliation counts them
     as ours. ``adms_pin``: the employee number HR servers know the person by (1-9 digits), or
@@ -81,19 +84,23 @@ def enrol_person(database, key, *, person_id, name, role="employee", face=(), fi
         raise StorageError(f"role {role!r} is not one of {ROLES}")
     faces = [_check_face(model_id, vector) for model_id, vector in face]
     finger_items = [_check_finger(sensor_model, slot, template) for sensor_model, slot, template in fingers]
+    voices = [_check_voice(model_id, vector) for model_id, vector in voice]
+    if len(voices) > MAX_VOICES or len({m for m, _ in voices}) != len(voices):
+        raise StorageError(f"at most {MAX_VOICES} voice prints per person, one per model")
     if len(faces) > MAX_FACES or len(finger_items) > MAX_FINGERS:
         raise StorageError(f"at most {MAX_FACES} face and {MAX_FINGERS} finger templates per person")
     if len({(m, s) for m, s, _ in finger_items if s is not None}) != len([s for _, s, _ in finger_items if s is not None]):
         raise StorageError("two finger templates for the same sensor slot")
     pin_hash = hash_pin(normalise_pin(pin)) if pin is not None else None
-    if not (faces or finger_items or pin_hash):
-        raise StorageError("an enrolment needs a face, a finger or a PIN")
+    if not (faces or finger_items or voices or pin_hash):
+        raise StorageError("an enrolment needs a face, a finger, a voice print or a PIN")
     if not server_key:
         raise StorageError("no server public key (security.server_public_key): register the device before "
                            "enrolling, so the enrolment can reach the server")
     record_id = str(uuidlib.uuid4())
     secret = {"faces": [{"model_id": m, "vector": _b64(v.tobytes())} for m, v in faces],
               "fingers": [{"sensor_model": m, "slot": s, "template": _b64(t)} for m, s, t in finger_items],
+              "voices": [{"model_id": m, "vector": _b64(v.tobytes())} for m, v in voices],
               "pin_hash": pin_hash}
     try:
         box = sealbox.seal_to(server_key, json.dumps(secret, separators=(",", ":")).encode(),
@@ -101,7 +108,8 @@ def enrol_person(database, key, *, person_id, name, role="employee", face=(), fi
     except ValueError as e:
         raise StorageError(f"cannot seal the enrolment to the server key: {e}") from None
     payload = {"person_id": person_id, "name": name, "role": role, "enrolled_at": iso_utc(now),
-               "face_count": len(faces), "finger_count": len(finger_items), "has_pin": pin_hash is not None,
+               "face_count": len(faces), "finger_count": len(finger_items), "voice_count": len(voices),
+               "has_pin": pin_hash is not None,
                "templates": box}
     if adms_pin is not None:
         payload["adms_pin"] = adms_pin
@@ -129,14 +137,16 @@ def enrol_person(database, key, *, person_id, name, role="employee", face=(), fi
             if written_to_sensor and slot is not None:
                 sensor_slots.record_written(database, slot, sensor_model=sensor_model, person_id=person_id,
                                             digest=template_digest(template), now=now)
+        for model_id, vector in voices:
+            people.set_voice_template(database, key, person_id, model_id, vector, now=now)
         outbox.enqueue(database, ENROLLED_KIND, record_id, payload, now=now)
         audit(database, actor=actor, action="person_enrolled",
-              detail={"person_id": person_id, "faces": len(faces), "fingers": len(finger_items),
+              detail={"person_id": person_id, "faces": len(faces), "fingers": len(finger_items), "voices": len(voices),
                       "with_pin": pin_hash is not None, "re_enrolment": existing is not None}, now=now)
-    log.info("enrolled person %s: %d face and %d finger template(s)%s", person_id, len(faces), len(finger_items),
-             ", with a PIN" if pin_hash else "")
+    log.info("enrolled person %s: %d face, %d finger template(s), %d voice print(s)%s", person_id, len(faces),
+             len(finger_items), len(voices), ", with a PIN" if pin_hash else "")
     return Enrolled(person_id, record_id, len(faces), len(finger_items),
-                    tuple(s for _, s, _ in finger_items if s is not None))
+                    tuple(s for _, s, _ in finger_items if s is not None), len(voices))
 
 
 def delete_person(database, person_id, *, now, actor="admin"):
@@ -150,13 +160,15 @@ def delete_person(database, person_id, *, now, actor="admin"):
             "SELECT slot FROM finger_templates WHERE person_id = ? AND slot IS NOT NULL ORDER BY slot", [person_id]))
         faces = database.execute("DELETE FROM face_templates WHERE person_id = ?", [person_id]).rowcount
         fingers = database.execute("DELETE FROM finger_templates WHERE person_id = ?", [person_id]).rowcount
+        voices = database.execute("DELETE FROM voice_templates WHERE person_id = ?", [person_id]).rowcount
         database.execute("DELETE FROM people WHERE person_id = ?", [person_id])
         database.execute("DELETE FROM pin_lockouts WHERE subject = ?", [f"pin:{person_id}"])
         outbox.enqueue(database, DELETED_KIND, record_id, {"person_id": person_id, "deleted_at": iso_utc(now)},
                        now=now)
         audit(database, actor=actor, action="person_deleted",
-              detail={"person_id": person_id, "faces": faces, "fingers": fingers}, now=now)
-    log.info("deleted person %s (%d face, %d finger templates); attendance events kept", person_id, faces, fingers)
+              detail={"person_id": person_id, "faces": faces, "fingers": fingers, "voices": voices}, now=now)
+    log.info("deleted person %s (%d face, %d finger templates, %d voice prints); attendance events kept", person_id,
+             faces, fingers, voices)
     return Deleted(person_id, record_id, faces, fingers, slots)
 
 
@@ -193,6 +205,15 @@ def _check_face(model_id, vector):
         raise StorageError("a face template is a model id and a 1-D vector")
     if not np.isfinite(vector).all():
         raise StorageError("a face template holds a NaN or infinite value")
+    return str(model_id), vector
+
+
+def _check_voice(model_id, vector):
+    vector = np.ascontiguousarray(vector, dtype="<f4")
+    if not model_id or vector.ndim != 1 or not 0 < vector.size <= MAX_VOICE_DIMS:
+        raise StorageError(f"a voice print is a model id and a 1-D vector of at most {MAX_VOICE_DIMS} numbers")
+    if not np.isfinite(vector).all() or not vector.any():
+        raise StorageError("a voice print holds a NaN or infinite value, or only zeros")
     return str(model_id), vector
 
 

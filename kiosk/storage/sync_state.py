@@ -255,11 +255,12 @@ def purge_person(database, person_id, *, keep_person=False):
     with transaction(database):
         faces = database.execute("DELETE FROM face_templates WHERE person_id = ?", [person_id]).rowcount
         fingers = database.execute("DELETE FROM finger_templates WHERE person_id = ?", [person_id]).rowcount
+        voices = database.execute("DELETE FROM voice_templates WHERE person_id = ?", [person_id]).rowcount
         if keep_person:
             database.execute("UPDATE people SET active = 0 WHERE person_id = ?", [person_id])
         else:
             database.execute("DELETE FROM people WHERE person_id = ?", [person_id])
-    return {"face_templates": faces, "finger_templates": fingers}
+    return {"face_templates": faces, "finger_templates": fingers, "voice_templates": voices}
 
 
 def is_revoked(database, person_id):

@@ -42,6 +42,7 @@ FLOW_SCREENS = {
     "enrol_duplicate": admin.EnrolDuplicate,
     "enrol_finger": admin.FingerScreen,
     "enrol_finger_retry": admin.EnrolFingerRetry,
+    "enrol_voice_retry": voice.EnrolVoiceRetry,
     "enrol_pin": admin.EnrolPin,
     "enrol_summary": admin.EnrolSummary,
     "enrol_failed": admin.EnrolFailed,

@@ -318,6 +318,8 @@ class EnrolSummary(Screen):
         self.box.addWidget(label(w("enrol_summary.line", role=w(f"role.{d.get('role', 'employee')}"),
                                    faces=d.get("faces", 0), fingers=d.get("fingers", 0),
                                    pin=w("yes") if d.get("pin") else w("no")), align=Qt.AlignCenter, name="line"))
+        if d.get("voice"):
+            self.box.addWidget(label(w("enrol_summary.voice"), align=Qt.AlignCenter, name="voice"))
         self.box.addStretch(1)
         self.actions([(w("btn.cancel"), "cancelled", None, None), (w("btn.save"), "confirmed", "primary", None)])
 
@@ -346,6 +348,8 @@ class EnrolDone(Screen):
         if d.get("action") != "deleted":
             self.box.addWidget(label(w("enrol_done.line", faces=d.get("faces", 0), fingers=d.get("fingers", 0)),
                                      align=Qt.AlignCenter, name="line"))
+            if d.get("voice"):
+                self.box.addWidget(label(w("enrol_summary.voice"), align=Qt.AlignCenter, name="voice"))
         self.box.addStretch(1)
         self.actions([(w("btn.enrol_another"), "enrol_requested", None, None),
                       (w("btn.done"), "cancelled", "primary", None)])

@@ -1,4 +1,5 @@
-"""The voice print's screens (kiosk/flows/voice_step.py): the phrase to read, the live level, the guidance.
+"""The voice print's screens (kiosk/flows/voice_step.py): the phrase to read, the live level, the guidance;
+and the enrolment flow's "voice print not taken" screen (retry or skip).
 
 Recording starts as soon as the phrase is shown (the flow has no record button), so the phrase
 screen and the recording screen are one widget that takes each new update in place: the level
@@ -10,6 +11,11 @@ from PyQt5.QtWidgets import QProgressBar
 
 from kiosk.ui.screen import Screen
 from kiosk.ui.widgets import label
+
+
+def voice_guidance_text(words, code):
+    """The words for a voice guidance code (``kiosk.models.voice_quality.GUIDANCE``, ``microphone``)."""
+    return words.first(f"voice.guidance.{code}", "voice.guidance.other")
 
 QUIET_DBFS = -60.0   # the meter's empty end; 0 dBFS (full scale) is its full end
 
@@ -66,4 +72,21 @@ class VoiceReading(Screen):
         return self.words("voice_phrase.title")
 
     def guidance_text_voice(self, code):
-        return self.words.first(f"voice.guidance.{code}", "voice.guidance.other")
+        return voice_guidance_text(self.words, code)
+
+
+class EnrolVoiceRetry(Screen):
+    """Enrolment: the voice print was not taken (the guidance says why); try again or skip it."""
+
+    def title(self):
+        return self.words("voice_phrase.title")
+
+    def build(self):
+        d, w = self.data, self.words
+        self.box.addStretch(1)
+        self.heading(w("enrol_voice_retry.title"), role="banner_error")
+        self.box.addWidget(label(voice_guidance_text(w, d.get("guidance")), role="title", align=Qt.AlignCenter,
+                                 name="hint"))
+        self.box.addStretch(1)
+        self.actions([(w("btn.skip_voice"), "voice_skipped", None, None),
+                      (w("btn.try_again"), "retry_requested", "primary", None)])
