@@ -24,6 +24,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
 ENV_PREFIX = "KIOSK_"
 SECRET_MARK = "secret"
 BCM_PINS = range(0, 28)
+# a phrase and then 4 digits read at a normal pace, with the quality gate's margins at both ends
+DIGIT_CHECK_MIN_RECORD_S = 6.5
 
 
 def setting(default, *, min=None, max=None, choices=None, kind=None, secret=False, doc=""):
@@ -152,8 +154,8 @@ class VoiceSettings:
                                                                   "(calibrated for campplus-fp16-v1)")
     digit_check: bool = setting(False, doc="at a voice check, also require the 4 digits shown to have been read "
                                            "(English digits only, pocketsphinx): a recording replayed with other "
-                                           "digits is refused; give the phrase and the digits a window of about "
-                                           "6.5 s (record_s)")
+                                           "digits is refused; needs record_s of at least 6.5 s "
+                                           "(the phrase and then the digits)")
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,12 @@ def _check_relations(settings, origin):
         source = origin.get(("gpio", "door_pulse_s"), "defaults")
         raise ConfigError(f"{source}: gpio.door_pulse_s: {gpio.door_pulse_s!r} is above "
                           f"gpio.door_max_pulse_s ({gpio.door_max_pulse_s!r})")
+    voice = settings.voice
+    if voice.digit_check and voice.record_s < DIGIT_CHECK_MIN_RECORD_S:
+        # the digits come last: a shorter window cuts them off and every check by voice would fail
+        source = origin.get(("voice", "record_s"), origin.get(("voice", "digit_check"), "defaults"))
+        raise ConfigError(f"{source}: voice.record_s: {voice.record_s!r} is too short for voice.digit_check "
+                          f"(the phrase and then the digits need at least {DIGIT_CHECK_MIN_RECORD_S} s)")
 
 
 def config_error(problems):

@@ -55,6 +55,7 @@ MALFORMED = [
     ("invalid TOML", "[sync\nbatch_size = 1\n", "line 1"),
     ("invalid TOML later line", "[sync]\nbatch_size = = 1\n", "line 2"),
     ("bad hex", '[security]\nserver_public_key = "zz"\n', "security.server_public_key"),
+    ("digits cut off", "[voice]\ndigit_check = true\n", "voice.record_s"),
 ]
 
 
