@@ -86,24 +86,17 @@ def _wait_and_provision(options, *, console, open_camera, clock, sleep, stop):
     used = provision_code.UsedCodes(paths.used_codes)
     tried_file = None          # (mtime, size) of a file that failed: taken again only once it changes
     camera = scanner = None
-    if keys and open_camera is not None:
-        from kiosk import code_reader
-
-        camera = open_camera()
-        scanner = code_reader.CodeScanner(
-            check=lambda text: provision_code.decode(text, public_keys=keys, now_s=clock.time(), used=used))
+    want_camera = bool(keys) and open_camera is not None
     deadline = clock.monotonic() + options.scan_timeout_s if options.scan_timeout_s else None
     common = dict(paths=paths, console=console, sleep=_stoppable(sleep, stop), clock=clock,
                   max_attempts=options.max_attempts, max_backoff_s=options.max_backoff_s, timeout_s=options.timeout_s)
     try:
-        if camera is not None:
-            camera.start()
         next_file_check = clock.monotonic()
         last_index = None
         while not stop.is_set():
             if deadline is not None and clock.monotonic() > deadline:
                 raise ProvisioningError(f"no provisioning file or accepted code within {options.scan_timeout_s:g} s")
-            if clock.monotonic() >= next_file_check:
+            if camera is None or clock.monotonic() >= next_file_check:
                 next_file_check = clock.monotonic() + FILE_CHECK_S
                 seen = _file_stamp(boot_file)
                 if seen is not None and seen != tried_file:
@@ -114,15 +107,24 @@ def _wait_and_provision(options, *, console, open_camera, clock, sleep, stop):
                     else:
                         if outcome.action != "nothing":
                             return outcome
+            if want_camera:      # after the first look at the boot partition: a file needs no camera
+                want_camera = False
+                camera, scanner = _start_scanning(open_camera, keys=keys, used=used, clock=clock)
+                if camera is None:
+                    _files_only(console)
             if camera is None:
                 stop.wait(FILE_CHECK_S)
                 continue
             try:
                 frame = camera.wait_for_frame(FRAME_WAIT_S, after_index=last_index)
             except CameraError as e:
-                if not camera.is_running:
-                    raise
-                log.warning("no frame while looking for a code: %s", e)
+                if not camera.is_running:      # the camera went away: a file can still provision
+                    log.error("the camera stopped while looking for a code (%s)", e)
+                    camera.stop()
+                    camera = None
+                    _files_only(console)
+                else:
+                    log.warning("no frame while looking for a code: %s", e)
                 continue
             last_index = frame.index
             verdict = scanner.offer(frame.image)
@@ -143,6 +145,30 @@ def _wait_and_provision(options, *, console, open_camera, clock, sleep, stop):
     finally:
         if camera is not None:
             camera.stop()
+
+
+def _start_scanning(open_camera, *, keys, used, clock):
+    """(camera, CodeScanner), started; (None, None) when the camera does not start (files still work)."""
+    from kiosk import code_reader
+
+    camera = None
+    try:
+        camera = open_camera()
+        camera.start()
+    except Exception as e:   # no camera, or its library missing: provisioning by file still works
+        log.error("the camera does not start (%s): only a provisioning file can provision this kiosk", e)
+        if camera is not None:
+            camera.stop()
+        return None, None
+    scanner = code_reader.CodeScanner(
+        check=lambda text: provision_code.decode(text, public_keys=keys, now_s=clock.time(), used=used))
+    return camera, scanner
+
+
+def _files_only(console):
+    """The waiting screen again, offering only the provisioning file (no camera to read a code)."""
+    console.status.ways = ["file"]
+    console.status.waiting()
 
 
 def _file_stamp(path):

@@ -254,3 +254,49 @@ def test_a_sensor_missing_at_self_test_is_named_with_its_remedy(blank, server):
     assert done["problems"][0]["remedy"] == finger["remedy"]
     blank.home()                                      # the kiosk starts anyway: face and PIN still work
     blank.close()
+
+
+def test_kiosk_run_cli_shows_the_provisioning_window_then_the_kiosk_window(tmp_path, server):
+    """`kiosk run --backend sim` as a process, with a window (offscreen Qt): provisioning, then the kiosk."""
+    import os
+    import subprocess
+
+    blank = Blank(tmp_path, server)
+    scenario = blank.show_code(blank.code())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
+    env.update(QT_QPA_PLATFORM="offscreen", KIOSK_UI__DISPLAY="window", KIOSK_CAMERA__SCENARIO=scenario,
+               KIOSK_STORAGE__DATA_DIR=str(blank.paths.state_dir))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kiosk.cli", "run", "--backend", "sim", "--boot-dir", str(blank.paths.boot_dir),
+         "--etc-dir", str(blank.paths.etc_dir), "--hold-s", "0.5"], env=env, cwd=ROOT, stderr=subprocess.PIPE,
+        text=True)
+    timer = threading.Timer(WAIT_S, process.kill)    # a bound on a hung kiosk
+    timer.start()
+    lines = []
+    try:
+        for line in process.stderr:
+            lines.append(line.rstrip())
+            if "kiosk running" in line:
+                process.terminate()
+        assert process.wait() == 0, "\n".join(lines[-30:])
+    finally:
+        timer.cancel()
+        process.kill()
+    text = "\n".join(lines)
+    assert "provisioning screen: window" in text and "touchscreen: window" in text
+    assert text.index("first boot done") < text.index("kiosk running")
+    device_id = config.load(blank.paths.settings_file).sync.device_id
+    assert device_id in [d["device_id"] for d in server.devices()]
+
+
+def test_a_camera_that_does_not_start_leaves_the_file_way(blank, server):
+    """The camera unplugged from the start: the screen offers only the file, and a file still provisions."""
+    blank.start(blank.show_code(blank.code()), faults=[("camera", "unplug")])
+    at, data = blank.wait_for("provision_waiting", where=lambda d: d["ways"] == ["file"])
+    text = (ROOT / "image-build" / "kiosk-provision.toml.example").read_text()
+    text = text.replace("https://kiosk-server.example.org", server.url)
+    (blank.paths.boot_dir / "kiosk-provision.toml").write_text(
+        text.replace("PASTE-THE-ONE-TIME-TOKEN-HERE", server.issue_enrolment_token()))
+    _, done = blank.wait_for("provision_done", since=at)
+    assert done["device_id"] in [d["device_id"] for d in server.devices()]
+    blank.close()

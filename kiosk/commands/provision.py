@@ -37,10 +37,12 @@ def register(sub):
     parser.add_argument("--code-image", metavar="IMAGE",
                         help="provision from a signed code in this picture (PNG/JPEG) instead of a file")
     parser.add_argument("--scan-camera", choices=("pi", "usb", "sim"), metavar="BACKEND",
-                        help="with no provisioning file: read a signed code from the camera (pi, usb, sim; the "
-                             "camera.* settings apply, use the full 1280x720 stream) until --scan-timeout-s")
+                        help="on a kiosk not registered yet: read a signed code from the camera (pi, usb, sim; the "
+                             "camera.* settings apply, full 1280x720 frames) while also taking a provisioning file "
+                             "that appears on the boot partition, until one is accepted or --scan-timeout-s")
     parser.add_argument("--scan-timeout-s", type=float, default=600.0, metavar="SECONDS",
-                        help="how long --scan-camera looks for a code (default: 600)")
+                        help="how long --scan-camera looks for a code or a file (default: 600; 0 = until one "
+                             "is accepted)")
     parser.add_argument("--admin-pin-stdin", action="store_true",
                         help="with --code-image on a registered kiosk (a re-provisioning code): read the admin "
                              "PIN from standard input")
@@ -93,6 +95,7 @@ def run(args):
         print(f"{path}: valid ({kind} for {pf.server_url}, site {pf.site!r}, door {pf.door!r})")
         return 0
     mode, settings = _screen_mode(args)
+    args.screen_mode = mode      # first boot holds its self-test screen only where someone can read it
     if mode == "headless":
         return _provision(args, paths, _console(args, paths))
     from kiosk.clock import SystemClock
@@ -134,18 +137,9 @@ def _provision(args, paths, console):
     from kiosk import provision, provision_file
 
     boot_file = Path(args.file) if args.file else paths.boot_dir / provision_file.FILE_NAME
-    if args.scan_camera and not boot_file.exists() and not paths.registration_file.exists():
-        text = _scan(args, paths, console)
-        if text is None:
-            print(f"no accepted code within {args.scan_timeout_s:g} s")
-            return 1
-        from kiosk import provision_by_code
-
-        outcome = provision_by_code.provision_code(text, paths=paths, console=console,
-                                                   max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
-                                                   timeout_s=args.timeout_s)
-        print(f"{outcome.action} from a code: device {outcome.device_id}")
-    elif args.code_image:
+    if args.scan_camera and not args.file and not paths.registration_file.exists():
+        return _first_boot(args, paths, console)
+    if args.code_image:
         from kiosk import code_reader, provision_by_code
 
         text = code_reader.read_image_file(args.code_image)
@@ -174,34 +168,46 @@ def _provision(args, paths, console):
     return 0
 
 
-def _scan(args, paths, console):
-    """Provisioning mode: the camera looks for a signed code; refused ones go to the screen."""
-    import time
+def _first_boot(args, paths, console):
+    """Provisioning mode (kiosk/first_boot.py): a file on the boot partition or a code the camera reads.
 
-    from kiosk import app, code_reader, provision, provision_code
-    from kiosk.clock import SystemClock
+    The same loop as `kiosk run` on an unregistered kiosk: refused codes go to the screen and the
+    camera keeps looking, until one is accepted and registered or ``--scan-timeout-s`` (0: no limit)."""
+    from kiosk import app, first_boot, provision
 
     settings = app.load_settings(args).replace(hardware={"backend": args.scan_camera})
-    player = None
-    if args.scan_camera == "sim":
-        from kiosk_sim.camera import ScenarioPlayer
+    player = app.build_scenario_player(settings, full_size=True) if args.scan_camera == "sim" else None
+    if not hasattr(console, "status"):     # no screen and no status file: the model still drives the console
+        console = first_boot.status_console(lambda screen, **data: None, paths, console)
+    options = first_boot.Options(paths=paths, hold_s=0.0 if args.screen_mode == "headless" else 5.0,
+                                 scan_timeout_s=args.scan_timeout_s, max_attempts=args.max_attempts,
+                                 max_backoff_s=args.max_backoff_s, timeout_s=args.timeout_s)
+    import threading
+    import time
 
-        player = ScenarioPlayer(settings.camera.scenario, fps=settings.camera.fps,
-                                size=(settings.camera.width, settings.camera.height))
-    keys = provision_code.load_public_keys(paths.provisioning_keys)
-    used = provision_code.UsedCodes(paths.used_codes)
-    scanner = code_reader.CodeScanner(
-        check=lambda text: provision_code.decode(text, public_keys=keys, now_s=time.time(), used=used))
+    from kiosk.clock import SystemClock
+    from kiosk.errors import ProvisioningError
 
-    def refused(error):
-        console.show("provisioning code refused", error.remedy, f"(reason: {error.reason})")
-        provision.hook(console, "refused", source="code", reason=error.reason, remedy=error.remedy)
+    try:
+        outcome = first_boot.run(options, console=console, clock=SystemClock(), sleep=time.sleep,
+                                 stop=threading.Event(),
+                                 open_camera=lambda: app.build_camera(settings, player=player),
+                                 self_test=(lambda: _show_self_test(args, paths)) if args.self_test else None)
+    except ProvisioningError as e:
+        if str(e).startswith("no provisioning file or accepted code"):
+            print(f"no accepted code within {args.scan_timeout_s:g} s")
+            return 1
+        raise
+    print(f"{outcome.action}: device {outcome.device_id}")
+    return 0
 
-    if hasattr(console, "status"):
-        console.status.waiting()
-    with app.build_camera(settings, player=player) as camera:
-        return code_reader.scan_camera(camera, scanner, timeout_s=args.scan_timeout_s, clock=SystemClock(),
-                                       on_refused=refused)
+
+def _show_self_test(args, paths):
+    from kiosk import doctor
+
+    report = _self_test(args, paths)
+    print(doctor.render_table(report))
+    return report
 
 
 def _console(args, paths, *, screen=None):
