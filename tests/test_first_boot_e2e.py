@@ -85,11 +85,11 @@ class Blank:
             self.on_sleep(seconds)
         self.clock.sleep(seconds)
 
-    def start(self, scenario, *, faults=()):
+    def start(self, scenario, *, faults=(), **admin):
         options = first_boot.Options(paths=self.paths, hold_s=1.0)
 
         def ready(kiosk, sims):      # the kiosk's own screen from here on: listen to it too
-            self.kiosk = kiosk
+            self.kiosk, self.sims = kiosk, sims
             kiosk.screen.listeners.append(self._seen)
             if kiosk.screen.current is not None:
                 self._seen(*kiosk.screen.current)
@@ -97,7 +97,7 @@ class Blank:
         def body():
             try:
                 run_kiosk(self.settings(scenario), first_boot=options, stop_event=self.stop, sim_faults=faults,
-                          on_ready=ready, screen=self.screen, clock=self.clock, sleep=self.sleep)
+                          on_ready=ready, screen=self.screen, clock=self.clock, sleep=self.sleep, **admin)
             except BaseException as e:
                 self.error = e
             finally:

@@ -59,7 +59,7 @@ def register(sub):
     parser.add_argument("--sim-fault", action="append", default=[], metavar="PART:KIND",
                         help="with --self-test sim, start a simulator broken, as `kiosk doctor --sim-fault`")
     parser.set_defaults(func=run)
-    tools = parser.add_subparsers(dest="tool", metavar="{make-key,make-code}")
+    tools = parser.add_subparsers(dest="tool", metavar="{make-key,make-code,decommission}")
     make_key = tools.add_parser("make-key", help="make the fleet's provisioning key (keep it off the kiosks)",
                                 description="Write a new Ed25519 private key (PEM, mode 0600) and print its "
                                             "public half for KIOSK_IMG_PROVISIONING_KEYS.")
@@ -78,6 +78,19 @@ def register(sub):
     make_code.add_argument("--include-admin-pin", action="store_true",
                            help="carry admin.pin_hash in the code (denser: read from less far away)")
     make_code.set_defaults(func=run_make_code)
+    retire = tools.add_parser("decommission", help="upload every pending record, then wipe keys, templates and "
+                                                   "the database (stop kiosk.service first)",
+                              description="Take this kiosk out of service: with the admin PIN, upload every "
+                                          "record not yet sent (nothing is wiped while the server cannot take "
+                                          "them all), then overwrite and remove the database, the data and device "
+                                          "keys, the registration and the settings, and empty the fingerprint "
+                                          "sensor. Run as root with kiosk.service stopped. The settings are read "
+                                          "from --config, else ETC_DIR/kiosk/kiosk.toml.")
+    retire.add_argument("--admin-pin-stdin", action="store_true",
+                        help="read the admin PIN from standard input instead of asking on the terminal")
+    retire.add_argument("--no-sensor", action="store_true",
+                        help="leave the fingerprint sensor alone (not connected; its templates stay on it)")
+    retire.set_defaults(func=run_decommission)
 
 
 def run(args):
@@ -279,6 +292,54 @@ def run_make_code(args):
         print(f"{code.source}: code {code.code_id[:8]} for {code.label}, QR version {code.qr_version} -> "
               f"{code.png.name}, {code.svg.name}{note}")
     print(f"printable sheet: {sheet}")
+    return 0
+
+
+def run_decommission(args):
+    from pathlib import Path
+
+    from kiosk import app, config, decommission, provision
+    from kiosk.clock import SystemClock
+    from kiosk.errors import HardwareError
+    from kiosk.storage import db, seal
+    from kiosk.sync import service, worker
+
+    paths = provision.Paths(boot_dir=Path(args.boot_dir), etc_dir=Path(args.etc_dir), state_dir=Path(args.state_dir))
+    settings = config.load(args.config or paths.settings_file)
+    if not settings.sync.device_id:
+        print("this kiosk is not registered: nothing to upload; re-flash the card to wipe it", file=sys.stderr)
+        return 1
+    pin = sys.stdin.readline().rstrip("\n") if args.admin_pin_stdin else getpass.getpass("admin PIN: ")
+    database = db.open_db(settings.db_path)
+    uploader = service.build_worker(settings, database, clock=SystemClock(),
+                                    data_key=seal.DataKey.load(Path(settings.security.data_key_file)))
+
+    emptied = []
+
+    def clear_sensor():
+        sensor = app.build_fingerprint_sensor(settings)
+        try:
+            sensor.open()
+            sensor.clear()
+            emptied.append(True)
+        except HardwareError as e:
+            log.error("the fingerprint sensor was not emptied (%s): clear it before reusing it", e)
+        finally:
+            sensor.close()
+
+    try:
+        done = decommission.decommission(settings=settings, paths=paths, pin=pin, database=database,
+                                         run_sync_cycle=uploader.run_once, sync_status=lambda: worker.status(database),
+                                         clear_sensor=None if args.no_sensor else clear_sensor)
+    except decommission.DecommissionRefusedError as e:
+        print(f"not decommissioned: {e}", file=sys.stderr)
+        return 1
+    finally:
+        uploader.client.close()
+    print(f"every record uploaded ({done.uploaded_cycles} sync cycle(s)); wiped: {', '.join(done.wiped)}")
+    print("fingerprint sensor emptied" if emptied else "fingerprint sensor NOT emptied (--no-sensor, or it did not "
+          "answer): clear it before reusing it")
+    print("decommissioned: power the kiosk off, or restart it to provision it again")
     return 0
 
 

@@ -53,14 +53,20 @@ def run(args):
 
 
 def run_kiosk(settings, *, first_boot, stop_event, sim_faults=(), on_ready=None, screen=None, clock=None,
-              sleep=None):
+              sleep=None, admin_scan_s=None, admin_hold_s=None):
     """First boot when the kiosk is not registered, then app.run_appliance with the settings it wrote.
 
     ``screen`` (a HeadlessScreen) receives the provisioning screens as well when given (tests
     listen to it); ``clock``/``sleep`` drive provisioning (code expiry, backoff, hold), the
-    system clock by default."""
+    system clock by default; ``admin_scan_s``/``admin_hold_s`` bound the admin page's code scan
+    and how long its result stays before the restart. The admin's provisioning page (kiosk/admin_provisioning.py) is
+    wired here: after a re-provisioning the kiosk starts again with the new settings; after a
+    decommissioning it stops."""
+    import threading
+
     from kiosk import app
     from kiosk import first_boot as fb
+    from kiosk.admin_provisioning import RESTART_AFTER_S, SCAN_S, AdminProvisioning
 
     if not fb.is_registered(settings, first_boot.paths):
         try:
@@ -69,7 +75,27 @@ def run_kiosk(settings, *, first_boot, stop_event, sim_faults=(), on_ready=None,
         except fb.Stopped:
             log.info("stopped during first boot")
             return 0
-    return app.run_appliance(settings, stop_event=stop_event, on_ready=on_ready, sim_faults=sim_faults)
+    while True:
+        restart = threading.Event()
+
+        def request_restart():
+            restart.set()
+            stop_event.set()
+
+        def ready(kiosk, sims):
+            kiosk.ports.pages.provisioning = AdminProvisioning(
+                kiosk.ports.pages, paths=first_boot.paths, show=kiosk.screen.show, request_restart=request_restart,
+                request_stop=stop_event.set, scan_s=admin_scan_s or SCAN_S,
+                restart_after_s=RESTART_AFTER_S if admin_hold_s is None else admin_hold_s)
+            if on_ready is not None:
+                on_ready(kiosk, sims)
+
+        code = app.run_appliance(settings, stop_event=stop_event, on_ready=ready, sim_faults=sim_faults)
+        if not restart.is_set():
+            return code
+        log.info("restarting with the settings the re-provisioning wrote")
+        stop_event.clear()
+        settings = provisioned_settings(settings, first_boot.paths)
 
 
 def provision_on_screen(settings, options, *, stop, sim_faults=(), screen=None, clock=None, sleep=None):
