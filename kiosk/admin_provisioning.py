@@ -119,7 +119,7 @@ class AdminProvisioning:
         log.warning("re-provisioned from the admin page (%s); the kiosk restarts with the new settings",
                     outcome.action)
         self.timer(self.restart_after_s, self.request_restart)
-        return {"done": True, "device_id": outcome.device_id, "site": record.get("site", ""),
+        return {"done": True, "said": "reprovisioned", "device_id": outcome.device_id, "site": record.get("site", ""),
                 "door": record.get("door", ""), "restart_in_s": self.restart_after_s}
 
     def decommission(self):
@@ -150,7 +150,7 @@ class AdminProvisioning:
         finally:
             uploader.client.close()
         self.timer(self.restart_after_s, self.request_stop)
-        return {"done": True, "wiped": len(done.wiped), "sensor_cleared": done.sensor_cleared,
+        return {"done": True, "said": "decommissioned", "wiped": len(done.wiped), "sensor_cleared": done.sensor_cleared,
                 "stop_in_s": self.restart_after_s}
 
 

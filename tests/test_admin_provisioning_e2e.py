@@ -116,7 +116,7 @@ def test_decommissioning_waits_for_the_server_then_uploads_everything_and_wipes(
     finally:
         server.clear_fault()
     _, page = run_action(running, "decommission", since=at)
-    assert page["result"]["done"] and page["result"]["wiped"] >= 5
+    assert page["result"]["done"] and page["result"]["said"] == "decommissioned" and page["result"]["wiped"] >= 5
     assert len(server.events(running.device_id)) == 12
     for path in (settings.db_path, settings.security.data_key_file, settings.security.device_key_file,
                  running.paths.registration_file, running.paths.settings_file):

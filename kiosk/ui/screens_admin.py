@@ -90,8 +90,12 @@ class AdminPage(Screen):
             ok = "error" not in result
             text = w("admin_page.done") if ok else w("admin_page.failed", error=_error_text(w, result.get("error")))
             self.box.addWidget(label(text, role="ok" if ok else "error", align=Qt.AlignCenter, name="result"))
+            if result.get("said"):    # a sentence for what an action did (decommissioned, re-provisioned)
+                self.box.addWidget(label(w(f"admin_result.{result['said']}", default=str(result["said"])),
+                                         role="ok" if ok else None, align=Qt.AlignCenter, name="result_said"))
             said = [f"{w(f'field.{k}', default=k)}: {_value_text(w, v)}" for k, v in result.items()
-                    if k not in ("done", "error", "page") and not isinstance(v, (list, dict)) and v not in (None, "")]
+                    if k not in ("done", "error", "page", "said") and not isinstance(v, (list, dict))
+                    and v not in (None, "")]
             if said:    # what an action did (re-provisioned as, wiped, restarts in)
                 self.box.addWidget(label("   ".join(said), align=Qt.AlignCenter, name="result_detail"))
         scroll = QScrollArea()
@@ -138,7 +142,8 @@ class AdminConfirm(Screen):
     def build(self):
         w = self.words
         self.box.addStretch(1)
-        self.heading(w("admin_confirm.prompt", action=w(f"action.{self.data.get('action')}")))
+        action = self.data.get("action")     # a longer name for the confirmation where the button's is short
+        self.heading(w("admin_confirm.prompt", action=w.first(f"admin_confirm.{action}", f"action.{action}")))
         self.box.addStretch(1)
         self.actions([(w("btn.confirm"), "confirmed", "danger", None)])
 
