@@ -36,8 +36,9 @@ def register(sub):
                         help="read an admin PIN (twice) and print its hash for admin.pin_hash")
     parser.add_argument("--code-image", metavar="IMAGE",
                         help="provision from a signed code in this picture (PNG/JPEG) instead of a file")
-    parser.add_argument("--scan-camera", choices=("pi", "usb", "sim"), metavar="BACKEND",
-                        help="on a kiosk not registered yet: read a signed code from the camera (pi, usb, sim; the "
+    parser.add_argument("--scan-camera", choices=("auto", "pi", "usb", "sim"), metavar="BACKEND",
+                        help="on a kiosk not registered yet: read a signed code from the camera (pi, usb, sim, or "
+                             "auto: hardware.backend of the settings; the "
                              "camera.* settings apply, full 1280x720 frames) while also taking a provisioning file "
                              "that appears on the boot partition, until one is accepted or --scan-timeout-s")
     parser.add_argument("--scan-timeout-s", type=float, default=600.0, metavar="SECONDS",
@@ -53,9 +54,10 @@ def register(sub):
                              "(fullscreen when a display is there), headless never opens one")
     parser.add_argument("--screen-hold-s", type=float, default=15.0, metavar="SECONDS",
                         help="how long the last provisioning screen stays up after provisioning ends (default: 15)")
-    parser.add_argument("--self-test", choices=("pi", "usb", "sim"), metavar="BACKEND",
-                        help="after registering, run the doctor's checks on this hardware backend (pi, usb, sim) "
-                             "and show each result with its remedy")
+    parser.add_argument("--self-test", choices=("auto", "pi", "usb", "sim"), metavar="BACKEND",
+                        help="after registering, run the doctor's checks on this hardware backend (pi, usb, sim, "
+                             "or auto: hardware.backend of the settings provisioning wrote) and show each result "
+                             "with its remedy")
     parser.add_argument("--sim-fault", action="append", default=[], metavar="PART:KIND",
                         help="with --self-test sim, start a simulator broken, as `kiosk doctor --sim-fault`")
     parser.set_defaults(func=run)
@@ -188,8 +190,10 @@ def _first_boot(args, paths, console):
     camera keeps looking, until one is accepted and registered or ``--scan-timeout-s`` (0: no limit)."""
     from kiosk import app, first_boot, provision
 
-    settings = app.load_settings(args).replace(hardware={"backend": args.scan_camera})
-    player = app.build_scenario_player(settings, full_size=True) if args.scan_camera == "sim" else None
+    settings = app.load_settings(args)
+    if args.scan_camera != "auto":
+        settings = settings.replace(hardware={"backend": args.scan_camera})
+    player = app.build_scenario_player(settings, full_size=True) if settings.hardware.backend == "sim" else None
     if not hasattr(console, "status"):     # no screen and no status file: the model still drives the console
         console = first_boot.status_console(lambda screen, **data: None, paths, console)
     options = first_boot.Options(paths=paths, hold_s=0.0 if args.screen_mode == "headless" else 5.0,
@@ -249,13 +253,16 @@ def _self_test(args, paths):
     from kiosk.commands.doctor import _parse_faults
     from kiosk.errors import ConfigError
 
-    settings = config.load(paths.settings_file).replace(hardware={"backend": args.self_test})
+    settings = config.load(paths.settings_file)
+    if args.self_test != "auto":     # auto: the backend the settings provisioning wrote name
+        settings = settings.replace(hardware={"backend": args.self_test})
+    backend = settings.hardware.backend
     faults = _parse_faults(args.sim_fault)
-    if faults and args.self_test != "sim":
+    if faults and backend != "sim":
         raise ConfigError("--sim-fault needs --self-test sim")
     with contextlib.ExitStack() as stack:
         player = factory = None
-        if args.self_test == "sim":
+        if backend == "sim":
             sims = stack.enter_context(app.start_simulators(settings, faults=faults))
             settings = sims.settings_for(settings)
             player, factory = sims.player, sims.pin_factory
