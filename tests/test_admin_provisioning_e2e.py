@@ -99,6 +99,42 @@ def test_a_signed_code_from_the_admin_page_moves_the_kiosk_and_it_restarts(runni
     assert len(server.devices()) == devices                  # moved, not registered twice
 
 
+def test_a_signed_file_from_the_admin_page_moves_the_kiosk_and_a_forged_one_does_not(tmp_path, server):
+    from conftest import ROOT
+    from kiosk import code_maker, provision_file
+
+    admin_key = Ed25519PrivateKey.generate()         # may sign re-provisioning files ("rk" in the first code)
+    kiosk = Blank(tmp_path, server)
+    kiosk.start(kiosk.show_code(kiosk.code(p=pinhash.hash_pin(ADMIN_PIN), rk=code_maker.public_hex(admin_key))),
+                admin_hold_s=0.5)
+    try:
+        _, done = kiosk.wait_for("provision_done")
+        kiosk.home()
+        text = (ROOT / "image-build" / "kiosk-provision.toml.example").read_text()
+        text = text.replace("https://kiosk-server.example.org", server.url).replace("PASTE-THE-ONE-TIME-TOKEN-HERE", "")
+        text = text.replace("Head office", "Branch 3") + (f'\n[reprovision]\ndevice_id = "{done["device_id"]}"\n'
+                                                          'sequence = 1\n')
+        path = kiosk.paths.boot_dir / provision_file.FILE_NAME
+
+        def put(signer):
+            path.write_text(text)
+            provision_file.signature_path(path).write_text(provision_file.sign(path.read_bytes(), signer))
+
+        put(Ed25519PrivateKey.generate())            # a stranger's signature
+        at, _ = open_provisioning_page(kiosk)
+        at, page = run_action(kiosk, "reprovision_file", since=at)
+        assert "signature does not match" in page["result"]["error"]
+        assert '"site": "HQ"' in kiosk.paths.registration_file.read_text()
+        put(admin_key)
+        at, page = run_action(kiosk, "reprovision_file", since=at)
+        assert page["result"]["done"] and page["result"]["site"] == "Branch 3"
+        kiosk.wait_for("attendance_idle", since=at)      # started again with the new settings
+        assert '"site": "Branch 3"' in kiosk.paths.registration_file.read_text()
+    finally:
+        kiosk.stop.set()
+        kiosk.thread.join(WAIT_S)
+
+
 def test_decommissioning_waits_for_the_server_then_uploads_everything_and_wipes(running, tmp_path, server):
     settings = config.load(running.paths.settings_file)
     database = db.open_db(settings.db_path)
