@@ -9,6 +9,7 @@ refused with their reason on screen and register nothing. Provisioning runs on a
 simulators run live, so each wait is bounded by a generous limit, never a sleep.
 """
 
+import sys
 import threading
 from pathlib import Path
 
@@ -21,8 +22,6 @@ from kiosk import provision_code as pc
 from kiosk.clock import FakeClock
 from kiosk.commands.run import run_kiosk
 from kiosk.device_ports import HeadlessScreen
-
-import sys
 
 sys.path.insert(0, str(ROOT / "hw-sim"))
 from kiosk_sim.server import ServerSimulator  # noqa: E402

@@ -188,7 +188,7 @@ def _first_boot(args, paths, console):
 
     The same loop as `kiosk run` on an unregistered kiosk: refused codes go to the screen and the
     camera keeps looking, until one is accepted and registered or ``--scan-timeout-s`` (0: no limit)."""
-    from kiosk import app, first_boot, provision
+    from kiosk import app, first_boot
 
     settings = app.load_settings(args)
     if args.scan_camera != "auto":
