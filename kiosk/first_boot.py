@@ -49,6 +49,16 @@ def is_registered(settings, paths):
     return bool(settings.sync.device_id) or Path(paths.registration_file).exists()
 
 
+def needs_provisioning(settings, paths):
+    """Not registered, on a kiosk image (ETC_DIR/kiosk exists: the image made it) or with a file waiting.
+
+    A development machine without ETC_DIR/kiosk runs `kiosk run` unregistered, as before first
+    boot existed (records stay on the device), instead of waiting for provisioning."""
+    if is_registered(settings, paths):
+        return False
+    return Path(paths.kiosk_etc).is_dir() or (Path(paths.boot_dir) / provision_file.FILE_NAME).exists()
+
+
 def status_console(show, paths, console=None):
     """The status model behind a text console, showing on ``show``; ways from the image's keys."""
     keys = provision_code.load_public_keys(paths.provisioning_keys)

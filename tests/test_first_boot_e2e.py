@@ -299,3 +299,18 @@ def test_a_camera_that_does_not_start_leaves_the_file_way(blank, server):
     _, done = blank.wait_for("provision_done", since=at)
     assert done["device_id"] in [d["device_id"] for d in server.devices()]
     blank.close()
+
+
+def test_first_boot_only_on_a_kiosk_image_that_is_not_registered(tmp_path):
+    paths = provision.Paths(boot_dir=tmp_path / "boot", etc_dir=tmp_path / "etc", state_dir=tmp_path / "state")
+    blank = config.build([])
+    assert not first_boot.needs_provisioning(blank, paths)          # a laptop: no ETC_DIR/kiosk
+    paths.boot_dir.mkdir()
+    (paths.boot_dir / "kiosk-provision.toml").write_text("")
+    assert first_boot.needs_provisioning(blank, paths)              # a file waits
+    (paths.boot_dir / "kiosk-provision.toml").unlink()
+    paths.kiosk_etc.mkdir(parents=True)
+    assert first_boot.needs_provisioning(blank, paths)              # the image's folder
+    assert not first_boot.needs_provisioning(blank.replace(sync={"device_id": "kiosk-1"}), paths)
+    paths.registration_file.write_text("{}")
+    assert not first_boot.needs_provisioning(blank, paths)

@@ -1,7 +1,7 @@
 """`kiosk run`: the appliance (started by kiosk.service).
 
-A kiosk that is not registered yet (no sync.device_id, no ETC_DIR/kiosk/registration.json) first
-shows the provisioning screen: it waits for kiosk-provision.toml on the boot partition or a
+A kiosk image that is not registered yet (ETC_DIR/kiosk exists, but no sync.device_id and no
+ETC_DIR/kiosk/registration.json) first shows the provisioning screen: it waits for kiosk-provision.toml on the boot partition or a
 signed code shown to the camera, registers, runs the self-test and shows its results, then
 starts the kiosk with the settings provisioning wrote (docs/provisioning.md). On the device,
 kiosk-firstboot.service does this as root before kiosk.service starts; `kiosk run --backend sim`
@@ -54,7 +54,7 @@ def run(args):
 
 def run_kiosk(settings, *, first_boot, stop_event, sim_faults=(), on_ready=None, screen=None, clock=None,
               sleep=None, admin_scan_s=None, admin_hold_s=None):
-    """First boot when the kiosk is not registered, then app.run_appliance with the settings it wrote.
+    """First boot when a kiosk image is not registered, then app.run_appliance with the settings it wrote.
 
     ``screen`` (a HeadlessScreen) receives the provisioning screens as well when given (tests
     listen to it); ``clock``/``sleep`` drive provisioning (code expiry, backoff, hold), the
@@ -68,7 +68,7 @@ def run_kiosk(settings, *, first_boot, stop_event, sim_faults=(), on_ready=None,
     from kiosk import first_boot as fb
     from kiosk.admin_provisioning import RESTART_AFTER_S, SCAN_S, AdminProvisioning
 
-    if not fb.is_registered(settings, first_boot.paths):
+    if fb.needs_provisioning(settings, first_boot.paths):
         try:
             settings = provision_on_screen(settings, first_boot, stop=stop_event, sim_faults=sim_faults,
                                            screen=screen, clock=clock, sleep=sleep)
