@@ -192,7 +192,9 @@ def test_a_signed_code_provisions_then_self_test_then_home(blank, server):
     blank.wait_for("provision_registering", since=waiting)
     test_at, test = blank.wait_for("provision_self_test", since=waiting)
     by_name = {c["name"]: c for c in test["checks"]}
-    assert by_name["camera"]["status"] == "pass" and by_name["fingerprint"]["status"] == "pass"
+    # each part the kiosk has was checked; a warning (a slow frame rate on a loaded machine) is no failure
+    assert {"camera", "fingerprint", "gpio", "database", "keys"} <= set(by_name)
+    assert by_name["camera"]["status"] != "fail" and by_name["fingerprint"]["status"] != "fail", test["checks"]
     _, done = blank.wait_for("provision_done", since=test_at)
     home, _ = blank.home()
     assert home > test_at
