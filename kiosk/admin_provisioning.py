@@ -6,8 +6,8 @@ PIN is not asked a second time here. What happens is said on the provisioning sc
 (provision_status.py) through the kiosk's screen port while it runs, then on the admin page.
 
 - re-provisioning by code: the running camera is searched for a signed re-provisioning code for
-  this device for ``scan_s``; forged, expired, reused or other kiosks' codes are refused with
-  their reason; an accepted one rewrites the settings, and the kiosk restarts to use them;
+  this device for ``scan_s``; a forged, expired or reused code ends the search, refused with its
+  reason; an accepted one rewrites the settings, and the kiosk restarts to use them;
 - re-provisioning by file: a signed re-provisioning kiosk-provision.toml on the boot partition
   (provision_file.py checks the signature and sequence), then the same restart;
 - decommissioning: the running sync worker is stopped, every pending record is uploaded from
@@ -87,7 +87,8 @@ class AdminProvisioning:
 
         scanner = code_reader.CodeScanner(
             check=lambda text: provision_code.decode(text, public_keys=keys, now_s=self.clock.time(), used=used))
-        text = code_reader.scan_camera(camera, scanner, timeout_s=self.scan_s, clock=self.clock, on_refused=refused)
+        text = code_reader.scan_camera(camera, scanner, timeout_s=self.scan_s, clock=self.clock, on_refused=refused,
+                                       stop_at_refusal=True)
         if text is None:
             last = refusals[-1] if refusals else None
             return {"done": False, "error": f"{last.reason}: {last.remedy}" if last else
