@@ -316,3 +316,28 @@ def test_first_boot_only_on_a_kiosk_image_that_is_not_registered(tmp_path):
     assert not first_boot.needs_provisioning(blank.replace(sync={"device_id": "kiosk-1"}), paths)
     paths.registration_file.write_text("{}")
     assert not first_boot.needs_provisioning(blank, paths)
+
+
+def test_kiosk_provision_as_the_first_boot_unit_runs_it(tmp_path, server):
+    """The unit's options (--scan-camera auto --scan-timeout-s 0 --self-test auto): a waiting file is taken
+    at once, and the self-test runs on the backend the provisioning file names (sim here)."""
+    import json
+    import os
+    import subprocess
+
+    blank = Blank(tmp_path, server)
+    text = (ROOT / "image-build" / "kiosk-provision.toml.example").read_text()
+    text = text.replace("https://kiosk-server.example.org", server.url)
+    text = text.replace("PASTE-THE-ONE-TIME-TOKEN-HERE", server.issue_enrolment_token())
+    (blank.paths.boot_dir / "kiosk-provision.toml").write_text(text + '\n[settings.hardware]\nbackend = "sim"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
+    status = tmp_path / "status.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", "provision", "--boot-dir", str(blank.paths.boot_dir), "--etc-dir",
+         str(blank.paths.etc_dir), "--state-dir", str(blank.paths.state_dir), "--screen", "headless",
+         "--scan-camera", "auto", "--scan-timeout-s", "0", "--self-test", "auto", "--status-file", str(status)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    final = json.loads(status.read_text())
+    assert final["screen"] == "provision_done" and "provision_self_test" in final["history"]
+    assert "fingerprint sensor ready" in done.stderr              # the simulated sensor answered the self-test
