@@ -53,6 +53,7 @@ class AdminPages:
         self.sync_worker = sync_worker
         self.attendance = attendance
         self.sensor_model = sensor_model or settings.fingerprint.sensor_model
+        self.provisioning = None    # kiosk.admin_provisioning.AdminProvisioning, set by `kiosk run`
 
     def answer(self, page, action=None, **args):
         handler = getattr(self, f"do_{action}" if action else f"page_{page}", None)
@@ -123,7 +124,26 @@ class AdminPages:
         rule = self.attendance.rule.rule if self.attendance is not None else self.settings.attendance.status_rule
         return {"mode": rule, "modes": list(PUNCH_MODES)}
 
+    def page_provisioning(self):
+        if self.provisioning is None:
+            return {"error": "provisioning is not available in this run"}
+        return self.provisioning.page()
+
     # --- actions --------------------------------------------------------------------------------
+
+    def _provisioning_action(self, name):
+        if self.provisioning is None:
+            return {"done": False, "error": "provisioning is not available in this run"}
+        return getattr(self.provisioning, name)()
+
+    def do_reprovision_code(self):
+        return self._provisioning_action("reprovision_code")
+
+    def do_reprovision_file(self):
+        return self._provisioning_action("reprovision_file")
+
+    def do_decommission(self):
+        return self._provisioning_action("decommission")
 
     def do_clear_unknown_slots(self):
         if self.poller is None:

@@ -57,10 +57,16 @@ def load_settings(args=None):
 CAMERA_BACKENDS = {"pi": "picamera2", "usb": "v4l2", "sim": "player"}
 
 
-def build_scenario_player(settings):
-    """The simulator's camera: plays ``camera.scenario`` (a scenario name, video file or image folder)."""
+def build_scenario_player(settings, *, full_size=False):
+    """The simulator's camera: plays ``camera.scenario`` (a scenario name, video file or image folder).
+
+    ``full_size``: frames of camera.width x camera.height (reading a provisioning code needs them)
+    instead of the simulator's 640x480."""
     from kiosk_sim.camera import ScenarioPlayer
 
+    if full_size:
+        return ScenarioPlayer(settings.camera.scenario, fps=settings.camera.fps,
+                              size=(settings.camera.width, settings.camera.height))
     return ScenarioPlayer(settings.camera.scenario, fps=settings.camera.fps)
 
 
@@ -182,7 +188,7 @@ class Simulators:
         self.close()
 
 
-def start_simulators(settings, *, faults=(), sensor_speed=1.0):
+def start_simulators(settings, *, faults=(), sensor_speed=1.0, full_size=False):
     """Start the sensor simulator (unless an external one is configured), camera player and mock GPIO.
 
     ``faults`` are (part, kind) pairs applied at start: ('sensor', 'silence'|'busy'|...),
@@ -192,7 +198,7 @@ def start_simulators(settings, *, faults=(), sensor_speed=1.0):
     from kiosk_sim.gpio import Panel, SimFactory
 
     faults = list(faults)
-    player = build_scenario_player(settings)
+    player = build_scenario_player(settings, full_size=full_size)
     factory = SimFactory()
     panel = Panel(factory, settings.gpio)
     sensor = None
@@ -553,7 +559,7 @@ def _prepare_ui(settings):
 FLOWS_STALL_LIMIT_S = 15.0
 
 
-def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
+def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None, sim_faults=()):
     """`kiosk run`: storage, hardware, the flows, sync and the systemd watchdog until SIGTERM.
 
     With a display (``ui.display``) the touchscreen runs on the main thread's Qt loop: READY=1 is
@@ -561,7 +567,8 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
     restarted too; headless, READY=1 is sent once everything is up. WATCHDOG=1 only while the
     flows, the fingerprint poller and the sync workers are alive and the flows thread keeps
     stepping (a flow stuck for ``FLOWS_STALL_LIMIT_S`` counts as dead), so a hung kiosk is
-    restarted by systemd. ``on_ready(kiosk, sims)`` is called once running (tests and the demo use it).
+    restarted by systemd. ``on_ready(kiosk, sims)`` is called once running (tests and the demo use it);
+    ``sim_faults`` start the simulators broken (`kiosk run --sim-fault`, as `kiosk doctor`'s).
     """
     import contextlib
     import signal
@@ -582,7 +589,7 @@ def run_appliance(settings, *, backend=None, stop_event=None, on_ready=None):
         notifier.status("starting")
         factory = sims = player = None
         if settings.hardware.backend == "sim":
-            sims = stack.enter_context(start_simulators(settings))
+            sims = stack.enter_context(start_simulators(settings, faults=sim_faults))
             settings, factory, player = sims.settings_for(settings), sims.pin_factory, sims.player
         database, key = open_storage(settings)
         stack.callback(database.close)

@@ -106,11 +106,12 @@ class CodeScanner:
         return ("accepted", code)
 
 
-def scan_camera(camera, scanner, *, timeout_s, clock, on_refused=None):
+def scan_camera(camera, scanner, *, timeout_s, clock, on_refused=None, stop_at_refusal=False):
     """Offer camera frames to ``scanner`` until a code is accepted (return its text) or ``timeout_s``.
 
     ``on_refused(error)`` is told about each different refused code (the screen shows why).
-    Returns None when the time ran out with no accepted code.
+    Returns None when the time ran out with no accepted code, or at the first refusal with
+    ``stop_at_refusal`` (the admin page: the technician reads why at once).
     """
     from kiosk.errors import CameraError
 
@@ -132,4 +133,6 @@ def scan_camera(camera, scanner, *, timeout_s, clock, on_refused=None):
             return scanner.last_text
         if on_refused is not None:
             on_refused(verdict[1])
+        if stop_at_refusal:
+            return None
     return None

@@ -37,20 +37,29 @@ class Decommissioned:
 
 
 def decommission(*, settings, paths, pin, database, run_sync_cycle, sync_status, clear_sensor=None,
-                 max_cycles=200):
+                 max_cycles=200, pin_verified=False):
     """Upload all pending records, then wipe; DecommissionRefusedError leaves everything in place.
 
     ``run_sync_cycle()`` runs one sync cycle (SyncWorker.run_once: returns the wait before the
     next, 0 to go on); ``sync_status()`` is kiosk.sync.worker.status of the database;
     ``clear_sensor()`` empties the fingerprint sensor's library (None: no sensor).
+    ``pin_verified``: the caller already checked the admin PIN with its lockout (an admin session
+    entered by PIN, kiosk/admin_provisioning.py); ``pin`` is then not asked again.
     """
     pin_hash = settings.security.admin_pin_hash
     if not pin_hash:
         raise DecommissionRefusedError("this kiosk has no admin PIN (security.admin_pin_hash): it cannot be "
                                        "decommissioned from the device; re-flash it after uploading its records")
-    if not pinhash.verify_pin(pin, pin_hash):
+    if not pin_verified and not pinhash.verify_pin(pin, pin_hash):
         log.warning("decommissioning refused: wrong admin PIN")
         raise DecommissionRefusedError("wrong admin PIN: nothing was uploaded or wiped")
+    targets = [Path(settings.db_path), Path(f"{settings.db_path}-wal"), Path(f"{settings.db_path}-shm"),
+               Path(settings.security.data_key_file), Path(settings.security.device_key_file),
+               paths.registration_file, paths.ca_file, paths.settings_file]
+    blocked = sorted({str(p.parent) for p in targets if p.exists() and not os.access(p.parent, os.W_OK)})
+    if blocked:    # checked before anything is uploaded or wiped: never half a decommissioning
+        raise DecommissionRefusedError(f"{', '.join(blocked)} cannot be changed by this process (read-only); "
+                                       "nothing was uploaded or wiped: run `kiosk provision decommission` as root")
     cycles = 0
     for cycles in range(1, max_cycles + 1):
         waits_s = run_sync_cycle()
@@ -66,9 +75,6 @@ def decommission(*, settings, paths, pin, database, run_sync_cycle, sync_status,
     if clear_sensor is not None:
         clear_sensor()
         sensor_cleared = True
-    targets = [Path(settings.db_path), Path(f"{settings.db_path}-wal"), Path(f"{settings.db_path}-shm"),
-               Path(settings.security.data_key_file), Path(settings.security.device_key_file),
-               paths.registration_file, paths.ca_file, paths.settings_file]
     wiped = tuple(str(path) for path in targets if _wipe(path))
     log.warning("decommissioned after %d sync cycle(s) left nothing pending; wiped %s%s", cycles,
                 ", ".join(wiped), "; fingerprint sensor emptied" if sensor_cleared else "")

@@ -21,13 +21,14 @@ FLEET_CA_FILE = "fleet-ca.pem"     # or baked into the image (KIOSK_IMG_EXTRA_OV
 
 
 def provision_code(text, *, paths=Paths(), console=None, sleep=time.sleep, clock=None, max_attempts=0,
-                   max_backoff_s=300.0, timeout_s=15.0, rng=None, admin_pin=None):
+                   max_backoff_s=300.0, timeout_s=15.0, rng=None, admin_pin=None, admin_verified=False):
     """First provisioning from a signed code (provision_code.py); CodeRefusedError says why not.
 
     The code is checked against the keys baked into the image and the list of codes already
     used; it is then checked again as a provisioning file would be, and registered the same
     way. Its id is remembered once the kiosk is registered, so it cannot be shown again.
-    A re-provisioning code (``dev``) changes a registered kiosk, given its ``admin_pin``.
+    A re-provisioning code (``dev``) changes a registered kiosk, given its ``admin_pin`` (or
+    ``admin_verified``: an admin session entered with that PIN, kiosk/admin_provisioning.py).
     """
     from kiosk.clock import SystemClock
 
@@ -44,7 +45,7 @@ def provision_code(text, *, paths=Paths(), console=None, sleep=time.sleep, clock
             raise pc.CodeRefusedError("not_provisioned")
         tables = pc.to_tables(code, ca_pem=_code_ca(code, paths))
         if record is not None:
-            current_pin_hash = _check_admin(code, record, paths, admin_pin)
+            current_pin_hash = _check_admin(code, record, paths, admin_pin, verified=admin_verified)
             # a code without a PIN hash keeps the kiosk's PIN (the settings are rewritten whole)
             tables.setdefault("admin", {}).setdefault("pin_hash", current_pin_hash)
         try:
@@ -75,13 +76,15 @@ def provision_code(text, *, paths=Paths(), console=None, sleep=time.sleep, clock
     return outcome
 
 
-def _check_admin(code, record, paths, admin_pin):
-    """The kiosk's admin PIN hash, once the code is for this kiosk and the PIN matches it."""
+def _check_admin(code, record, paths, admin_pin, *, verified=False):
+    """The kiosk's admin PIN hash, once the code is for this kiosk and the PIN matches it (or was checked)."""
     from kiosk import config, pinhash
 
     if code.payload["dev"] != record["device_id"]:
         raise pc.CodeRefusedError("wrong_device", f"this kiosk is {record['device_id']}")
     pin_hash = config.load(paths.settings_file).security.admin_pin_hash
+    if verified and pin_hash:
+        return pin_hash
     if not pin_hash or not admin_pin or not pinhash.verify_pin(admin_pin, pin_hash):
         raise pc.CodeRefusedError("admin_pin")
     return pin_hash

@@ -197,6 +197,24 @@ def test_clearing_unknown_sensor_slots_is_confirmed_first(admin):
     assert {"page": "status", "action": "clear_unknown_slots"} in page_calls(ports)
 
 
+def test_the_provisioning_page_needs_a_session_entered_with_the_admin_pin(admin):
+    """An admin's finger opens the menu, but not the page that moves or wipes the kiosk."""
+    flow, ports, _, _ = admin()
+    flow.handle("finger_matched", slot=1)
+    flow.handle("page_requested", page="provisioning")
+    assert ports.screen["content"] == {"error": "admin_pin_required"} and not page_calls(ports)
+    flow.handle("action_requested", action="decommission")
+    flow.handle("confirmed")
+    assert ports.screen["content"] == {"error": "admin_pin_required"} and not page_calls(ports)
+    flow, ports, _, _ = admin()
+    enter(flow, ports)
+    flow.handle("page_requested", page="provisioning")
+    flow.handle("action_requested", action="decommission")
+    assert flow.state == "confirming_action"              # cannot be undone: confirmed first
+    flow.handle("confirmed")
+    assert {"page": "provisioning", "action": "decommission"} in page_calls(ports)
+
+
 # --- enrolment and deletion as a sub-flow ----------------------------------------------------------
 
 def test_enrolment_runs_inside_the_admin_session_and_returns_to_the_menu(admin):

@@ -144,14 +144,24 @@ def test_kiosk_service_watchdog_restart_and_sandboxing():
     assert d["ConditionPathExists"] == "/etc/kiosk/kiosk.toml"
 
 
-def test_firstboot_runs_before_the_kiosk_only_with_a_provisioning_file():
+def test_firstboot_runs_before_the_kiosk_while_unregistered_or_with_a_provisioning_file():
     unit = SYSTEMD / "kiosk-firstboot.service"
     d = {k: v for _, k, v in directives(unit)}
     assert d["Type"] == "oneshot"
     assert "kiosk.service" in " ".join(values(unit, "Before"))
-    assert d["ConditionPathExists"] == "/boot/firmware/kiosk-provision.toml"
+    assert sorted(values(unit, "ConditionPathExists")) == ["|!/etc/kiosk/registration.json",
+                                                           "|/boot/firmware/kiosk-provision.toml"]
     assert "kiosk-firstboot.service" in " ".join(values(SYSTEMD / "kiosk.service", "After"))
-    assert d["ExecStart"].split()[1:3] == ["provision", "--console"]
+    command = d["ExecStart"].split()
+    assert command[1:3] == ["provision", "--console"]
+    # the provisioning screen on the display, the camera reading codes until one is accepted, the self-test
+    assert {"--screen", "--scan-camera", "--self-test"} <= set(command)
+    assert command[command.index("--scan-timeout-s") + 1] == "0"
+    assert "QT_QPA_PLATFORM=eglfs" in " ".join(values(unit, "Environment"))
+    # the options the unit passes are ones `kiosk provision` accepts
+    from kiosk.cli import build_parser
+
+    build_parser().parse_args(command[1:])
 
 
 @pytest.mark.parametrize("unit", UNITS)

@@ -1,4 +1,4 @@
-"""Provisioning codes shown to the camera: on a phone screen, on paper, tilted, too far.
+"""Provisioning codes shown to the camera: on a phone screen, on paper, tilted, too far, close up.
 
 Each scenario draws one QR code (segno, a dev/simulator dependency) as a flat card seen through
 a pinhole camera: the card is rotated about its vertical axis (``yaw``) and in its plane
@@ -29,6 +29,9 @@ SHAPES = {
     "code_paper": ("paper", 0.24, 6.0, 3.0, "a printed provisioning code held up to the camera"),
     "code_tilted": ("paper", 0.24, 40.0, 20.0, "a printed code turned 40 degrees away and rotated 20"),
     "code_far": ("paper", 0.11, 4.0, 2.0, "a printed code held too far away (about 55 cm)"),
+    # a technician at the admin page holds the code up close: it reads even from the 640x480 frames
+    # `kiosk run --backend sim` plays (a short re-provisioning code; tests/test_admin_provisioning_e2e.py)
+    "code_close": ("paper", 0.5, 5.0, 3.0, "a printed code held close to the camera (about 12 cm)"),
 }
 
 

@@ -465,4 +465,4 @@ def backlight(ctx):
 # scenarios defined in other modules register themselves on import
 from kiosk_sim import printed  # noqa: E402,F401  (printed_photo)
 from kiosk_sim import liveness_scenarios  # noqa: E402,F401  (head_turn_left/right, stand_still, photo_swap)
-from kiosk_sim import code_scenarios  # noqa: E402,F401  (code_phone, code_paper, code_tilted, code_far)
+from kiosk_sim import code_scenarios  # noqa: E402,F401  (code_phone, code_paper, code_tilted, code_far, code_close)

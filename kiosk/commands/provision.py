@@ -36,11 +36,14 @@ def register(sub):
                         help="read an admin PIN (twice) and print its hash for admin.pin_hash")
     parser.add_argument("--code-image", metavar="IMAGE",
                         help="provision from a signed code in this picture (PNG/JPEG) instead of a file")
-    parser.add_argument("--scan-camera", choices=("pi", "usb", "sim"), metavar="BACKEND",
-                        help="with no provisioning file: read a signed code from the camera (pi, usb, sim; the "
-                             "camera.* settings apply, use the full 1280x720 stream) until --scan-timeout-s")
+    parser.add_argument("--scan-camera", choices=("auto", "pi", "usb", "sim"), metavar="BACKEND",
+                        help="on a kiosk not registered yet: read a signed code from the camera (pi, usb, sim, or "
+                             "auto: hardware.backend of the settings; the "
+                             "camera.* settings apply, full 1280x720 frames) while also taking a provisioning file "
+                             "that appears on the boot partition, until one is accepted or --scan-timeout-s")
     parser.add_argument("--scan-timeout-s", type=float, default=600.0, metavar="SECONDS",
-                        help="how long --scan-camera looks for a code (default: 600)")
+                        help="how long --scan-camera looks for a code or a file (default: 600; 0 = until one "
+                             "is accepted)")
     parser.add_argument("--admin-pin-stdin", action="store_true",
                         help="with --code-image on a registered kiosk (a re-provisioning code): read the admin "
                              "PIN from standard input")
@@ -51,13 +54,14 @@ def register(sub):
                              "(fullscreen when a display is there), headless never opens one")
     parser.add_argument("--screen-hold-s", type=float, default=15.0, metavar="SECONDS",
                         help="how long the last provisioning screen stays up after provisioning ends (default: 15)")
-    parser.add_argument("--self-test", choices=("pi", "usb", "sim"), metavar="BACKEND",
-                        help="after registering, run the doctor's checks on this hardware backend (pi, usb, sim) "
-                             "and show each result with its remedy")
+    parser.add_argument("--self-test", choices=("auto", "pi", "usb", "sim"), metavar="BACKEND",
+                        help="after registering, run the doctor's checks on this hardware backend (pi, usb, sim, "
+                             "or auto: hardware.backend of the settings provisioning wrote) and show each result "
+                             "with its remedy")
     parser.add_argument("--sim-fault", action="append", default=[], metavar="PART:KIND",
                         help="with --self-test sim, start a simulator broken, as `kiosk doctor --sim-fault`")
     parser.set_defaults(func=run)
-    tools = parser.add_subparsers(dest="tool", metavar="{make-key,make-code}")
+    tools = parser.add_subparsers(dest="tool", metavar="{make-key,make-code,decommission}")
     make_key = tools.add_parser("make-key", help="make the fleet's provisioning key (keep it off the kiosks)",
                                 description="Write a new Ed25519 private key (PEM, mode 0600) and print its "
                                             "public half for KIOSK_IMG_PROVISIONING_KEYS.")
@@ -76,6 +80,19 @@ def register(sub):
     make_code.add_argument("--include-admin-pin", action="store_true",
                            help="carry admin.pin_hash in the code (denser: read from less far away)")
     make_code.set_defaults(func=run_make_code)
+    retire = tools.add_parser("decommission", help="upload every pending record, then wipe keys, templates and "
+                                                   "the database (stop kiosk.service first)",
+                              description="Take this kiosk out of service: with the admin PIN, upload every "
+                                          "record not yet sent (nothing is wiped while the server cannot take "
+                                          "them all), then overwrite and remove the database, the data and device "
+                                          "keys, the registration and the settings, and empty the fingerprint "
+                                          "sensor. Run as root with kiosk.service stopped. The settings are read "
+                                          "from --config, else ETC_DIR/kiosk/kiosk.toml.")
+    retire.add_argument("--admin-pin-stdin", action="store_true",
+                        help="read the admin PIN from standard input instead of asking on the terminal")
+    retire.add_argument("--no-sensor", action="store_true",
+                        help="leave the fingerprint sensor alone (not connected; its templates stay on it)")
+    retire.set_defaults(func=run_decommission)
 
 
 def run(args):
@@ -93,6 +110,7 @@ def run(args):
         print(f"{path}: valid ({kind} for {pf.server_url}, site {pf.site!r}, door {pf.door!r})")
         return 0
     mode, settings = _screen_mode(args)
+    args.screen_mode = mode      # first boot holds its self-test screen only where someone can read it
     if mode == "headless":
         return _provision(args, paths, _console(args, paths))
     from kiosk.clock import SystemClock
@@ -134,18 +152,9 @@ def _provision(args, paths, console):
     from kiosk import provision, provision_file
 
     boot_file = Path(args.file) if args.file else paths.boot_dir / provision_file.FILE_NAME
-    if args.scan_camera and not boot_file.exists() and not paths.registration_file.exists():
-        text = _scan(args, paths, console)
-        if text is None:
-            print(f"no accepted code within {args.scan_timeout_s:g} s")
-            return 1
-        from kiosk import provision_by_code
-
-        outcome = provision_by_code.provision_code(text, paths=paths, console=console,
-                                                   max_attempts=args.max_attempts, max_backoff_s=args.max_backoff_s,
-                                                   timeout_s=args.timeout_s)
-        print(f"{outcome.action} from a code: device {outcome.device_id}")
-    elif args.code_image:
+    if args.scan_camera and not args.file and not paths.registration_file.exists():
+        return _first_boot(args, paths, console)
+    if args.code_image:
         from kiosk import code_reader, provision_by_code
 
         text = code_reader.read_image_file(args.code_image)
@@ -174,34 +183,48 @@ def _provision(args, paths, console):
     return 0
 
 
-def _scan(args, paths, console):
-    """Provisioning mode: the camera looks for a signed code; refused ones go to the screen."""
+def _first_boot(args, paths, console):
+    """Provisioning mode (kiosk/first_boot.py): a file on the boot partition or a code the camera reads.
+
+    The same loop as `kiosk run` on an unregistered kiosk: refused codes go to the screen and the
+    camera keeps looking, until one is accepted and registered or ``--scan-timeout-s`` (0: no limit)."""
+    from kiosk import app, first_boot
+
+    settings = app.load_settings(args)
+    if args.scan_camera != "auto":
+        settings = settings.replace(hardware={"backend": args.scan_camera})
+    player = app.build_scenario_player(settings, full_size=True) if settings.hardware.backend == "sim" else None
+    if not hasattr(console, "status"):     # no screen and no status file: the model still drives the console
+        console = first_boot.status_console(lambda screen, **data: None, paths, console)
+    options = first_boot.Options(paths=paths, hold_s=0.0 if args.screen_mode == "headless" else 5.0,
+                                 scan_timeout_s=args.scan_timeout_s, max_attempts=args.max_attempts,
+                                 max_backoff_s=args.max_backoff_s, timeout_s=args.timeout_s)
+    import threading
     import time
 
-    from kiosk import app, code_reader, provision, provision_code
     from kiosk.clock import SystemClock
+    from kiosk.errors import ProvisioningError
 
-    settings = app.load_settings(args).replace(hardware={"backend": args.scan_camera})
-    player = None
-    if args.scan_camera == "sim":
-        from kiosk_sim.camera import ScenarioPlayer
+    try:
+        outcome = first_boot.run(options, console=console, clock=SystemClock(), sleep=time.sleep,
+                                 stop=threading.Event(),
+                                 open_camera=lambda: app.build_camera(settings, player=player),
+                                 self_test=(lambda: _show_self_test(args, paths)) if args.self_test else None)
+    except ProvisioningError as e:
+        if str(e).startswith("no provisioning file or accepted code"):
+            print(f"no accepted code within {args.scan_timeout_s:g} s")
+            return 1
+        raise
+    print(f"{outcome.action}: device {outcome.device_id}")
+    return 0
 
-        player = ScenarioPlayer(settings.camera.scenario, fps=settings.camera.fps,
-                                size=(settings.camera.width, settings.camera.height))
-    keys = provision_code.load_public_keys(paths.provisioning_keys)
-    used = provision_code.UsedCodes(paths.used_codes)
-    scanner = code_reader.CodeScanner(
-        check=lambda text: provision_code.decode(text, public_keys=keys, now_s=time.time(), used=used))
 
-    def refused(error):
-        console.show("provisioning code refused", error.remedy, f"(reason: {error.reason})")
-        provision.hook(console, "refused", source="code", reason=error.reason, remedy=error.remedy)
+def _show_self_test(args, paths):
+    from kiosk import doctor
 
-    if hasattr(console, "status"):
-        console.status.waiting()
-    with app.build_camera(settings, player=player) as camera:
-        return code_reader.scan_camera(camera, scanner, timeout_s=args.scan_timeout_s, clock=SystemClock(),
-                                       on_refused=refused)
+    report = _self_test(args, paths)
+    print(doctor.render_table(report))
+    return report
 
 
 def _console(args, paths, *, screen=None):
@@ -230,13 +253,16 @@ def _self_test(args, paths):
     from kiosk.commands.doctor import _parse_faults
     from kiosk.errors import ConfigError
 
-    settings = config.load(paths.settings_file).replace(hardware={"backend": args.self_test})
+    settings = config.load(paths.settings_file)
+    if args.self_test != "auto":     # auto: the backend the settings provisioning wrote name
+        settings = settings.replace(hardware={"backend": args.self_test})
+    backend = settings.hardware.backend
     faults = _parse_faults(args.sim_fault)
-    if faults and args.self_test != "sim":
+    if faults and backend != "sim":
         raise ConfigError("--sim-fault needs --self-test sim")
     with contextlib.ExitStack() as stack:
         player = factory = None
-        if args.self_test == "sim":
+        if backend == "sim":
             sims = stack.enter_context(app.start_simulators(settings, faults=faults))
             settings = sims.settings_for(settings)
             player, factory = sims.player, sims.pin_factory
@@ -273,6 +299,54 @@ def run_make_code(args):
         print(f"{code.source}: code {code.code_id[:8]} for {code.label}, QR version {code.qr_version} -> "
               f"{code.png.name}, {code.svg.name}{note}")
     print(f"printable sheet: {sheet}")
+    return 0
+
+
+def run_decommission(args):
+    from pathlib import Path
+
+    from kiosk import app, config, decommission, provision
+    from kiosk.clock import SystemClock
+    from kiosk.errors import HardwareError
+    from kiosk.storage import db, seal
+    from kiosk.sync import service, worker
+
+    paths = provision.Paths(boot_dir=Path(args.boot_dir), etc_dir=Path(args.etc_dir), state_dir=Path(args.state_dir))
+    settings = config.load(args.config or paths.settings_file)
+    if not settings.sync.device_id:
+        print("this kiosk is not registered: nothing to upload; re-flash the card to wipe it", file=sys.stderr)
+        return 1
+    pin = sys.stdin.readline().rstrip("\n") if args.admin_pin_stdin else getpass.getpass("admin PIN: ")
+    database = db.open_db(settings.db_path)
+    uploader = service.build_worker(settings, database, clock=SystemClock(),
+                                    data_key=seal.DataKey.load(Path(settings.security.data_key_file)))
+
+    emptied = []
+
+    def clear_sensor():
+        sensor = app.build_fingerprint_sensor(settings)
+        try:
+            sensor.open()
+            sensor.clear()
+            emptied.append(True)
+        except HardwareError as e:
+            log.error("the fingerprint sensor was not emptied (%s): clear it before reusing it", e)
+        finally:
+            sensor.close()
+
+    try:
+        done = decommission.decommission(settings=settings, paths=paths, pin=pin, database=database,
+                                         run_sync_cycle=uploader.run_once, sync_status=lambda: worker.status(database),
+                                         clear_sensor=None if args.no_sensor else clear_sensor)
+    except decommission.DecommissionRefusedError as e:
+        print(f"not decommissioned: {e}", file=sys.stderr)
+        return 1
+    finally:
+        uploader.client.close()
+    print(f"every record uploaded ({done.uploaded_cycles} sync cycle(s)); wiped: {', '.join(done.wiped)}")
+    print("fingerprint sensor emptied" if emptied else "fingerprint sensor NOT emptied (--no-sensor, or it did not "
+          "answer): clear it before reusing it")
+    print("decommissioned: power the kiosk off, or restart it to provision it again")
     return 0
 
 

@@ -41,9 +41,14 @@ PAGES = {
     "log": ((), {}),                               # recent log lines
     "door": ((), {"door_test": ()}),
     "punch_mode": ((), {"set_punch_mode": ("mode",)}),
+    # re-provision by a signed code (camera) or file (boot partition); upload all, then wipe
+    "provisioning": ((), {"reprovision_code": (), "reprovision_file": (), "decommission": ()}),
 }
 # actions that change what cannot be undone are confirmed first
-CONFIRM_ACTIONS = ("clear_unknown_slots",)
+CONFIRM_ACTIONS = ("clear_unknown_slots", "reprovision_code", "reprovision_file", "decommission")
+# pages only a session entered with the admin PIN may use (an admin's finger is not enough to
+# move the kiosk to another server or wipe it)
+PIN_PAGES = ("provisioning",)
 MAX_ARG_CHARS = 256
 
 
@@ -218,6 +223,9 @@ class AdminFlow(Flow):
 
     def _ask(self, page, **args):
         """The port's answer, or an error the page shows instead of crashing the session."""
+        if page in PIN_PAGES and self.entered_by != "pin":
+            log.warning("admin %s refused the %s page: it needs the admin PIN", self.entered_by, page)
+            return {"error": "admin_pin_required"}
         try:
             answer = self.ports.admin_page(page, **args)
         except Exception as e:  # an export to a full stick, a sync that failed: shown, not raised

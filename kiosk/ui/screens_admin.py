@@ -53,6 +53,11 @@ def _value_text(words, value):
     return words.ltr(value) if isinstance(value, (int, float)) else str(value)
 
 
+def _error_text(words, error):
+    """An error word in the screen's language when it has one (admin_pin_required), else as given."""
+    return words(f"error.{error}", default=str(error))
+
+
 def _row_text(words, row):
     """One row of a page (a person, an event) as a line: ids left to right, roles and flags in words."""
     parts = []
@@ -83,15 +88,23 @@ class AdminPage(Screen):
         result = d.get("result")
         if result:
             ok = "error" not in result
-            text = w("admin_page.done") if ok else w("admin_page.failed", error=str(result.get("error")))
+            text = w("admin_page.done") if ok else w("admin_page.failed", error=_error_text(w, result.get("error")))
             self.box.addWidget(label(text, role="ok" if ok else "error", align=Qt.AlignCenter, name="result"))
+            if result.get("said"):    # a sentence for what an action did (decommissioned, re-provisioned)
+                self.box.addWidget(label(w(f"admin_result.{result['said']}", default=str(result["said"])),
+                                         role="ok" if ok else None, align=Qt.AlignCenter, name="result_said"))
+            said = [f"{w(f'field.{k}', default=k)}: {_value_text(w, v)}" for k, v in result.items()
+                    if k not in ("done", "error", "page", "said") and not isinstance(v, (list, dict))
+                    and v not in (None, "")]
+            if said:    # what an action did (re-provisioned as, wiped, restarts in)
+                self.box.addWidget(label("   ".join(said), align=Qt.AlignCenter, name="result_detail"))
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         inner = QWidget()
         lines = QVBoxLayout(inner)
         lines.setSpacing(self.theme.spacing_px)
         if "error" in content:
-            lines.addWidget(label(w("admin_page.failed", error=str(content["error"])), role="error"))
+            lines.addWidget(label(w("admin_page.failed", error=_error_text(w, content["error"])), role="error"))
         for check in content.get("checks", [])[:MAX_ROWS_SHOWN]:
             mark = "✓" if check.get("status") == "pass" else "✗"
             lines.addWidget(label(f"{mark} {check.get('name')}: {check.get('detail', '')}"))
@@ -129,7 +142,8 @@ class AdminConfirm(Screen):
     def build(self):
         w = self.words
         self.box.addStretch(1)
-        self.heading(w("admin_confirm.prompt", action=w(f"action.{self.data.get('action')}")))
+        action = self.data.get("action")     # a longer name for the confirmation where the button's is short
+        self.heading(w("admin_confirm.prompt", action=w.first(f"admin_confirm.{action}", f"action.{action}")))
         self.box.addStretch(1)
         self.actions([(w("btn.confirm"), "confirmed", "danger", None)])
 
