@@ -3,17 +3,22 @@
 The kiosk side is the real thing: the face pipeline and gallery (``FaceEngine``), the
 attendance flow (``AttendanceFlow``) on a ``FlowHost`` with liveness on (``face.liveness =
 "challenge"``, ``face.challenge = "turn"``: the simulated people can turn their heads but
-cannot blink). In front of it, ``ScriptedPerson``s from DIR (per-person photo folders, chosen
-by head pose: see ``kiosk.bench.attendance_cast``) walk up and turn when the screen asks, 400 ms
-after the prompt appears (``REACTION_FRAMES``), on the way in if it appears then.
+cannot blink). In front of it, ``ScriptedPerson``s from DIR (per-person photo folders: see
+``kiosk.bench.attendance_cast``) walk up and turn when the screen asks, 400 ms after the prompt
+appears (``REACTION_FRAMES``), on the way in if it appears then. The turn is drawn by the camera
+simulator's head model from the photo they walk up with (``kiosk_sim.head_model``, 35 degrees:
+``HEAD_TURN_DEG``), for everyone: the same face, light and expression through the turn, as in a
+real one, and every person with two usable photos can take part.
 
 Time is frame time: a fake clock advances 1/15 s per frame and every frame is analysed, so the
-figures are frame-accurate and do not depend on this machine's load. Latency is from the first
-frame in which the face is fully in view at the guide (the approach has finished and the face
-box is inside the frame: the scripted person's ground truth) to the frame whose processing
-pulsed the door, plus the real processing time of that frame (an honest bound); 0 when the door
-opened before they stopped. The time from the first liveness prompt to the door (what the
-challenge costs the person) and the real per-frame engine time are reported too.
+figures are frame-accurate and do not depend on this machine's load. Latency (``median_ms``,
+``p95_ms``) is from the first frame in which the face is fully in view to the frame whose
+processing pulsed the door, plus the real processing time of that frame (an honest bound).
+"Fully in view" (``fully_in_view``): the whole face box, as the simulator drew it, lies inside
+the image AND is at least ``face.min_face_px`` wide, the size from which the kiosk identifies a
+face; this is usually during the approach, before the person stops at the guide. The time from
+the first liveness prompt to the door (what the challenge costs the person) and the real
+per-frame engine time are reported too.
 
 Scenarios: enrolled walk-ups (accepted within 3 s?); unenrolled walk-ups who perform the turn;
 photo attacks on enrolled people, alternately a printed photo held up alone and the photo swap
@@ -177,16 +182,25 @@ class Kiosk:
         return (time.perf_counter() - started) * 1000.0
 
 
-def _fully_in_view(scene, size):
+def fully_in_view(scene, size, min_face_px):
+    """True when a live face of the scene's ground truth is wholly inside the image and identifiable.
+
+    Identifiable: the face box (the simulator's, as drawn) is at least ``min_face_px`` wide, the
+    size from which the kiosk's quality gate lets a face be identified (``face.min_face_px``).
+    """
     width, height = size
     for face in scene.faces:
         x, y, w, h = face.box
-        if not face.attack and x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+        if (not face.attack and x >= 0 and y >= 0 and x + w <= width and y + h <= height
+                and min(w, h) >= min_face_px):
             return True
     return False
 
 
 REACTION_FRAMES = 6  # 400 ms at 15 fps: reading the prompt before the head starts to turn
+HEAD_TURN_DEG = 35.0  # how far the simulated people turn when asked: a plain, unhurried head turn
+TURN_FURTHER_DEG = 10.0  # asked again (the prompt is still up after a turn), they turn this much further
+MAX_TURN_DEG = 55.0
 
 
 class Responder:
@@ -197,6 +211,7 @@ class Responder:
         self.then_photo = then_photo  # photo swap: raise this photo once the turn is done
         self.reaction_frames = int(reaction_frames)
         self.turns = 0
+        self.turn_starts = []  # the person's frame index at which each turn starts
 
     def __call__(self, screen, data):
         if screen != "face_challenge" or data.get("stage") != "acting":
@@ -205,7 +220,9 @@ class Responder:
             return  # the attacker now holds the photo up and keeps it there
         if self.turns and self.person.busy_until > self.person.next_index:
             return  # still turning
-        self.person.perform(data["challenge"], delay_frames=self.reaction_frames)
+        degrees = min(HEAD_TURN_DEG + TURN_FURTHER_DEG * self.turns, MAX_TURN_DEG)
+        self.turn_starts.append(self.person.perform(data["challenge"], delay_frames=self.reaction_frames,
+                                                    degrees=degrees))
         self.turns += 1
         if self.then_photo is not None:
             self.person.hold_up_photo(self.then_photo)
@@ -216,16 +233,19 @@ class Responder:
 def play(kiosk, player, *, arrived_frame, watch_s, responder=None, stop_at_door=True):
     """Play frames until the door pulses (``stop_at_door``) or ``watch_s`` after the face is in view.
 
-    Returns ``{"in_view", "door", "step_ms", "prompted"}``: frame numbers (the kiosk's, from 1)
-    of the first fully-in-view frame at the guide, of each door pulse and of the first liveness
-    prompt, and the real ms of every frame. When the door opened while the person was still
-    walking up, ``in_view`` is the frame at which they arrive (the door was open by then).
+    Returns ``{"in_view", "door", "step_ms", "prompted", "passed", "last_screen"}``: frame
+    numbers (the kiosk's, from 1) of the first frame in which the face is fully in view
+    (``fully_in_view``: wholly inside the image and at least ``face.min_face_px`` wide), of each
+    door pulse, of the first liveness prompt and of the frame that passed the challenge; the
+    real ms of every frame; the last screen shown (name, data). ``arrived_frame`` (when the
+    person stops at the guide) only bounds how long to play.
     """
-    prompted = []
+    prompted, shown, passed = [], [None], None
 
     def on_show(screen, data):
         if screen == "face_challenge" and not prompted:
             prompted.append(kiosk.frames)
+        shown[0] = (screen, data)
         if responder is not None:
             responder(screen, data)
 
@@ -236,7 +256,10 @@ def play(kiosk, player, *, arrived_frame, watch_s, responder=None, stop_at_door=
         scene = player.read_scene()
         ms = kiosk.step(scene)
         step_ms[kiosk.frames] = ms
-        if in_view is None and local >= arrived_frame and _fully_in_view(scene, player.size):
+        challenge = kiosk.flow.attempt.challenge
+        if passed is None and challenge is not None and challenge.status.passed:
+            passed = kiosk.frames
+        if in_view is None and fully_in_view(scene, player.size, kiosk.flow.settings.face.min_face_px):
             in_view = kiosk.frames
         if stop_at_door and len(kiosk.ports.door) > doors_before:
             break
@@ -244,17 +267,16 @@ def play(kiosk, player, *, arrived_frame, watch_s, responder=None, stop_at_door=
             break
     kiosk.ports.on_show = None
     doors = kiosk.ports.door[doors_before:]
-    if in_view is None and doors:
-        in_view = first + arrived_frame  # the door opened on the way: they arrive at an open door
     return {"in_view": in_view, "first": first, "door": doors, "step_ms": step_ms,
-            "prompted": prompted[0] if prompted else None}
+            "prompted": prompted[0] if prompted else None, "passed": passed, "last_screen": shown[0]}
 
 
 def _scripted(member, *, seed, photo=None, approach_frames=45):
     from kiosk_sim.scripted_person import ScriptedPerson
 
-    return ScriptedPerson(photo or member.frontal, turns=member.turns, person=member.person, seed=seed, fps=FPS,
-                          approach_frames=approach_frames)
+    # every head turn is the head model's, from the photo walked up with (see attendance_cast)
+    return ScriptedPerson(photo or member.frontal, turns={}, head_turn_deg=HEAD_TURN_DEG, person=member.person,
+                          seed=seed, fps=FPS, approach_frames=approach_frames)
 
 
 def _player(source, seed):
@@ -273,11 +295,15 @@ def enrolled_walkups(engine, settings, ids, enrolled, clock):
     for number, member in enumerate(enrolled):
         kiosk = Kiosk(engine, settings, ids, clock=clock, seed=SEED + number)
         person = _scripted(member, seed=SEED + number)
+        responder = Responder(person)
         out = play(kiosk, _player(person, SEED + number), arrived_frame=person.arrived_frame,
-                   watch_s=ACCEPT_WITHIN_S, responder=Responder(person))
+                   watch_s=ACCEPT_WITHIN_S, responder=responder)
         door = out["door"][0] if out["door"] else None
         entry = {"person": member.person, "in_view": out["in_view"], "door_frame": door and door[0],
-                 "recorded_as": door and door[1]}
+                 "recorded_as": door and door[1], "phases": _phases(out, responder)}
+        if door is None:
+            screen, data = out["last_screen"] or (None, {})
+            entry["outcome"] = f"{screen}: {data.get('reason') or data.get('guidance') or data.get('stage')}"
         if door is not None and out["in_view"] is not None:
             frames = door[0] - out["in_view"]  # negative: the door opened before they stopped
             entry["frame_ms"] = frames / FPS * 1000.0
@@ -290,6 +316,19 @@ def enrolled_walkups(engine, settings, ids, enrolled, clock):
         _progress(f"walk-up {number + 1}/{len(enrolled)} {'accepted' if entry['accepted'] else 'NOT accepted'}"
                   + (f" in {entry['frame_ms']:.0f} ms of frame time" if entry.get("frame_ms") is not None else ""))
     return results
+
+
+def _phases(out, responder):
+    """Where one walk-up's time went, in frame-time ms (None where a step never happened)."""
+    first, prompted, passed = out["first"], out["prompted"], out["passed"]
+    door = out["door"][0][0] if out["door"] else None
+    turn = first + responder.turn_starts[0] if responder.turn_starts else None  # person index 0 = kiosk `first`
+
+    def span(a, b):
+        return None if a is None or b is None else (b - a) / FPS * 1000.0
+
+    return {"prompt_to_in_view": span(prompted, out["in_view"]), "prompt_to_turn": span(prompted, turn),
+            "turn_to_pass": span(turn, passed), "pass_to_door": span(passed, door)}
 
 
 class _HeldOut:
@@ -445,16 +484,19 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
         "people_per_min": queued.get("people_per_min"),
         "frame_time_median_ms": _stats(frame_latencies)["median"],
         "frame_time_p95_ms": _stats(frame_latencies)["p95"],
-        "door_before_arrival": sum(1 for w in walks if w["accepted"] and w["frame_ms"] < 0),
+        "door_before_in_view": sum(1 for w in walks if w["accepted"] and w["frame_ms"] < 0),
         "prompt_to_door_median_ms": _stats(prompt_latencies)["median"],
         "prompt_to_door_p95_ms": _stats(prompt_latencies)["p95"],
         "reaction_ms": round(REACTION_FRAMES / FPS * 1000.0),
+        "phases_median_ms": {key: _stats([w["phases"][key] for w in walks if w["accepted"]
+                                          and w["phases"][key] is not None])["median"]
+                             for key in ("prompt_to_in_view", "prompt_to_turn", "turn_to_pass", "pass_to_door")},
         "walkups_asked": walkups,
         "enrolment_photos": {"at_most": settings.face.enrol_captures,
                              "mean": round(float(np.mean([len(m.enrol_embeddings) for m in enrolled])), 2)},
         "walkups_skipped": sum(skipped.values()),
         "skip_reasons": dict(skipped),
-        "not_accepted": [w["person"] for w in walks if not w["accepted"]],
+        "not_accepted": {w["person"]: w.get("outcome", "door later than 3 s") for w in walks if not w["accepted"]},
         "wrong_person_accepts": wrong_person,
         "unknown_walkups": len(unknowns),
         "unknown_accepted": sum(1 for u in unknowns if u["doors"]),
@@ -475,6 +517,9 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
                     "their heads but cannot blink",
         "reaction": f"the simulated person starts turning {REACTION_FRAMES / FPS * 1000:.0f} ms after the prompt "
                     "appears, while still walking up if it appears then",
+        "head_turn": f"the camera simulator's head model turns the walk-up photo {HEAD_TURN_DEG:g} deg "
+                     f"({TURN_FURTHER_DEG:g} deg further each time the prompt asks again, at most {MAX_TURN_DEG:g})",
+        "min_face_px": settings.face.min_face_px,
         "dataset": str(dataset),
     }
     return result
@@ -495,13 +540,15 @@ def _report(r):
         f"dataset {r['dataset']}: {r['walkups']} enrolled walk-ups (asked {r['walkups_asked']}; "
         f"{r['walkups_skipped']} people skipped: {r['skip_reasons'] or 'none'})",
         f"accepted within {ACCEPT_WITHIN_S:g} s: {r['accepted']}/{r['walkups']}"
-        + (f" (not: {', '.join(r['not_accepted'])})" if r["not_accepted"] else ""),
-        f"face in view at the guide -> door pulse, frame time + that frame's processing: median "
-        f"{_ms(r['median_ms'])}, p95 {_ms(r['p95_ms'])}  (frame time alone: {_ms(r['frame_time_median_ms'])} / "
-        f"{_ms(r['frame_time_p95_ms'])}; negative: the door opened before they stopped, "
-        f"{r['door_before_arrival']} of {r['accepted']})",
+        + (f" (not: {'; '.join(f'{k} ({v})' for k, v in r['not_accepted'].items())})" if r["not_accepted"] else ""),
+        f"face fully in view (inside the image, >= face.min_face_px wide) -> door pulse, frame time + that "
+        f"frame's processing: median {_ms(r['median_ms'])}, p95 {_ms(r['p95_ms'])}  (frame time alone: "
+        f"{_ms(r['frame_time_median_ms'])} / {_ms(r['frame_time_p95_ms'])}; door before that frame: "
+        f"{r['door_before_in_view']} of {r['accepted']})",
         f"first liveness prompt -> door pulse (the reaction, the turn and the rest of the approach): median "
         f"{_ms(r['prompt_to_door_median_ms'])}, p95 {_ms(r['prompt_to_door_p95_ms'])}",
+        "where the time goes (medians, frame time): " + ", ".join(
+            f"{key.replace('_', ' ')} {_ms(value)}" for key, value in r["phases_median_ms"].items()),
         f"unenrolled walk-ups: {r['unknown_walkups']} ({r['unknown_played_by_held_out_enrolled']} played by enrolled "
         f"people taken out of the gallery), accepted {r['unknown_accepted']}",
         f"accepted as the wrong person: {r['wrong_person_accepts']}   false accepts: {r['false_accepts']}",
@@ -510,7 +557,7 @@ def _report(r):
         f"queue: {r['queue_served']}/{r['queue_people']} served, {r['people_per_min']} people per minute",
         f"real engine time per frame here: identify median {_ms(identify['median'])}, p95 {_ms(identify['p95'])}; "
         f"detect median {_ms(detect['median'])}, p95 {_ms(detect['p95'])} (a frame every {1000 / r['fps']:.0f} ms)",
-        f"note: {r['reaction']}",
+        f"note: {r['reaction']}; {r['head_turn']}",
     ]
     return "\n".join(lines)
 
