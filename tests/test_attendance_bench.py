@@ -23,6 +23,9 @@ def test_the_walk_up_photo_is_the_most_frontal_one_and_not_the_enrolment_photo()
     assert cast.frontal_photo(m, skip_first=False) == m.photos[0]
     assert cast.frontal_photo(member([0.5, 12.0, None]), skip_first=True) is None
     assert cast.frontal_photo(member([0.5, 7.9], [0.0, -15.0]), skip_first=True) is None
+    dark = member([0.5, 1.0, 3.0])
+    dark.clear = [True, False, True]
+    assert cast.frontal_photo(dark, skip_first=True) == dark.photos[2]  # the more frontal one is murky
 
 
 def test_the_bench_runs_the_turn_challenge_only():

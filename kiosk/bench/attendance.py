@@ -448,8 +448,11 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
     cast.list_people(dataset)  # a missing folder fails before the models load
     pipeline = FacePipeline.from_settings(settings.face)
     _progress(f"measuring head pose on the photos in {dataset} ...")
+    from kiosk.models.quality import QualityLimits
+
     enrolled, strangers, skipped = cast.choose(dataset, pipeline, walkups=walkups, unknown=unknown,
-                                               enrol_photos=settings.face.enrol_captures)
+                                               enrol_photos=settings.face.enrol_captures,
+                                               limits=QualityLimits.from_settings(settings.face))
     if not enrolled:
         raise FileNotFoundError(f"no person in {dataset} qualifies for a walk-up ({dict(skipped)})")
     for member in enrolled:
