@@ -124,9 +124,6 @@ def test_a_photo_raised_after_a_challenge_done_on_the_way_is_refused(kiosk):
     assert not ports.records and ports.count("open_door") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="known hole, not fixed yet: frames of a head turned past the quality "
-                   "gate are not compared by the tracker, so the face that turns is never checked to be the "
-                   "face that was frontal (the same with and without waiting for the head to come back)")
 def test_a_photo_around_someone_elses_turn_is_never_accepted(kiosk):
     """The 'sandwich': the enrolled person's photo for the frontal frames, the attacker's own head for the turn."""
     flow, ports, _, faces = kiosk()
