@@ -122,7 +122,8 @@ def test_the_nose_moves_across_the_face_further_than_the_eyes_do():
     """Parallax by construction: points nearer the camera move further sideways in a turn."""
     fx, fy, fw, fh = LFW_FACE_BOX
     cx = fx + fw / 2
-    marks = {"nose": (cx, fy + 0.66 * fh), "eye": (cx + 0.21 * fw, fy + 0.38 * fh), "cheek": (cx + 0.45 * fw, fy + 0.6 * fh)}
+    marks = {"nose": (cx, fy + 0.66 * fh), "eye": (cx + 0.21 * fw, fy + 0.38 * fh),
+             "cheek": (cx + 0.45 * fw, fy + 0.6 * fh)}
     moved = {}
     for name, (x, y) in marks.items():
         photo = np.zeros((250, 250), np.uint8)
