@@ -11,23 +11,21 @@ from kiosk_sim import scenarios
 from kiosk_sim.liveness_scenarios import turn_photos
 
 
-def member(yaws):
+def member(yaws, pitches=None):
     photos = [Path(f"/nowhere/P/P_{n:04d}.jpg") for n in range(1, len(yaws) + 1)]
-    return cast.Member("P", photos, list(yaws))
+    pitches = [None if y is None else 0.0 for y in yaws] if pitches is None else pitches
+    return cast.Member("P", photos, list(yaws), pitches=list(pitches))
 
 
-def test_turned_photos_are_the_most_turned_each_way_past_20_degrees():
-    m = member([1.0, 22.0, 35.0, -19.9, 19.9, None])
-    assert cast.turned_photos(m) == {"turn_left": m.photos[2]}  # -19.9 and 19.9 fall short; yaw > 0 is the left
-    m = member([1.0, -20.0, -41.0, 4.0])
-    assert cast.turned_photos(m) == {"turn_right": m.photos[2]}
-
-
-def test_the_walk_up_photo_is_frontal_within_8_degrees_and_not_the_enrolment_photo():
-    m = member([0.5, 9.0, -8.0, 7.9, 2.0])
-    assert cast.frontal_photo(m, skip_first=True) == m.photos[3]
+def test_the_walk_up_photo_is_the_most_frontal_one_and_not_the_enrolment_photo():
+    m = member([0.5, 9.0, -8.0, 7.9, 2.0, 3.0], [0.0, 0.0, 0.0, 1.0, 16.0, 1.0])
+    assert cast.frontal_photo(m, skip_first=True) == m.photos[5]  # 2.0 looks down 16 degrees: not frontal
     assert cast.frontal_photo(m, skip_first=False) == m.photos[0]
     assert cast.frontal_photo(member([0.5, 12.0, None]), skip_first=True) is None
+    assert cast.frontal_photo(member([0.5, 7.9], [0.0, -15.0]), skip_first=True) is None
+    dark = member([0.5, 1.0, 3.0])
+    dark.clear = [True, False, True]
+    assert cast.frontal_photo(dark, skip_first=True) == dark.photos[2]  # the more frontal one is murky
 
 
 def test_the_bench_runs_the_turn_challenge_only():
@@ -97,7 +95,7 @@ def test_a_short_run_prints_every_key_and_accepts_no_attack(datasets, capsys):
     assert result["accepted"] >= 1 and result["median_ms"] is not None
 
 
-def test_enrolment_takes_the_first_photos_but_never_those_walked_up_or_turned_with():
+def test_enrolment_takes_the_first_photos_but_never_the_one_walked_up_with():
     from pathlib import Path
 
     from kiosk.bench.attendance_cast import Member, enrolment_embeddings
@@ -105,6 +103,6 @@ def test_enrolment_takes_the_first_photos_but_never_those_walked_up_or_turned_wi
     photos = [Path(f"p{i}.jpg") for i in range(6)]
     member = Member("someone", photos, [0.0, 30.0, 2.0, None, 1.0, 0.5],
                     enrol_embedding="e0", embeddings=["e0", "e1", "e2", None, "e4", "e5"])
-    member.frontal, member.turns = photos[2], {"turn_left": photos[1]}
-    assert enrolment_embeddings(member, 3) == ["e0", "e4", "e5"]  # p1 turned, p2 walked up with, p3 no face
+    member.frontal = photos[2]
+    assert enrolment_embeddings(member, 3) == ["e0", "e1", "e4"]  # p2 walked up with, p3 no face
     assert enrolment_embeddings(member, 1) == ["e0"]

@@ -124,6 +124,38 @@ def test_a_photo_raised_after_a_challenge_done_on_the_way_is_refused(kiosk):
     assert not ports.records and ports.count("open_door") == 0
 
 
+def test_a_photo_around_someone_elses_turn_is_never_accepted(kiosk):
+    """The 'sandwich': the enrolled person's photo for the frontal frames, the attacker's own head for the turn."""
+    flow, ports, _, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice", jitter=0.02))
+    feed(flow, [faces.frame("alice", jitter=0.02) for _ in range(3)])  # alice's photo: baseline and votes
+    feed(flow, [faces.frame("mallory", yaw=30.0, failures=("face_the_camera",)) for _ in range(2)])  # photo down
+    feed(flow, [faces.frame("alice", jitter=0.02) for _ in range(5)])  # the photo up again
+    assert not ports.records and ports.count("open_door") == 0
+
+
+def test_frames_of_the_turned_head_do_not_push_earlier_votes_out_of_the_window(kiosk):
+    flow, ports, _, faces = kiosk()  # agree_frames 2 of window_frames 3
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice") for _ in range(2)])
+    feed(flow, [faces.frame("alice", yaw=25.0, failures=("face_the_camera",)) for _ in range(4)])
+    assert flow.attempt.challenge.status.passed and not ports.records
+    feed(flow, [faces.frame("alice")])  # the first good frame after the turn decides
+    assert [r.person_id for r in ports.records] == ["alice"]
+
+
+def test_frames_of_a_face_out_of_position_still_count_against_the_window(kiosk):
+    flow, ports, _, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice") for _ in range(2)])
+    feed(flow, [faces.frame("alice", yaw=25.0, failures=("face_the_camera",)) for _ in range(2)])
+    feed(flow, [faces.frame("alice", failures=("more_light",)) for _ in range(2)])  # not a turn: an empty vote
+    feed(flow, [faces.frame("alice")])
+    assert not ports.records  # 1 of the last 3
+    feed(flow, [faces.frame("alice")])
+    assert [r.person_id for r in ports.records] == ["alice"]
+
+
 def test_photo_swap_after_a_live_challenge_is_never_accepted(kiosk):
     """An unenrolled live person performs the challenge, then raises a photo of an enrolled one."""
     flow, ports, _, faces = kiosk()
@@ -450,7 +482,7 @@ def test_a_bystander_in_view_neither_starts_nor_votes_but_the_tracked_face_may_t
     feed(flow, [faces.frame("alice")])  # alone in the guide: now the challenge starts
     feed(flow, [faces.frame("alice", yaw=25.0, failures=("one_person_only", "face_the_camera"))
                 for _ in range(2)])
-    assert flow.attempt.challenge.stage.value == "returning"  # the tracked face's own turn counts
+    assert flow.attempt.challenge.stage.value == "passed"  # the tracked face's own turn counts
     feed(flow, [faces.frame("alice", failures=("one_person_only",)) for _ in range(6)])
     assert not ports.records  # no frame with someone else in view votes
     feed(flow, [faces.frame("alice") for _ in range(2)])

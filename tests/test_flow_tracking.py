@@ -30,14 +30,30 @@ def test_a_jump_across_the_frame_or_another_identity_is_a_new_track():
     assert new and tracker.last_break == "changed"
 
 
-def test_a_turned_head_is_not_compared_but_the_next_frontal_frame_is():
+def blend(a, b, cosine):
+    """A unit vector at ``cosine`` from unit vector ``a``, toward ``b``."""
+    side = b - (b @ a) * a
+    side /= np.linalg.norm(side)
+    return (cosine * a + np.sqrt(1 - cosine ** 2) * side).astype(np.float32)
+
+
+def test_a_turned_head_is_compared_loosely_and_the_next_frontal_frame_strictly():
     tracker = FaceTracker()
     first, _ = tracker.update((100, 100, 200, 200), unit(1), 0.0)
-    # turned: its embedding and box say little; the track goes on without comparing them
-    track, new = tracker.update((150, 100, 260, 200), unit(7), 0.1, reliable=False)
+    # turned: its box says little and its embedding less than a frontal one's; a loose test only
+    track, new = tracker.update((150, 100, 260, 200), blend(unit(1), unit(7), 0.32), 0.1, reliable=False)
     assert not new and track.track_id == first.track_id
+    assert np.array_equal(track.embedding, unit(1))  # a turned face's embedding is not kept
     # a photo of someone else raised during the turn: compared with the last frontal view
     _, new = tracker.update((100, 100, 200, 200), unit(2), 0.2)
+    assert new and tracker.last_break == "changed"
+
+
+def test_someone_else_shown_only_while_turned_is_a_new_track():
+    """The turned face must be the frontal one: not another person's head between two photos."""
+    tracker = FaceTracker()
+    tracker.update((100, 100, 200, 200), unit(1), 0.0)
+    _, new = tracker.update((100, 100, 200, 200), blend(unit(1), unit(7), 0.28), 0.1, reliable=False)
     assert new and tracker.last_break == "changed"
 
 

@@ -27,6 +27,12 @@ A direction with no turned photo of its own is, by default, the other direction'
 mirrored left-right. A mirrored photo of a real head turned to its left is a real head turned to
 its right: the 3D geometry (and so the parallax the liveness check looks for) is genuine. It is
 the mirror image of the person, which face recognition treats as very nearly the same face.
+
+With ``head_turn_deg`` a direction that has no photo (given or mirrored) is rendered from the
+frontal photo by the head model (``kiosk_sim.head_model``: the face laid on a 3D head shape and
+rotated), one angle per frame of the turn up to ``head_turn_deg``, or the ``degrees`` given to
+``perform``. So anyone with one frontal photo can act a head turn: the same face, light and
+expression throughout, as in a real turn, with the landmarks moving non-planarly.
 """
 
 import logging
@@ -37,6 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kiosk_sim import head_model
 from kiosk_sim.printed import PrintedSheet, sheet_motion
 from kiosk_sim.scenarios import (DEFAULT_FPS, FRAME_SIZE, LFW_FACE_BOX, FaceTruth, Scenario, SceneContext,
                                  ease, paste_face, read_photo, walk_up_pose)
@@ -58,6 +65,7 @@ class PersonState:
     pose: str = "frontal"       # the head as drawn: "frontal", "turn_left" or "turn_right"
     head: Path = None           # the photo the live head is drawn from (None when gone)
     mirrored: bool = False      # that photo is drawn mirrored left-right
+    head_yaw_deg: float = None  # the head model's rotation as drawn (None: a photo as it is)
     held_photo: Path = None     # the printed photo in front of the face, if one is raised
     face_hidden: bool = False   # the sheet covers the live face (it is not in the ground truth)
 
@@ -69,6 +77,7 @@ class _Command:
     sheet: PrintedSheet = None
     path: Path = None
     person: str = None
+    degrees: float = None       # a head-model turn's angle
 
 
 class ScriptedPerson:
@@ -81,13 +90,13 @@ class ScriptedPerson:
     (default: the photo's folder name). Frame counts are in frames at ``fps``.
     """
 
-    def __init__(self, frontal, *, turns=None, person=None, mirror=True, seed=0, size=FRAME_SIZE,
-                 fps=DEFAULT_FPS, approach_frames=45, turn_frames=3, hold_frames=6, return_frames=3,
-                 raise_frames=4, leave_frames=20):
+    def __init__(self, frontal, *, turns=None, person=None, mirror=True, head_turn_deg=None, seed=0,
+                 size=FRAME_SIZE, fps=DEFAULT_FPS, approach_frames=45, turn_frames=3, hold_frames=6,
+                 return_frames=3, raise_frames=4, leave_frames=20):
         counts = dict(approach_frames=approach_frames, turn_frames=turn_frames, hold_frames=hold_frames,
                       return_frames=return_frames, raise_frames=raise_frames, leave_frames=leave_frames)
-        self._made_with = dict(frontal=frontal, turns=turns, person=person, mirror=mirror, seed=seed, size=size,
-                               fps=fps, **counts)
+        self._made_with = dict(frontal=frontal, turns=turns, person=person, mirror=mirror,
+                               head_turn_deg=head_turn_deg, seed=seed, size=size, fps=fps, **counts)
         for key, value in counts.items():
             if int(value) != value or value < 1:
                 raise ValueError(f"{key} must be a whole number >= 1, not {value!r}")
@@ -101,6 +110,10 @@ class ScriptedPerson:
         self.size = tuple(size)
         self._frontal = read_photo(self.frontal_path)
         self._turns = self._load_turns(turns or {}, mirror)
+        if head_turn_deg is not None and not 0 < float(head_turn_deg) < 80:
+            raise ValueError(f"head_turn_deg must be between 0 and 80 degrees, not {head_turn_deg!r}")
+        self.head_turn_deg = None if head_turn_deg is None else float(head_turn_deg)
+        self._modelled = {}     # (kind, degrees) -> the head model's frames of that turn
         self._ctx = SceneContext(seed=seed, size=self.size)
         self._scenario = Scenario(self.name, 0, self.draw, ctx=self._ctx, fps=self.fps,
                                   description=f"{self.person} walks up and acts on cue")
@@ -152,16 +165,24 @@ class ScriptedPerson:
 
     # --- cues --------------------------------------------------------------------------------
 
-    def perform(self, kind, *, delay_frames=0):
-        """Turn the head to the person's own left or right and back; return the frame it starts at."""
+    def perform(self, kind, *, delay_frames=0, degrees=None):
+        """Turn the head to the person's own left or right and back; return the frame it starts at.
+
+        ``degrees`` sets how far a head-model turn goes (default ``head_turn_deg``); a turn drawn
+        from photos goes as far as its photos do.
+        """
         kind = str(getattr(kind, "value", kind))  # also takes the kiosk's ChallengeKind
         if kind not in TURNS:
             raise ValueError(f"a scripted person can perform {' or '.join(TURNS)}, not {kind!r}")
-        if kind not in self._turns:
+        if kind not in self._turns and self.head_turn_deg is None:
             raise ValueError(f"{self.person} has no photo turned for {kind} (give turns={{'{kind}': path}}, "
-                             "or the other direction with mirror=True)")
+                             "the other direction with mirror=True, or head_turn_deg)")
+        if degrees is not None and not 0 < float(degrees) < 80:
+            raise ValueError(f"a head turn is between 0 and 80 degrees, not {degrees!r}")
+        modelled = kind not in self._turns
+        degrees = (float(degrees) if degrees is not None else self.head_turn_deg) if modelled else None
         length = self.turn_frames + self.hold_frames + self.return_frames
-        return self._queue(_Command(0, kind), length, delay_frames)
+        return self._queue(_Command(0, kind, degrees=degrees), length, delay_frames)
 
     def hold_up_photo(self, photo_path, *, person=None, delay_frames=0):
         """Raise a printed photo in front of the face and keep it there; return the frame it starts at.
@@ -187,7 +208,7 @@ class ScriptedPerson:
             if self._left:
                 raise RuntimeError(f"{self.person} has left")
             start = max(self._next_index + int(delay_frames), self._busy_until)
-            command = _Command(start, command.kind, command.sheet, command.path, command.person)
+            command = _Command(start, command.kind, command.sheet, command.path, command.person, command.degrees)
             self._commands = self._commands + (command,)
             self._busy_until = start + length
             self._left = command.kind == "leave"
@@ -240,17 +261,35 @@ class ScriptedPerson:
             cx += (width * 0.75 - cx) * u + width * 0.3 * u * u  # away to the side, out of the frame
             face_px += (40 - face_px) * u
         action, pose, head, image, mirrored = None, "frontal", self.frontal_path, self._frontal, False
+        yaw = None
         for command in commands:
             if command.kind in TURNS and command.start <= index:
-                step = self._turn_step(index - command.start, len(self._turns[command.kind]))
+                frames = self._turn_frames_of(command)
+                step = self._turn_step(index - command.start, len(frames))
                 if step is not None:
                     action = command.kind
                     if step >= 0:
                         pose = command.kind
-                        head, image, mirrored = self._turns[command.kind][step]
+                        head, image, mirrored = frames[step][:3]
+                        yaw = frames[step][3] if len(frames[step]) > 3 else None
         sheet = next((c for c in commands if c.kind == "photo" and c.start <= index), None)
-        state = PersonState(index, phase, action, pose, head, mirrored, sheet.path if sheet else None)
+        state = PersonState(index, phase, action, pose, head, mirrored, yaw, sheet.path if sheet else None)
         return state, (cx, cy), face_px, image, sheet
+
+    def _turn_frames_of(self, command):
+        """The pictures of one turn, from slightly to fully turned: photos, or the head model's frames."""
+        if command.degrees is None:
+            return self._turns[command.kind]
+        key = (command.kind, command.degrees)
+        with self._lock:
+            frames = self._modelled.get(key)
+        if frames is None:
+            sign = 1.0 if command.kind == "turn_left" else -1.0  # yaw > 0: the person's own left
+            angles = [sign * command.degrees * (k + 1) / self.turn_frames for k in range(self.turn_frames)]
+            frames = [(self.frontal_path, head_model.turned(self._frontal, angle), False, angle) for angle in angles]
+            with self._lock:
+                self._modelled[key] = frames
+        return frames
 
     def _turn_step(self, j, steps):
         """Which turned photo frame ``j`` of a turn shows: None (turn over), -1 (frontal) or 0..steps-1."""

@@ -3,17 +3,22 @@
 The kiosk side is the real thing: the face pipeline and gallery (``FaceEngine``), the
 attendance flow (``AttendanceFlow``) on a ``FlowHost`` with liveness on (``face.liveness =
 "challenge"``, ``face.challenge = "turn"``: the simulated people can turn their heads but
-cannot blink). In front of it, ``ScriptedPerson``s from DIR (per-person photo folders, chosen
-by head pose: see ``kiosk.bench.attendance_cast``) walk up and turn when the screen asks, 400 ms
-after the prompt appears (``REACTION_FRAMES``), on the way in if it appears then.
+cannot blink). In front of it, ``ScriptedPerson``s from DIR (per-person photo folders: see
+``kiosk.bench.attendance_cast``) walk up and turn when the screen asks, 400 ms after the prompt
+appears (``REACTION_FRAMES``), on the way in if it appears then. The turn is drawn by the camera
+simulator's head model from the photo they walk up with (``kiosk_sim.head_model``, 35 degrees:
+``HEAD_TURN_DEG``), for everyone: the same face, light and expression through the turn, as in a
+real one, and every person with two usable photos can take part.
 
 Time is frame time: a fake clock advances 1/15 s per frame and every frame is analysed, so the
-figures are frame-accurate and do not depend on this machine's load. Latency is from the first
-frame in which the face is fully in view at the guide (the approach has finished and the face
-box is inside the frame: the scripted person's ground truth) to the frame whose processing
-pulsed the door, plus the real processing time of that frame (an honest bound); 0 when the door
-opened before they stopped. The time from the first liveness prompt to the door (what the
-challenge costs the person) and the real per-frame engine time are reported too.
+figures are frame-accurate and do not depend on this machine's load. Latency (``median_ms``,
+``p95_ms``) is from the first frame in which the face is fully in view to the frame whose
+processing pulsed the door, plus the real processing time of that frame (an honest bound).
+"Fully in view" (``fully_in_view``): the whole face box, as the simulator drew it, lies inside
+the image AND is at least ``face.min_face_px`` wide, the size from which the kiosk identifies a
+face; this is usually during the approach, before the person stops at the guide. The time from
+the first liveness prompt to the door (what the challenge costs the person) and the real
+per-frame engine time are reported too.
 
 Scenarios: enrolled walk-ups (accepted within 3 s?); unenrolled walk-ups who perform the turn;
 photo attacks on enrolled people, alternately a printed photo held up alone and the photo swap
@@ -24,17 +29,18 @@ photo attacks on enrolled people, alternately a printed photo held up alone and 
 import argparse
 import json
 import logging
-import random
 import sys
-import time
 
 import numpy as np
 
 from kiosk.bench import attendance_cast as cast
 
+# kiosk.bench or kiosk_sim_bench: they ship together
+from .attendance_scene import (FPS, HEAD_TURN_DEG, MAX_TURN_DEG, REACTION_FRAMES, TURN_FURTHER_DEG,  # noqa: F401
+                               Kiosk, Responder, TimedEngine, fully_in_view, open_player, phases, play, scripted)
+
 log = logging.getLogger(__name__)
 
-FPS = 15.0
 ACCEPT_WITHIN_S = 3.0
 WATCH_S = 7.0         # how long an unenrolled walk-up or an attack is watched after it is in view
 QUEUE_GIVE_UP_S = 8.0  # a queued person not served this long after arriving is sent on
@@ -57,214 +63,6 @@ def register(sub):
     parser.set_defaults(func=run)
 
 
-# --- the kiosk side ---------------------------------------------------------------------------
-
-class BenchPorts:
-    """The attendance flow's ports: people from a dict, records in memory, door pulses by frame."""
-
-    def __init__(self, clock, person_ids):
-        from kiosk.flows.ports import Person
-
-        self.clock = clock
-        self.host = None
-        self.people = {pid: Person(pid, pid) for pid in person_ids}
-        self.records = []
-        self.door = []            # (frame number, person id of the last record)
-        self.frame_number = None  # set by the bench before each frame
-        self.on_show = None
-
-    def show(self, screen, **data):
-        if self.on_show is not None:
-            self.on_show(screen, data)
-
-    def dim(self, dimmed):
-        pass
-
-    def signal(self, kind):
-        pass
-
-    def open_door(self):
-        self.door.append((self.frame_number, self.records[-1].person_id if self.records else None))
-
-    def start_capture(self, kind, **options):
-        if kind == "face":
-            self.host.set_face_mode(options.get("mode", "identify"))
-
-    def stop_capture(self, kind):
-        if kind == "face":
-            self.host.set_face_mode(None)
-
-    def person(self, person_id):
-        return self.people.get(person_id)
-
-    def person_for_finger(self, slot):
-        return None
-
-    def find_person(self, typed):
-        return None
-
-    def last_punch(self, person_id):
-        from kiosk.flows.ports import Punch
-
-        mine = [r for r in self.records if r.person_id == person_id]
-        return Punch(mine[-1].status, mine[-1].wall_time_s) if mine else None
-
-    def punches_since(self, person_id, since_s):
-        from kiosk.flows.ports import Punch
-
-        return [Punch(r.status, r.wall_time_s) for r in self.records
-                if r.person_id == person_id and r.wall_time_s >= since_s]
-
-    def record(self, *, person_id, status, verify_mode, score=None):
-        from kiosk.flows.ports import Recorded
-
-        recorded = Recorded(len(self.records) + 1, person_id, status, verify_mode, self.clock.time())
-        self.records.append(recorded)
-        return recorded
-
-
-class TimedEngine:
-    """The face engine, timing every ``analyse`` call (real milliseconds, by mode)."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.gallery = engine.gallery
-        self.ms = {"detect": [], "identify": []}
-
-    def analyse(self, image, timestamp_s, *, mode="identify"):
-        started = time.perf_counter()
-        frame = self.engine.analyse(image, timestamp_s, mode=mode)
-        self.ms[mode].append((time.perf_counter() - started) * 1000.0)
-        return frame
-
-
-class _Camera:
-    """What the FlowHost reads: the frame the bench put there last."""
-
-    def __init__(self):
-        self.frame = None
-
-    def latest(self):
-        return self.frame
-
-
-class Kiosk:
-    """One attendance kiosk (flow, host, ports) on a shared engine and a fake clock."""
-
-    def __init__(self, engine, settings, person_ids, *, clock, seed):
-        from kiosk.flows.attendance import AttendanceFlow
-        from kiosk.host import FlowHost
-
-        self.clock = clock
-        self.camera = _Camera()
-        self.ports = BenchPorts(clock, person_ids)
-        self.host = FlowHost(None, clock=clock, camera=self.camera, engine=engine)
-        self.ports.host = self.host
-        self.flow = AttendanceFlow(ports=self.ports, clock=clock, settings=settings, rng=random.Random(seed))
-        self.host.home = self.host.flow = self.flow
-        self.frames = 0
-
-    def step(self, scene):
-        """One camera frame: the clock moves a frame on, the host analyses it; returns real ms taken."""
-        from kiosk.drivers.camera import Frame
-
-        self.clock.advance(1.0 / FPS)
-        self.frames += 1
-        self.camera.frame = Frame(scene.image, scene.image, self.clock.monotonic(), self.frames)
-        self.ports.frame_number = self.frames
-        started = time.perf_counter()
-        self.host.step()
-        return (time.perf_counter() - started) * 1000.0
-
-
-def _fully_in_view(scene, size):
-    width, height = size
-    for face in scene.faces:
-        x, y, w, h = face.box
-        if not face.attack and x >= 0 and y >= 0 and x + w <= width and y + h <= height:
-            return True
-    return False
-
-
-REACTION_FRAMES = 6  # 400 ms at 15 fps: reading the prompt before the head starts to turn
-
-
-class Responder:
-    """Plays the person's side of the screen: turns the head when the challenge asks, after reading it."""
-
-    def __init__(self, person, *, then_photo=None, reaction_frames=REACTION_FRAMES):
-        self.person = person
-        self.then_photo = then_photo  # photo swap: raise this photo once the turn is done
-        self.reaction_frames = int(reaction_frames)
-        self.turns = 0
-
-    def __call__(self, screen, data):
-        if screen != "face_challenge" or data.get("stage") != "acting":
-            return  # "baseline": the screen asks them to look at the camera first
-        if self.then_photo is not None and self.turns:
-            return  # the attacker now holds the photo up and keeps it there
-        if self.turns and self.person.busy_until > self.person.next_index:
-            return  # still turning
-        self.person.perform(data["challenge"], delay_frames=self.reaction_frames)
-        self.turns += 1
-        if self.then_photo is not None:
-            self.person.hold_up_photo(self.then_photo)
-
-
-# --- one scene --------------------------------------------------------------------------------
-
-def play(kiosk, player, *, arrived_frame, watch_s, responder=None, stop_at_door=True):
-    """Play frames until the door pulses (``stop_at_door``) or ``watch_s`` after the face is in view.
-
-    Returns ``{"in_view", "door", "step_ms", "prompted"}``: frame numbers (the kiosk's, from 1)
-    of the first fully-in-view frame at the guide, of each door pulse and of the first liveness
-    prompt, and the real ms of every frame. When the door opened while the person was still
-    walking up, ``in_view`` is the frame at which they arrive (the door was open by then).
-    """
-    prompted = []
-
-    def on_show(screen, data):
-        if screen == "face_challenge" and not prompted:
-            prompted.append(kiosk.frames)
-        if responder is not None:
-            responder(screen, data)
-
-    kiosk.ports.on_show = on_show
-    first, in_view, step_ms, doors_before = kiosk.frames + 1, None, {}, len(kiosk.ports.door)
-    limit = arrived_frame + int(round((watch_s + 1.0) * FPS)) + 200  # in_view comes within this
-    for local in range(limit):
-        scene = player.read_scene()
-        ms = kiosk.step(scene)
-        step_ms[kiosk.frames] = ms
-        if in_view is None and local >= arrived_frame and _fully_in_view(scene, player.size):
-            in_view = kiosk.frames
-        if stop_at_door and len(kiosk.ports.door) > doors_before:
-            break
-        if in_view is not None and kiosk.frames - in_view >= watch_s * FPS:
-            break
-    kiosk.ports.on_show = None
-    doors = kiosk.ports.door[doors_before:]
-    if in_view is None and doors:
-        in_view = first + arrived_frame  # the door opened on the way: they arrive at an open door
-    return {"in_view": in_view, "first": first, "door": doors, "step_ms": step_ms,
-            "prompted": prompted[0] if prompted else None}
-
-
-def _scripted(member, *, seed, photo=None, approach_frames=45):
-    from kiosk_sim.scripted_person import ScriptedPerson
-
-    return ScriptedPerson(photo or member.frontal, turns=member.turns, person=member.person, seed=seed, fps=FPS,
-                          approach_frames=approach_frames)
-
-
-def _player(source, seed):
-    from kiosk_sim.camera import ScenarioPlayer
-
-    player = ScenarioPlayer(source, seed=seed)
-    player.open()
-    return player
-
-
 # --- the scenarios ----------------------------------------------------------------------------
 
 def enrolled_walkups(engine, settings, ids, enrolled, clock):
@@ -272,12 +70,16 @@ def enrolled_walkups(engine, settings, ids, enrolled, clock):
     results = []
     for number, member in enumerate(enrolled):
         kiosk = Kiosk(engine, settings, ids, clock=clock, seed=SEED + number)
-        person = _scripted(member, seed=SEED + number)
-        out = play(kiosk, _player(person, SEED + number), arrived_frame=person.arrived_frame,
-                   watch_s=ACCEPT_WITHIN_S, responder=Responder(person))
+        person = scripted(member, seed=SEED + number)
+        responder = Responder(person)
+        out = play(kiosk, open_player(person, SEED + number), arrived_frame=person.arrived_frame,
+                   watch_s=ACCEPT_WITHIN_S, responder=responder)
         door = out["door"][0] if out["door"] else None
         entry = {"person": member.person, "in_view": out["in_view"], "door_frame": door and door[0],
-                 "recorded_as": door and door[1]}
+                 "recorded_as": door and door[1], "phases": phases(out, responder)}
+        if door is None:
+            screen, data = out["last_screen"] or (None, {})
+            entry["outcome"] = f"{screen}: {data.get('reason') or data.get('guidance') or data.get('stage')}"
         if door is not None and out["in_view"] is not None:
             frames = door[0] - out["in_view"]  # negative: the door opened before they stopped
             entry["frame_ms"] = frames / FPS * 1000.0
@@ -315,9 +117,9 @@ def unknown_walkups(engine, settings, ids, strangers, clock, count):
     for number in range(count):
         member = strangers[number % len(strangers)]
         kiosk = Kiosk(engine, settings, ids, clock=clock, seed=SEED + 1000 + number)
-        person = _scripted(member, seed=SEED + 1000 + number)
+        person = scripted(member, seed=SEED + 1000 + number)
         with _HeldOut(engine.gallery, member, engine.engine.pipeline.model_id):
-            out = play(kiosk, _player(person, SEED + 1000 + number), arrived_frame=person.arrived_frame,
+            out = play(kiosk, open_player(person, SEED + 1000 + number), arrived_frame=person.arrived_frame,
                        watch_s=WATCH_S, responder=Responder(person), stop_at_door=False)
         results.append({"person": member.person, "held_out": member.in_gallery, "doors": len(out["door"])})
         _progress(f"unenrolled {number + 1}/{count}: {len(out['door'])} door pulse(s)")
@@ -338,16 +140,16 @@ def photo_attacks(engine, settings, ids, enrolled, strangers, clock, count, data
         if number % 2 == 0:
             kind = "printed_photo"
             spec = f"printed_photo:person={victim.person},photo={victim.photos.index(photo)}"
-            out = play(kiosk, _player(scenarios.build(spec, seed=seed, faces=library), seed), arrived_frame=0,
+            out = play(kiosk, open_player(scenarios.build(spec, seed=seed, faces=library), seed), arrived_frame=0,
                        watch_s=WATCH_S, stop_at_door=False)
             if out["in_view"] is None:  # the sheet is never "live": time from its first frame
                 out = dict(out, in_view=out["first"])
         else:
             kind = "photo_swap"
             attacker = next(s for s in strangers[number % len(strangers):] + strangers if s is not victim)
-            person = _scripted(attacker, seed=seed)
+            person = scripted(attacker, seed=seed)
             with _HeldOut(engine.gallery, attacker, engine.engine.pipeline.model_id):
-                out = play(kiosk, _player(person, seed), arrived_frame=person.arrived_frame, watch_s=WATCH_S,
+                out = play(kiosk, open_player(person, seed), arrived_frame=person.arrived_frame, watch_s=WATCH_S,
                            responder=Responder(person, then_photo=photo), stop_at_door=False)
         results.append({"kind": kind, "victim": victim.person, "doors": len(out["door"]),
                         "attacker": None if kind == "printed_photo" else attacker.person,
@@ -366,11 +168,11 @@ def queue(engine, settings, ids, enrolled, clock, count):
     doors, served = [], 0
     from kiosk_sim.camera import ScenarioPlayer
 
-    player = ScenarioPlayer(_scripted(enrolled[0], seed=SEED + 3000), seed=SEED + 3000)
+    player = ScenarioPlayer(scripted(enrolled[0], seed=SEED + 3000), seed=SEED + 3000)
     player.open()
     for number in range(count):
         member = enrolled[number % len(enrolled)]
-        person = _scripted(member, seed=SEED + 3000 + number, approach_frames=QUEUE_STEP_FRAMES)
+        person = scripted(member, seed=SEED + 3000 + number, approach_frames=QUEUE_STEP_FRAMES)
         player.play(person)
         out = play(kiosk, player, arrived_frame=person.arrived_frame, watch_s=QUEUE_GIVE_UP_S,
                    responder=Responder(person))
@@ -409,8 +211,11 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
     cast.list_people(dataset)  # a missing folder fails before the models load
     pipeline = FacePipeline.from_settings(settings.face)
     _progress(f"measuring head pose on the photos in {dataset} ...")
+    from kiosk.models.quality import QualityLimits
+
     enrolled, strangers, skipped = cast.choose(dataset, pipeline, walkups=walkups, unknown=unknown,
-                                               enrol_photos=settings.face.enrol_captures)
+                                               enrol_photos=settings.face.enrol_captures,
+                                               limits=QualityLimits.from_settings(settings.face))
     if not enrolled:
         raise FileNotFoundError(f"no person in {dataset} qualifies for a walk-up ({dict(skipped)})")
     for member in enrolled:
@@ -445,16 +250,19 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
         "people_per_min": queued.get("people_per_min"),
         "frame_time_median_ms": _stats(frame_latencies)["median"],
         "frame_time_p95_ms": _stats(frame_latencies)["p95"],
-        "door_before_arrival": sum(1 for w in walks if w["accepted"] and w["frame_ms"] < 0),
+        "door_before_in_view": sum(1 for w in walks if w["accepted"] and w["frame_ms"] < 0),
         "prompt_to_door_median_ms": _stats(prompt_latencies)["median"],
         "prompt_to_door_p95_ms": _stats(prompt_latencies)["p95"],
         "reaction_ms": round(REACTION_FRAMES / FPS * 1000.0),
+        "phases_median_ms": {key: _stats([w["phases"][key] for w in walks if w["accepted"]
+                                          and w["phases"][key] is not None])["median"]
+                             for key in ("prompt_to_in_view", "prompt_to_turn", "turn_to_pass", "pass_to_door")},
         "walkups_asked": walkups,
         "enrolment_photos": {"at_most": settings.face.enrol_captures,
                              "mean": round(float(np.mean([len(m.enrol_embeddings) for m in enrolled])), 2)},
         "walkups_skipped": sum(skipped.values()),
         "skip_reasons": dict(skipped),
-        "not_accepted": [w["person"] for w in walks if not w["accepted"]],
+        "not_accepted": {w["person"]: w.get("outcome", "door later than 3 s") for w in walks if not w["accepted"]},
         "wrong_person_accepts": wrong_person,
         "unknown_walkups": len(unknowns),
         "unknown_accepted": sum(1 for u in unknowns if u["doors"]),
@@ -475,6 +283,9 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
                     "their heads but cannot blink",
         "reaction": f"the simulated person starts turning {REACTION_FRAMES / FPS * 1000:.0f} ms after the prompt "
                     "appears, while still walking up if it appears then",
+        "head_turn": f"the camera simulator's head model turns the walk-up photo {HEAD_TURN_DEG:g} deg "
+                     f"({TURN_FURTHER_DEG:g} deg further each time the prompt asks again, at most {MAX_TURN_DEG:g})",
+        "min_face_px": settings.face.min_face_px,
         "dataset": str(dataset),
     }
     return result
@@ -495,13 +306,15 @@ def _report(r):
         f"dataset {r['dataset']}: {r['walkups']} enrolled walk-ups (asked {r['walkups_asked']}; "
         f"{r['walkups_skipped']} people skipped: {r['skip_reasons'] or 'none'})",
         f"accepted within {ACCEPT_WITHIN_S:g} s: {r['accepted']}/{r['walkups']}"
-        + (f" (not: {', '.join(r['not_accepted'])})" if r["not_accepted"] else ""),
-        f"face in view at the guide -> door pulse, frame time + that frame's processing: median "
-        f"{_ms(r['median_ms'])}, p95 {_ms(r['p95_ms'])}  (frame time alone: {_ms(r['frame_time_median_ms'])} / "
-        f"{_ms(r['frame_time_p95_ms'])}; negative: the door opened before they stopped, "
-        f"{r['door_before_arrival']} of {r['accepted']})",
+        + (f" (not: {'; '.join(f'{k} ({v})' for k, v in r['not_accepted'].items())})" if r["not_accepted"] else ""),
+        f"face fully in view (inside the image, >= face.min_face_px wide) -> door pulse, frame time + that "
+        f"frame's processing: median {_ms(r['median_ms'])}, p95 {_ms(r['p95_ms'])}  (frame time alone: "
+        f"{_ms(r['frame_time_median_ms'])} / {_ms(r['frame_time_p95_ms'])}; door before that frame: "
+        f"{r['door_before_in_view']} of {r['accepted']})",
         f"first liveness prompt -> door pulse (the reaction, the turn and the rest of the approach): median "
         f"{_ms(r['prompt_to_door_median_ms'])}, p95 {_ms(r['prompt_to_door_p95_ms'])}",
+        "where the time goes (medians, frame time): " + ", ".join(
+            f"{key.replace('_', ' ')} {_ms(value)}" for key, value in r["phases_median_ms"].items()),
         f"unenrolled walk-ups: {r['unknown_walkups']} ({r['unknown_played_by_held_out_enrolled']} played by enrolled "
         f"people taken out of the gallery), accepted {r['unknown_accepted']}",
         f"accepted as the wrong person: {r['wrong_person_accepts']}   false accepts: {r['false_accepts']}",
@@ -510,7 +323,7 @@ def _report(r):
         f"queue: {r['queue_served']}/{r['queue_people']} served, {r['people_per_min']} people per minute",
         f"real engine time per frame here: identify median {_ms(identify['median'])}, p95 {_ms(identify['p95'])}; "
         f"detect median {_ms(detect['median'])}, p95 {_ms(detect['p95'])} (a frame every {1000 / r['fps']:.0f} ms)",
-        f"note: {r['reaction']}",
+        f"note: {r['reaction']}; {r['head_turn']}",
     ]
     return "\n".join(lines)
 

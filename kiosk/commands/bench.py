@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 BENCHES = ("adms", "gallery", "fingerprint", "sync", "soak", "camera", "face", "attendance", "idle", "ui", "voice", "codes")
 SIM_BENCHES = ("adms", "fingerprint", "sync", "soak", "camera", "attendance", "idle", "ui", "codes")
 # modules the simulator-backed benchmarks use that are not commands themselves: they ship with them
-SIM_BENCH_HELPERS = ("fingerprint_dataset",)
+SIM_BENCH_HELPERS = ("attendance_scene", "fingerprint_dataset")
 PACKAGES = ("kiosk.bench", "kiosk_sim_bench")
 MISSING = "needs the simulators, which are not installed: install them (make test, or pip install ./hw-sim)"
 

@@ -265,9 +265,9 @@ class Demo:
         if not data["already"]:
             raise RuntimeError("a second punch within the repeat guard was recorded again")
         self.step("An unknown person (not enrolled) walks up and is asked to turn")
-        stranger = choose_stranger(pipeline, lfw, enrolled)
-        self.walk_up(kiosk, sims, ScriptedPerson(stranger[0], turns=stranger[1], hold_frames=12), expect="refused",
-                     what="an unknown face")
+        stranger = choose_stranger(pipeline, lfw, enrolled)  # turns through the simulator's head model
+        self.walk_up(kiosk, sims, ScriptedPerson(stranger, head_turn_deg=STRANGER_TURN_DEG, hold_frames=12),
+                     expect="refused", what="an unknown face")
         self.step("A printed photo of the enrolled person held up to the camera")
         self.actor = None
         name = person.person
@@ -435,19 +435,22 @@ class Demo:
         return len(rows)
 
 
+STRANGER_TURN_DEG = 35.0  # as far as the attendance bench's people turn (kiosk.bench.attendance)
+
+
 def choose_stranger(pipeline, lfw, enrolled):
-    """Someone never enrolled who can turn the head, chosen as the attendance bench chooses its
-    cast (kiosk.bench.attendance_cast): (frontal photo besides the first, {turn: photo})."""
+    """Someone never enrolled, chosen as the attendance bench chooses its cast
+    (kiosk.bench.attendance_cast): the path of a clear frontal photo besides their first; they
+    turn the head through the camera simulator's head model."""
     from kiosk.bench import attendance_cast as cast
 
     for person, photos in cast.list_people(lfw):
         if person in enrolled:
             continue
-        member = cast.measure(pipeline, person, photos)
-        frontal, turns = cast.frontal_photo(member, skip_first=True), cast.turned_photos(member)
-        if frontal is not None and turns:
-            return frontal, turns
-    raise RuntimeError(f"no person in {lfw} has a frontal and a turned photo")
+        frontal = cast.frontal_photo(cast.measure(pipeline, person, photos), skip_first=True)
+        if frontal is not None:
+            return frontal
+    raise RuntimeError(f"no person in {lfw} has a clear frontal photo besides their first")
 
 
 def _datasets(arg):

@@ -10,6 +10,7 @@ performs the challenge, then raises a printed photo of an enrolled person):
 1. the face is tracked (``FaceTracker``: box overlap and embedding continuity); when the track
    ends or changes, the whole attempt starts over: new challenge, no votes, no liveness;
 2. votes for an identity come only from frames of the current track that pass the quality gate;
+   frames of the head turned away (``TURN_FAILURES``) are left out of the K-of-N window;
 3. the face that is recognised must be the face that performed the challenge: the accepting
    frame's embedding must be close (``same_face_min``, cosine) to an embedding of the face seen
    while the challenge was being performed, up to and including the frame that completed it,
@@ -196,8 +197,11 @@ class FaceAttempt:
             reason = f"timeout_{frame.guidance}" if frame.guidance else "timeout"
             return self._finish(Outcome("refused", track.track_id, reason=reason))
         good = frame.guidance is None
-        matches = frame.matches if good else ()
-        decision = self.rule.add_frame(matches, liveness=liveness)
+        # a face turned away (the turn the challenge asks for) says nothing about who it is: it
+        # neither votes nor pushes this track's votes out of the K-of-N window, so the first good
+        # frame after the turn can decide instead of waiting for the window to refill
+        turned_away = not good and frame.guidance in TURN_FAILURES
+        decision = None if turned_away else self.rule.add_frame(frame.matches if good else (), liveness=liveness)
         challenge = dict(challenge=status.kind.value, stage=status.stage.value) if status else {}
         if liveness is Liveness.FAILED:
             reason = "liveness_failed" if status is None else f"liveness_{status.reason or 'failed'}"

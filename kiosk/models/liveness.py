@@ -5,12 +5,16 @@ to the person's left or right, or a blink. ``ActiveChallenge.update(landmarks, t
 is fed every analysed frame with its capture time (frame timestamps, never the wall clock):
 
 - turn: first a frontal baseline (|yaw| under ``frontal_deg``), then yaw beyond ``yaw_deg`` in
-  the asked direction, then back to frontal, all within ``timeout_s``. Turning the other way
-  first fails. When the head reaches the turned pose, the landmark geometry is compared with
-  the baseline: a photo turned or tilted as a whole moves every point by one plane-to-plane
-  mapping (a homography), a real head does not (the nose and the cheeks move by different
-  amounts: parallax). A turn whose points fit one homography to within ``min_parallax`` of the
-  inter-ocular distance fails as ``planar_motion``.
+  the asked direction, within ``timeout_s``. Turning the other way first fails. When the head
+  reaches the turned pose, the landmark geometry is compared with the baseline: a photo turned
+  or tilted as a whole moves every point by one plane-to-plane mapping (a homography), a real
+  head does not (the nose and the cheeks move by different amounts: parallax). A turn whose
+  points fit one homography to within ``min_parallax`` of the inter-ocular distance fails as
+  ``planar_motion``; one that does not passes, on that frame. Coming back to frontal is not
+  waited for: it proves nothing more (any attacker who got this far can face the camera again;
+  a photo or a replayed still is refused at the turned frame, pass or not), and waiting for it
+  cost the person the time to notice a new prompt and turn back, most of a second. Which face
+  is accepted afterwards is ``kiosk.flows.face_attempt``'s business (bound to the performer).
 - blink: a baseline with the eyes open, then the eye aspect ratio falling under
   ``closed_fraction`` of the baseline, then recovering above ``reopen_fraction`` of it.
 
@@ -59,7 +63,7 @@ class Stage(Enum):
 
     BASELINE = "baseline"      # waiting for a frontal face with open eyes
     ACTING = "acting"          # waiting for the turn or the closed eyes
-    RETURNING = "returning"    # waiting for the head to come back / the eyes to reopen
+    RETURNING = "returning"    # blink: waiting for the eyes to reopen
     PASSED = "passed"
     FAILED = "failed"
 
@@ -178,11 +182,8 @@ class ActiveChallenge:
                 if self.parallax < self.min_parallax:
                     self._fail("planar_motion")
                 else:
-                    self.stage = Stage.RETURNING
-        elif self.stage is Stage.RETURNING:
-            if self._frontal(lm):
-                self.stage = Stage.PASSED
-                log.info("liveness challenge %s passed", self.kind.value)
+                    self.stage = Stage.PASSED
+                    log.info("liveness challenge %s passed", self.kind.value)
 
     def _blink(self, lm):
         ratio = lm.eye_ratio
