@@ -40,17 +40,17 @@ def subset_people(root):
 
 @pytest.fixture(scope="module", params=SETS)
 def embedded(request, datasets):
-    """``(people count or 0 for all, embeddings, found, labels)`` of the benchmark's set through the kiosk's pipeline."""
+    """``(people count or 0 for all, embeddings, found, labels, model id)`` of the benchmark's set through the kiosk's pipeline."""
     root = datasets / "faces" / "lfw150"
     people = subset_people(root) if request.param == "subset" else 0
     _, files, labels = protocol.list_dataset(root, people=people)
-    pipeline = FacePipeline(threads=1)
+    pipeline = FacePipeline(threads=1)  # the default embedder, whatever it is
     embeddings, found, _ = run_images(pipeline, files)
-    return people, embeddings, found, np.asarray(labels)
+    return people, embeddings, found, np.asarray(labels), pipeline.model_id
 
 
 def test_accuracy_thresholds_hold(embedded):
-    people, embeddings, found, labels = embedded
+    people, embeddings, found, labels, _ = embedded
     impostors = 0 if people else protocol.DEFAULT_IMPOSTORS  # every impostor pair of the subset
     result, _, _ = protocol.evaluate(embeddings, found, labels, impostors=impostors)
     assert result["detect_fail_rate"] == 0.0
@@ -65,14 +65,14 @@ def test_accuracy_thresholds_hold(embedded):
 
 def test_int8_gallery_gives_the_float32_rank1_on_every_probe(embedded):
     """Enrol each person's first image; every other image's best identity is the same as exact float32 search."""
-    _, embeddings, found, labels = embedded
+    _, embeddings, found, labels, model_id = embedded
     first = {}
     for index, person in enumerate(labels):
         first.setdefault(int(person), index)
     enrolled = sorted(first.values())
     probes = [i for i in range(len(labels)) if i not in set(enrolled) and found[i]]
-    gallery = Gallery("sface-fp16-v1", embeddings.shape[1], scan_rows=1)  # through the scan model
-    gallery.add_many([f"person-{labels[i]}" for i in enrolled], embeddings[enrolled], model_id="sface-fp16-v1")
+    gallery = Gallery(model_id, embeddings.shape[1], scan_rows=1)  # through the scan model
+    gallery.add_many([f"person-{labels[i]}" for i in enrolled], embeddings[enrolled], model_id=model_id)
     matrix = embeddings[enrolled] / np.linalg.norm(embeddings[enrolled], axis=1, keepdims=True)
     for index in probes:
         probe = embeddings[index] / np.linalg.norm(embeddings[index])
