@@ -52,7 +52,10 @@ class SFaceEmbedder(Embedder):
     license = "Apache-2.0"
 
     def _forward(self, crop):
-        return self.model.run(crop.astype(np.float32)[None])[0].reshape(-1)
+        def fill(tensor):
+            tensor[...] = crop  # uint8 to float32 in the input tensor itself
+
+        return self.model.run_filled(fill)[0].reshape(-1)
 
 
 class SFaceInt8Embedder(SFaceEmbedder):
