@@ -63,8 +63,14 @@ def test_accuracy_thresholds_hold(embedded):
     assert result["rank1"] >= RANK1
 
 
-def test_int8_gallery_gives_the_float32_rank1_on_every_probe(embedded):
-    """Enrol each person's first image; every other image's best identity is the same as exact float32 search."""
+def test_int8_gallery_gives_the_float32_rank1_on_every_probe_but_exact_near_ties(embedded):
+    """Enrol each person's first image; every other image's best identity is the same as exact float32 search.
+
+    The one exception allowed: two people whose exact float32 scores for the probe are within
+    two code steps of each other (``Gallery.step``: each stored vector is rounded to it), where
+    the rounding decides. On the full lfw150 set with ``sface-int8-v2`` this is one probe of
+    600 (scores 0.2963 and 0.2960, far below any match threshold); ``sface-fp16-v1`` has none.
+    """
     _, embeddings, found, labels, model_id = embedded
     first = {}
     for index, person in enumerate(labels):
@@ -72,11 +78,17 @@ def test_int8_gallery_gives_the_float32_rank1_on_every_probe(embedded):
     enrolled = sorted(first.values())
     probes = [i for i in range(len(labels)) if i not in set(enrolled) and found[i]]
     gallery = Gallery(model_id, embeddings.shape[1], scan_rows=1)  # through the scan model
-    gallery.add_many([f"person-{labels[i]}" for i in enrolled], embeddings[enrolled], model_id=model_id)
+    names = [f"person-{labels[i]}" for i in enrolled]
+    gallery.add_many(names, embeddings[enrolled], model_id=model_id)
     matrix = embeddings[enrolled] / np.linalg.norm(embeddings[enrolled], axis=1, keepdims=True)
+    near_tie = 2.0 * gallery.step
+    correct = 0
     for index in probes:
         probe = embeddings[index] / np.linalg.norm(embeddings[index])
         exact = matrix @ probe
         best = gallery.search(probe, k=2)
-        assert best[0].person_id == f"person-{labels[enrolled[int(np.argmax(exact))]]}"
+        if best[0].person_id != names[int(np.argmax(exact))]:
+            assert float(exact.max() - exact[names.index(best[0].person_id)]) <= near_tie, index
         assert best[0].score == pytest.approx(float(exact.max()), abs=0.01)
+        correct += best[0].person_id == f"person-{labels[index]}"
+    assert correct / len(probes) >= RANK1  # rank-1 through the gallery, as the kiosk searches
