@@ -40,17 +40,17 @@ def subset_people(root):
 
 @pytest.fixture(scope="module", params=SETS)
 def embedded(request, datasets):
-    """``(people count or 0 for all, embeddings, found, labels)`` of the benchmark's set through the kiosk's pipeline."""
+    """``(people count or 0 for all, embeddings, found, labels, model id)`` of the benchmark's set through the kiosk's pipeline."""
     root = datasets / "faces" / "lfw150"
     people = subset_people(root) if request.param == "subset" else 0
     _, files, labels = protocol.list_dataset(root, people=people)
-    pipeline = FacePipeline(threads=1)
+    pipeline = FacePipeline(threads=1)  # the default embedder, whatever it is
     embeddings, found, _ = run_images(pipeline, files)
-    return people, embeddings, found, np.asarray(labels)
+    return people, embeddings, found, np.asarray(labels), pipeline.model_id
 
 
 def test_accuracy_thresholds_hold(embedded):
-    people, embeddings, found, labels = embedded
+    people, embeddings, found, labels, _ = embedded
     impostors = 0 if people else protocol.DEFAULT_IMPOSTORS  # every impostor pair of the subset
     result, _, _ = protocol.evaluate(embeddings, found, labels, impostors=impostors)
     assert result["detect_fail_rate"] == 0.0
@@ -63,20 +63,32 @@ def test_accuracy_thresholds_hold(embedded):
     assert result["rank1"] >= RANK1
 
 
-def test_int8_gallery_gives_the_float32_rank1_on_every_probe(embedded):
-    """Enrol each person's first image; every other image's best identity is the same as exact float32 search."""
-    _, embeddings, found, labels = embedded
+def test_int8_gallery_gives_the_float32_rank1_on_every_probe_but_exact_near_ties(embedded):
+    """Enrol each person's first image; every other image's best identity is the same as exact float32 search.
+
+    The one exception allowed: two people whose exact float32 scores for the probe are within
+    two code steps of each other (``Gallery.step``: each stored vector is rounded to it), where
+    the rounding decides. On the full lfw150 set with ``sface-int8-v2`` this is one probe of
+    600 (scores 0.2963 and 0.2960, far below any match threshold); ``sface-fp16-v1`` has none.
+    """
+    _, embeddings, found, labels, model_id = embedded
     first = {}
     for index, person in enumerate(labels):
         first.setdefault(int(person), index)
     enrolled = sorted(first.values())
     probes = [i for i in range(len(labels)) if i not in set(enrolled) and found[i]]
-    gallery = Gallery("sface-fp16-v1", embeddings.shape[1], scan_rows=1)  # through the scan model
-    gallery.add_many([f"person-{labels[i]}" for i in enrolled], embeddings[enrolled], model_id="sface-fp16-v1")
+    gallery = Gallery(model_id, embeddings.shape[1], scan_rows=1)  # through the scan model
+    names = [f"person-{labels[i]}" for i in enrolled]
+    gallery.add_many(names, embeddings[enrolled], model_id=model_id)
     matrix = embeddings[enrolled] / np.linalg.norm(embeddings[enrolled], axis=1, keepdims=True)
+    near_tie = 2.0 * gallery.step
+    correct = 0
     for index in probes:
         probe = embeddings[index] / np.linalg.norm(embeddings[index])
         exact = matrix @ probe
         best = gallery.search(probe, k=2)
-        assert best[0].person_id == f"person-{labels[enrolled[int(np.argmax(exact))]]}"
+        if best[0].person_id != names[int(np.argmax(exact))]:
+            assert float(exact.max() - exact[names.index(best[0].person_id)]) <= near_tie, index
         assert best[0].score == pytest.approx(float(exact.max()), abs=0.01)
+        correct += best[0].person_id == f"person-{labels[index]}"
+    assert correct / len(probes) >= RANK1  # rank-1 through the gallery, as the kiosk searches

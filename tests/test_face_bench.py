@@ -98,8 +98,9 @@ def test_bench_face_runs_end_to_end_and_prints_json(datasets, tmp_path, capsys):
     assert set(result["latency_ms"]) == {"detect", "landmarks", "embed", "total"}
     assert all(v > 0 for v in result["latency_ms"].values())
     assert set(result["latency"]) == {"1", "2"}
+    assert result["cpu_ms"] == result["latency"]["1"]["cpu_total"]["median"] > 0  # CPU time per face, beside wall
     assert result["images"] == sum(len(list(p.iterdir())) for p in tmp_path.iterdir() if p.is_dir())
-    assert result["model"] == "sface-fp16-v1"
+    assert result["model"] == "sface-int8-v2"  # the face.embedder default
     assert 0.0 <= result["detect_fail_rate"] <= 1.0 and 0.0 <= result["rank1"] <= 1.0
     holds = result["target"]["holds"]
     assert holds["dlib_speed_ratio"] is None and holds["met"] is False  # no peer run: never "met"

@@ -1,12 +1,19 @@
 """The face pipeline on real photos: it finds faces, and the same person scores above strangers."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from kiosk import config
 from kiosk.errors import ModelError
+from kiosk.models import assets
 from kiosk.models.embedder import load_embedder
 from kiosk.models.pipeline import FacePipeline
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import float_depthwise  # noqa: E402  (a build tool of the source checkout)
 
 # four people with several photos each (shared/datasets/faces/lfw150), two photos per person
 PEOPLE = ("Abdullah_Gul", "Alan_Greenspan", "Bill_Gates", "Ana_Palacio")
@@ -99,3 +106,28 @@ def test_unknown_ids_are_model_errors():
         FacePipeline(detector="yunet")
     with pytest.raises(ModelError):
         FacePipeline(align_source="eyes")
+
+
+def test_the_fp16_embedder_stays_selectable_and_agrees_with_the_default(pipeline, photos):
+    face = config.build([("test", {"face": {"embedder": "sface-fp16-v1", "match_threshold": 0.56}})]).face
+    fp16 = FacePipeline.from_settings(face, threads=1)
+    assert fp16.model_id == "sface-fp16-v1" != pipeline.model_id
+    for images in photos.values():
+        for image in images:
+            ours, theirs = pipeline.process(image)[0], fp16.process(image)[0]
+            assert float(ours.embedding @ theirs.embedding) > 0.99  # the same SFace weights, int8 or fp16
+    _check_separation(_embeddings(fp16, photos))
+
+
+def test_the_default_embedder_runs_whole_in_xnnpack():
+    """One delegated partition and no int8 depthwise filter (XNNPACK has no kernel for one: it would split the graph)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model_id = config.build([]).face.embedder
+    embedder = load_embedder(model_id)
+    names = [op["op_name"] for op in embedder.model.interpreter._get_ops_details()]
+    assert names.count("DELEGATE") == 1, names
+    model = schema.ModelT.InitFromPackedBuf(bytearray(assets.path(model_id).read_bytes()), 0)
+    assert float_depthwise.int8_depthwise_filters(model, schema) == []
+    int8_weights = [t for t in model.subgraphs[0].tensors if t.type == schema.TensorType.INT8]
+    assert len(int8_weights) >= 14  # the convolutions and the fully connected layer stay int8

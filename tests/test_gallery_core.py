@@ -78,17 +78,17 @@ def test_best_per_identity_makes_second_best_another_person():
 
 
 def test_refuses_vectors_of_another_model_or_size():
-    gallery = Gallery("sface-int8-v1", 4)
+    gallery = Gallery("sface-int8-v2", 4)
     with pytest.raises(ModelMismatchError) as caught:
         gallery.add("alice", [1, 0, 0, 0], model_id="mobilefacenet-v1")
     assert isinstance(caught.value, KioskError) and isinstance(caught.value, ValueError)
     assert "mobilefacenet-v1" in str(caught.value)
     with pytest.raises(ModelMismatchError):
-        gallery.add("alice", [1, 0, 0], model_id="sface-int8-v1")
+        gallery.add("alice", [1, 0, 0], model_id="sface-int8-v2")
     with pytest.raises(ModelMismatchError):
         gallery.search([1, 0, 0])
     with pytest.raises(ValueError):
-        gallery.add("alice", [0, 0, 0, 0], model_id="sface-int8-v1")
+        gallery.add("alice", [0, 0, 0, 0], model_id="sface-int8-v2")
     assert len(gallery) == 0
 
 
@@ -111,9 +111,9 @@ def test_loads_from_storage(tmp_path):
     rng = np.random.default_rng(1)
     vectors = {name: rng.standard_normal(16).astype(np.float32) for name in ("alice", "bob", "carol")}
     for name, vector in vectors.items():
-        people.add_face_template(database, key, name, "sface-int8-v1", vector)
+        people.add_face_template(database, key, name, "sface-int8-v2", vector)
     people.add_face_template(database, key, "alice", "mobilefacenet-v1", rng.standard_normal(16))
-    gallery = Gallery.load(database, key, "sface-int8-v1")
+    gallery = Gallery.load(database, key, "sface-int8-v2")
     assert gallery.dim == 16 and len(gallery) == 2 and "carol" not in gallery  # inactive people are not loaded
     best = gallery.search(vectors["bob"], k=2)
     assert best[0].person_id == "bob" and best[0].score == pytest.approx(1.0, abs=1e-4)  # int8 codes

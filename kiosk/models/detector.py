@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RIGHT_EYE, LEFT_EYE, NOSE_TIP, MOUTH_CENTRE, RIGHT_EAR, LEFT_EAR = range(6)
 NUM_KEYPOINTS = 6
+INPUT_STEP = np.float32(1.0 / 127.5)  # pixel value to the model's [-1, 1] (then minus 1)
 
 
 @dataclass(frozen=True)
@@ -136,17 +137,22 @@ def weighted_nms(boxes, points, scores, *, iou_threshold=0.3):
     return merged
 
 
-def letterbox(image, size):
-    """Resize keeping aspect ratio and pad to ``size`` x ``size``; returns ``(square, scale, pad_x, pad_y)``."""
+def _fit(image, size):
+    """The image resized to fit a ``size`` square, aspect kept, and where it goes: ``(resized, scale, pad_x, pad_y)``."""
     height, width = image.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
-    square = np.zeros((size, size, 3), dtype=np.uint8)
-    square[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized
-    return square, scale, pad_x, pad_y
+    return resized, scale, (size - new_w) // 2, (size - new_h) // 2
+
+
+def _fill_letterboxed(tensor, resized, pad_x, pad_y):
+    """Write the letterboxed frame into the input tensor as the model wants it: ``x / 127.5 - 1``, padding -1."""
+    tensor.fill(-1.0)  # a zero pixel
+    inside = tensor[pad_y:pad_y + resized.shape[0], pad_x:pad_x + resized.shape[1]]
+    np.multiply(resized, INPUT_STEP, out=inside, casting="unsafe")
+    inside -= 1.0
 
 
 def nearest_centre(detections, width, height):
@@ -183,9 +189,8 @@ class FaceDetector:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
         size = self.spec.input_size
-        square, scale, pad_x, pad_y = letterbox(image, size)
-        tensor = (square.astype(np.float32) / 127.5 - 1.0)[None]
-        outputs = self.model.run(tensor)
+        resized, scale, pad_x, pad_y = _fit(image, size)
+        outputs = self.model.run_filled(lambda tensor: _fill_letterboxed(tensor, resized, pad_x, pad_y))
         raw_boxes, raw_scores = (outputs[0], outputs[1]) if outputs[0].shape[-1] == 16 else (outputs[1], outputs[0])
         raw_boxes = raw_boxes.reshape(len(self.anchors), -1)
         raw_scores = raw_scores.reshape(len(self.anchors))

@@ -45,25 +45,28 @@ class Embedder:
 
 
 class SFaceEmbedder(Embedder):
-    """SFace (Apache-2.0) as TFLite with fp16 weights; RGB 0..255 in, 128 numbers out."""
+    """SFace (Apache-2.0) as TFLite with fp16 weights; RGB 0..255 in, 128 numbers out (an option)."""
 
     model_id = "sface-fp16-v1"
     dims = 128
     license = "Apache-2.0"
 
     def _forward(self, crop):
-        return self.model.run(crop.astype(np.float32)[None])[0].reshape(-1)
+        def fill(tensor):
+            tensor[...] = crop  # uint8 to float32 in the input tensor itself
+
+        return self.model.run_filled(fill)[0].reshape(-1)
 
 
 class SFaceInt8Embedder(SFaceEmbedder):
-    """SFace with dynamic-range int8 weights (XNNPACK's int8 kernels in ai-edge-litert): faster, 9.9 MB.
+    """SFace with int8 weights (float32 depthwise filters), run whole by XNNPACK in ai-edge-litert: the default.
 
     Its own model id: its vectors differ a little from the fp16 model's (cosine >= 0.995 on LFW),
-    so templates of one are never compared with the other, and ``face.match_threshold`` must be
-    calibrated for it (docs/benchmarks.md) before it is used for attendance.
+    so templates of one are never compared with the other; ``face.match_threshold``'s default is
+    calibrated for it (docs/benchmarks.md "Threshold calibration").
     """
 
-    model_id = "sface-int8-v1"
+    model_id = "sface-int8-v2"
 
 
 class MobileFaceNetEmbedder(Embedder):

@@ -32,6 +32,7 @@ INPUT_SIZE = 192
 NUM_POINTS = 468
 ROI_SCALE = 1.5
 MIN_PRESENCE = 0.5
+INPUT_STEP = np.float32(1.0 / 255.0)  # pixel value to the model's [0, 1]
 
 # mesh indices (facts of the MediaPipe canonical face mesh); "right" = the person's right
 RIGHT_CHEEK, LEFT_CHEEK = 234, 454
@@ -142,8 +143,7 @@ class FaceLandmarker:
         matrix = roi_transform(box, keypoints)
         crop = cv2.warpAffine(image, matrix, (INPUT_SIZE, INPUT_SIZE),
                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-        tensor = (crop.astype(np.float32) / 255.0)[None]
-        outputs = self.model.run(tensor)
+        outputs = self.model.run_filled(lambda tensor: np.multiply(crop, INPUT_STEP, out=tensor, casting="unsafe"))
         raw_points, raw_flag = (outputs[0], outputs[1]) if outputs[0].size == NUM_POINTS * 3 else (outputs[1], outputs[0])
         presence = float(1.0 / (1.0 + math.exp(-float(np.clip(raw_flag.ravel()[-1], -60, 60)))))
         if presence < self.min_presence:

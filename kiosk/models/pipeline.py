@@ -43,7 +43,7 @@ class FacePipeline:
     ``"detector"`` uses BlazeFace's 4 points and skips the mesh (faster).
     """
 
-    def __init__(self, *, detector="blazeface_short", embedder="sface-fp16-v1", threads=1,
+    def __init__(self, *, detector="blazeface_short", embedder="sface-int8-v2", threads=1,
                  runtime=None, align_source="mesh", min_score=None):
         if align_source not in ALIGN_SOURCES:
             raise ModelError(f"align_source must be one of {ALIGN_SOURCES}, got {align_source!r}")

@@ -95,6 +95,19 @@ class Model:
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(detail["index"]).copy() for detail in self.outputs]
 
+    def run_filled(self, fill):
+        """Like ``run`` for a one-input model, with ``fill(array)`` writing the input where the runtime reads it.
+
+        ``array`` is the input tensor itself without its batch axis (a view into the interpreter):
+        no temporary input array and no copy through ``set_tensor``. ``fill`` must not keep it:
+        the runtime refuses to run while a view into its buffers is alive.
+        """
+        if len(self.inputs) != 1:
+            raise ModelError(f"{self.name} takes {len(self.inputs)} inputs; run_filled feeds one")
+        fill(self.interpreter.tensor(self.inputs[0]["index"])()[0])
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(detail["index"]).copy() for detail in self.outputs]
+
     def output_by_name(self, outputs, name):
         """Pick the output array whose tensor name is ``name`` from a ``run`` result."""
         for detail, array in zip(self.outputs, outputs):
