@@ -99,15 +99,15 @@ class AdminProvisioning:
         self._pending = (request_id, action)
         waiting = {"waiting": True, "said": "request_waiting"}
         self.show("admin_page", page="provisioning", content=self.page(), actions=list(ACTIONS), result=waiting)
-        deadline = self.clock.monotonic() + self.request_wait_s
-        while True:
+        polls = int(self.request_wait_s / REQUEST_POLL_S)    # counted, not timed: bounded whatever the clock
+        for poll in range(polls + 1):
             result = provision_request.read_result(self.paths, request_id)
             if result is not None:
                 return self._answered(result, action)
-            if self.clock.monotonic() >= deadline:
-                log.warning("provisioning request %s not answered within %g s", request_id[:8], self.request_wait_s)
-                return waiting
-            self.sleep(REQUEST_POLL_S)
+            if poll < polls:
+                self.sleep(REQUEST_POLL_S)
+        log.warning("provisioning request %s not answered within %g s", request_id[:8], self.request_wait_s)
+        return waiting
 
     def _answered(self, result, action):
         """The page's result for the helper's answer; the restart or stop it calls for, once."""

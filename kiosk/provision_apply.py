@@ -16,6 +16,8 @@ from kiosk.provision_request import RequestRefusedError, take_request, write_res
 
 log = logging.getLogger(__name__)
 
+MAX_REASON_CHARS = 600      # a file's problems, all of them, but bounded on screen
+
 
 def apply_pending(paths, *, clock=None, timeout_s=15.0):
     """Handle the request waiting in ``paths.request_dir``; its result dict (None: no request)."""
@@ -39,7 +41,7 @@ def apply_pending(paths, *, clock=None, timeout_s=15.0):
         _check_state_files(paths)
         outcome = ACTIONS[action](request, paths=paths, clock=clock, timeout_s=timeout_s)
     except ProvisioningError as e:
-        reason = f"{e.reason}: {e.remedy}" if hasattr(e, "reason") else str(e).splitlines()[0]
+        reason = f"{e.reason}: {e.remedy}" if hasattr(e, "reason") else " ".join(str(e).split())[:MAX_REASON_CHARS]
         log.warning("provisioning request %s (%s) refused: %s", request["id"][:8], action,
                     getattr(e, "reason", reason))
         outcome = {"done": False, "error": reason}
