@@ -82,7 +82,7 @@ class AdminProvisioning:
         request_id, action = self._pending
         result = provision_request.read_result(self.paths, request_id)
         if result is None:
-            return {"request_waiting": provision_request.is_pending(self.paths) or "filed"}
+            return {"request_waiting": True}     # in the spool, or taken by the helper and not answered yet
         answer = self._answered(result, action)
         return {"last_request": answer.get("said") or answer.get("error", "")}
 
