@@ -147,7 +147,9 @@ class AdminProvisioning:
         console = self._status()
         console.status.waiting()
         keys = provision_code.load_public_keys(self.paths.provisioning_keys)
-        used = provision_code.UsedCodes(self.paths.used_codes)
+        # read-only here (kiosk.service): root's used-code list may be unreadable to the app; the
+        # root helper checks reuse against it, so the app's quick look skips it
+        used = None if self._read_only() else provision_code.UsedCodes(self.paths.used_codes)
         refusals = []
 
         def refused(error):

@@ -61,16 +61,22 @@ def act_through_the_system(kiosk, action, *, since):
     return kiosk.wait_for("admin_page", since=at + 1, where=lambda d: d.get("result") is not None)
 
 
-def test_a_code_at_the_admin_page_is_applied_by_the_system_and_the_kiosk_restarts(running, tmp_path):
+def test_a_code_at_the_admin_page_is_applied_by_the_system_the_kiosk_restarts_and_it_is_not_reused(running, tmp_path):
     at, _ = open_provisioning_page(running)
     before = running.paths.settings_file.read_bytes()
-    show_close(running, reprovision_code(running), tmp_path)
+    code = reprovision_code(running)
+    show_close(running, code, tmp_path)
     at, page = act_through_the_system(running, "reprovision_code", since=at)
     assert page["result"]["done"] and page["result"]["said"] == "reprovisioned"
     assert (page["result"]["site"], page["result"]["door"]) == ("Branch 2", "South")
     assert running.paths.settings_file.read_bytes() != before
     assert '"site": "Branch 2"' in running.paths.registration_file.read_text()
-    running.wait_for("attendance_idle", since=at)                # started again with the new settings
+    at, _ = running.wait_for("attendance_idle", since=at)       # started again with the new settings
+    # the same code again: the app does not read root's used-code list, the root side refuses it
+    at, _ = open_provisioning_page(running)
+    show_close(running, code, tmp_path)
+    at, page = act_through_the_system(running, "reprovision_code", since=at)
+    assert page["result"]["error"].startswith("reused:")
 
 
 def test_decommissioning_by_request_is_refused_while_the_server_is_down_then_done(running, server):
