@@ -249,3 +249,26 @@ def test_decommission_is_refused_while_the_server_is_down_then_uploads_everythin
                  paths.registration_file, paths.settings_file):
         assert not Path(path).exists()
     assert paths.used_codes.exists() and paths.provisioning_keys.exists()
+
+
+def test_an_answer_that_comes_after_the_page_stopped_waiting_is_shown_when_the_page_is_opened_again(kiosk, tmp_path):
+    """A long upload: the page stops waiting (here at once), the helper answers later, the page shows it then."""
+    from types import SimpleNamespace
+
+    from kiosk.admin_provisioning import AdminProvisioning
+
+    shown, later, stopped = [], [], []
+    pages = SimpleNamespace(settings=kiosk.settings, sync_worker=None, poller=None, camera=None, db=None,
+                            clock=FakeClock())
+    page = AdminProvisioning(pages, paths=kiosk.paths, show=lambda screen, **data: shown.append(data),
+                             request_restart=None, request_stop=lambda: stopped.append(True),
+                             timer=lambda delay_s, action: later.append(action),
+                             settings_dir=tmp_path / "not-there", request_wait_s=0.0, sleep=lambda s: None)
+    result = page.decommission()
+    assert result == {"waiting": True, "said": "request_waiting"} and shown[-1]["result"] == result
+    assert page.page()["request_waiting"] is True and pr.is_pending(kiosk.paths)
+    assert kiosk.paths.registration_file.exists()                # the app itself wiped nothing
+    provision_apply.apply_pending(kiosk.paths, clock=FakeClock(start=time.time()), timeout_s=5.0)
+    assert page.page()["last_request"] == "decommissioned" and not kiosk.paths.registration_file.exists()
+    assert later == [page.request_stop]                          # the kiosk stops, once
+    assert "last_request" not in page.page() and later == [page.request_stop]
