@@ -35,6 +35,7 @@ class Paths:
     boot_dir: Path = Path("/boot/firmware")
     etc_dir: Path = Path("/etc")
     state_dir: Path = Path("/var/lib/kiosk")
+    result_dir: Path = Path("/var/lib/kiosk-provision")   # root's: provision_request results
 
     @property
     def kiosk_etc(self):
@@ -68,6 +69,11 @@ class Paths:
     @property
     def used_codes(self):
         return self.kiosk_etc / "used-codes.json"
+
+    @property
+    def request_dir(self):
+        """The spool where the kiosk app files provisioning requests (provision_request.py)."""
+        return Path(self.state_dir) / "requests"
 
     @property
     def database(self):
@@ -437,7 +443,7 @@ def _give_to_kiosk(path, *, mode=None, group_only=False):
     import pwd
 
     path = Path(path)
-    if not path.exists():
+    if path.is_symlink() or not path.exists():    # never chown a link's target (the kiosk user may plant one)
         return
     if mode is not None:
         path.chmod(mode)
@@ -447,6 +453,6 @@ def _give_to_kiosk(path, *, mode=None, group_only=False):
     except KeyError:
         return  # a development machine: no kiosk user, files stay with whoever runs this
     try:
-        os.chown(path, uid, gid)
+        os.chown(path, uid, gid, follow_symlinks=False)
     except PermissionError as e:
         log.warning("cannot hand %s to the kiosk user: %s", path, e)

@@ -43,7 +43,7 @@ class Blank:
         self.fleet_key = Ed25519PrivateKey.generate()
         self.clock = FakeClock(start=__import__("time").time())
         self.paths = provision.Paths(boot_dir=tmp_path / "boot", etc_dir=tmp_path / "etc",
-                                     state_dir=tmp_path / "state")
+                                     state_dir=tmp_path / "state", result_dir=tmp_path / "results")
         self.paths.boot_dir.mkdir()
         self.paths.kiosk_etc.mkdir(parents=True)
         self.paths.provisioning_keys.write_text(code_maker.public_hex(self.fleet_key) + "\n")

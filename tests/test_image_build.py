@@ -83,11 +83,14 @@ def test_root_contents_units_enabled_user_and_stamp(built, tmp_path):
     _, image = built
     rootimg = root_image(image, tmp_path / "root.img")
     img_ext4.fsck(rootimg)
-    for unit in ("kiosk.service", "kiosk-firstboot.service", "kiosk-setup.service"):
+    for unit in ("kiosk.service", "kiosk-firstboot.service", "kiosk-setup.service", "kiosk-provision-request.path"):
         shipped = img_ext4.read_file(rootimg, f"/usr/lib/systemd/system/{unit}")
         assert shipped == (ROOT / "systemd" / unit).read_bytes()
         assert img_ext4.read_link(rootimg, f"/etc/systemd/system/multi-user.target.wants/{unit}") == \
             f"/usr/lib/systemd/system/{unit}"
+    helper = "kiosk-provision-request.service"     # shipped, started by its path unit only
+    assert img_ext4.read_file(rootimg, f"/usr/lib/systemd/system/{helper}") == (ROOT / "systemd" / helper).read_bytes()
+    assert img_ext4.read_link(rootimg, f"/etc/systemd/system/multi-user.target.wants/{helper}") is None
     passwd = img_ext4.read_file(rootimg, "/etc/passwd").decode()
     assert "kiosk:x:" in passwd and "root:x:0:0:root:/root:/bin/bash" in passwd   # base users kept
     shadow_stat = img_ext4.stat_path(rootimg, "/etc/shadow")
@@ -128,7 +131,8 @@ def test_units_verify_against_the_built_root_and_their_programs_exist(built, tmp
         img_ext4.dump_tree(rootimg, top, tree)
     for link in ("bin", "sbin", "lib"):
         (tree / link).symlink_to(f"usr/{link}")
-    for unit in ("kiosk.service", "kiosk-firstboot.service", "kiosk-setup.service"):
+    for unit in ("kiosk.service", "kiosk-firstboot.service", "kiosk-setup.service", "kiosk-provision-request.path",
+                 "kiosk-provision-request.service"):
         result = subprocess.run(["systemd-analyze", "verify", f"--root={tree}", unit], capture_output=True, text=True)
         assert result.returncode == 0 and not result.stderr.strip(), f"{unit}: {result.stderr}"
     launcher = (tree / "opt/kiosk/venv/bin/kiosk").read_text().splitlines()[0]

@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "image-build" / "tools"))
 import img_stage  # noqa: E402
 
 SYSTEMD = ROOT / "systemd"
-UNITS = sorted(p.name for p in SYSTEMD.glob("*.service"))
+UNITS = sorted(p.name for p in [*SYSTEMD.glob("*.service"), *SYSTEMD.glob("*.path")])
 HOST_UNITS = Path("/usr/lib/systemd/system")
 DEPENDENCY_KEYS = ("Wants", "Requires", "After", "Before", "Conflicts", "BindsTo", "PartOf", "WantedBy")
 EXEC_KEYS = ("ExecStart", "ExecStartPre", "ExecStartPost", "ExecStop", "ExecReload")
@@ -142,6 +142,35 @@ def test_kiosk_service_watchdog_restart_and_sandboxing():
     assert camera | serial | gpio <= allowed
     assert d["SyslogIdentifier"] == "kiosk"
     assert d["ConditionPathExists"] == "/etc/kiosk/kiosk.toml"
+
+
+def test_provision_request_helper_watches_the_apps_spool_and_runs_apply_request_as_root_sandboxed():
+    """The path unit watches the spool the app files into; the helper writes where the app reads."""
+    from kiosk import provision
+    from kiosk.cli import build_parser
+    from kiosk.commands.provision import REFUSED_EXIT
+
+    paths = provision.Paths()
+    watch = {k: v for _, k, v in directives(SYSTEMD / "kiosk-provision-request.path")}
+    assert watch["DirectoryNotEmpty"] == str(paths.request_dir)
+    assert watch["Unit"] == "kiosk-provision-request.service" and watch["WantedBy"] == "multi-user.target"
+    assert int(watch["TriggerLimitBurst"]) >= 1
+    spool = [line.split() for line in (SYSTEMD / "tmpfiles.d" / "kiosk.conf").read_text().splitlines()
+             if line.startswith("d ") and line.split()[1] == str(paths.request_dir)]
+    assert spool == [["d", str(paths.request_dir), "0700", "kiosk", "kiosk", "-"]]    # the app's to write
+    unit = SYSTEMD / "kiosk-provision-request.service"
+    d = {k: v for _, k, v in directives(unit)}
+    assert d["Type"] == "oneshot" and "User" not in d                   # root: it writes /etc/kiosk
+    assert "Install" not in {section for section, _, _ in directives(unit)}    # only the path unit starts it
+    command = d["ExecStart"].split()
+    assert command[1:3] == ["provision", "apply-request"]
+    build_parser().parse_args(command[1:])
+    assert int(d["SuccessExitStatus"]) == REFUSED_EXIT                  # a refused request is not a failure
+    assert f"/var/lib/{d['StateDirectory']}" == str(paths.result_dir)   # root's directory, where the app reads
+    assert d["ProtectSystem"] == "strict" and d["PrivateDevices"] == "yes" and d["NoNewPrivileges"] == "yes"
+    assert set(d["ReadWritePaths"].split()) == {"/etc", "/var/lib/kiosk", "-/boot/firmware"}
+    assert "CAP_SYS_ADMIN" not in d["CapabilityBoundingSet"] and d["CapabilityBoundingSet"]
+    assert d["SystemCallFilter"] == "@system-service"
 
 
 def test_firstboot_runs_before_the_kiosk_while_unregistered_or_with_a_provisioning_file():

@@ -37,7 +37,7 @@ def read_unit(path):
 def stage_systemd(repo, stage):
     """Copy units and drop-ins into the stage and enable units wanted by multi-user.target."""
     src = Path(repo) / "systemd"
-    units = sorted(src.glob("*.service"))
+    units = sorted([*src.glob("*.service"), *src.glob("*.path")])
     (stage / UNIT_DIR).mkdir(parents=True, exist_ok=True)
     (stage / WANTS_DIR).mkdir(parents=True, exist_ok=True)
     for unit in units:

@@ -13,7 +13,8 @@ import img_stage
 
 REQUIRED_BOOT_FILES = ("config.txt", "cmdline.txt", "kiosk-provision.toml.example")
 REQUIRED_CONFIG = {"enable_uart": "1", ("dtparam", "watchdog"): "watchdog=on"}
-UNITS = ("kiosk.service", "kiosk-firstboot.service", "kiosk-setup.service")
+# enabled units (kiosk-provision-request.service has no [Install]: its path unit starts it)
+UNITS = ("kiosk.service", "kiosk-firstboot.service", "kiosk-setup.service", "kiosk-provision-request.path")
 REQUIRED_FILES = (
     "/etc/systemd/journald.conf.d/90-kiosk.conf",
     "/etc/systemd/system.conf.d/90-kiosk-watchdog.conf",

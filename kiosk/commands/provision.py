@@ -10,6 +10,8 @@ import sys
 
 log = logging.getLogger(__name__)
 
+REFUSED_EXIT = 3    # apply-request: the request was handled and refused (kiosk-provision-request.service: a success)
+
 
 def register(sub):
     parser = sub.add_parser("provision", help="register this kiosk from kiosk-provision.toml (first boot)",
@@ -61,7 +63,7 @@ def register(sub):
     parser.add_argument("--sim-fault", action="append", default=[], metavar="PART:KIND",
                         help="with --self-test sim, start a simulator broken, as `kiosk doctor --sim-fault`")
     parser.set_defaults(func=run)
-    tools = parser.add_subparsers(dest="tool", metavar="{make-key,make-code,decommission}")
+    tools = parser.add_subparsers(dest="tool", metavar="{make-key,make-code,decommission,apply-request}")
     make_key = tools.add_parser("make-key", help="make the fleet's provisioning key (keep it off the kiosks)",
                                 description="Write a new Ed25519 private key (PEM, mode 0600) and print its "
                                             "public half for KIOSK_IMG_PROVISIONING_KEYS.")
@@ -93,6 +95,16 @@ def register(sub):
     retire.add_argument("--no-sensor", action="store_true",
                         help="leave the fingerprint sensor alone (not connected; its templates stay on it)")
     retire.set_defaults(func=run_decommission)
+    apply = tools.add_parser("apply-request", help="apply the provisioning request the kiosk app filed (root, "
+                                                   "kiosk-provision-request.service)",
+                             description="Take the request in STATE_DIR/requests (re-provisioning by a signed code "
+                                         "or the boot partition's signed file, or decommissioning), check it as "
+                                         "root (signature, expiry, reuse; every record uploaded before a wipe), "
+                                         "apply it, remove it, and write the outcome to RESULT_DIR/result.json "
+                                         "for the admin page. See kiosk/provision_request.py.")
+    apply.add_argument("--result-dir", metavar="DIR", default="/var/lib/kiosk-provision",
+                       help="where the outcome is written, readable by the app (default: /var/lib/kiosk-provision)")
+    apply.set_defaults(func=run_apply_request)
 
 
 def run(args):
@@ -348,6 +360,24 @@ def run_decommission(args):
           "answer): clear it before reusing it")
     print("decommissioned: power the kiosk off, or restart it to provision it again")
     return 0
+
+
+def run_apply_request(args):
+    from pathlib import Path
+
+    from kiosk import provision, provision_apply
+
+    paths = provision.Paths(boot_dir=Path(args.boot_dir), etc_dir=Path(args.etc_dir), state_dir=Path(args.state_dir),
+                            result_dir=Path(args.result_dir))
+    result = provision_apply.apply_pending(paths, timeout_s=args.timeout_s)
+    if result is None:
+        print("no provisioning request waiting")
+        return 0
+    if result["done"]:
+        print(f"{result['action']}: done ({result['said']})")
+        return 0
+    print(f"{result['action'] or 'request'} refused: {result['error']}", file=sys.stderr)
+    return REFUSED_EXIT
 
 
 def _hash_pin(provision_file):

@@ -53,13 +53,15 @@ def run(args):
 
 
 def run_kiosk(settings, *, first_boot, stop_event, sim_faults=(), on_ready=None, screen=None, clock=None,
-              sleep=None, admin_scan_s=None, admin_hold_s=None):
+              sleep=None, admin_scan_s=None, admin_hold_s=None, admin_settings_dir=None):
     """First boot when a kiosk image is not registered, then app.run_appliance with the settings it wrote.
 
     ``screen`` (a HeadlessScreen) receives the provisioning screens as well when given (tests
     listen to it); ``clock``/``sleep`` drive provisioning (code expiry, backoff, hold), the
     system clock by default; ``admin_scan_s``/``admin_hold_s`` bound the admin page's code scan
-    and how long its result stays before the restart. The admin's provisioning page (kiosk/admin_provisioning.py) is
+    and how long its result stays before the restart; ``admin_settings_dir`` is the directory
+    whose writability decides whether the page applies a change itself or files a request for the
+    root helper (``first_boot.paths.kiosk_etc`` by default: read-only under kiosk.service). The admin's provisioning page (kiosk/admin_provisioning.py) is
     wired here: after a re-provisioning the kiosk starts again with the new settings; after a
     decommissioning it stops."""
     import threading
@@ -86,7 +88,8 @@ def run_kiosk(settings, *, first_boot, stop_event, sim_faults=(), on_ready=None,
             kiosk.ports.pages.provisioning = AdminProvisioning(
                 kiosk.ports.pages, paths=first_boot.paths, show=kiosk.screen.show, request_restart=request_restart,
                 request_stop=stop_event.set, scan_s=admin_scan_s or SCAN_S,
-                restart_after_s=RESTART_AFTER_S if admin_hold_s is None else admin_hold_s)
+                restart_after_s=RESTART_AFTER_S if admin_hold_s is None else admin_hold_s,
+                settings_dir=admin_settings_dir)
             if on_ready is not None:
                 on_ready(kiosk, sims)
 

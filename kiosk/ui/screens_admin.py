@@ -89,12 +89,13 @@ class AdminPage(Screen):
         if result:
             ok = "error" not in result
             text = w("admin_page.done") if ok else w("admin_page.failed", error=_error_text(w, result.get("error")))
-            self.box.addWidget(label(text, role="ok" if ok else "error", align=Qt.AlignCenter, name="result"))
+            if not result.get("waiting"):    # a request the system has not answered is neither done nor failed
+                self.box.addWidget(label(text, role="ok" if ok else "error", align=Qt.AlignCenter, name="result"))
             if result.get("said"):    # a sentence for what an action did (decommissioned, re-provisioned)
                 self.box.addWidget(label(w(f"admin_result.{result['said']}", default=str(result["said"])),
                                          role="ok" if ok else None, align=Qt.AlignCenter, name="result_said"))
             said = [f"{w(f'field.{k}', default=k)}: {_value_text(w, v)}" for k, v in result.items()
-                    if k not in ("done", "error", "page", "said") and not isinstance(v, (list, dict))
+                    if k not in ("done", "error", "page", "said", "waiting") and not isinstance(v, (list, dict))
                     and v not in (None, "")]
             if said:    # what an action did (re-provisioned as, wiped, restarts in)
                 self.box.addWidget(label("   ".join(said), align=Qt.AlignCenter, name="result_detail"))

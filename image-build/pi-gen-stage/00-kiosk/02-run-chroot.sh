@@ -15,6 +15,6 @@ else
 fi
 rm -rf /tmp/kiosk-wheels
 /opt/kiosk/venv/bin/python -m compileall -q /opt/kiosk/venv/lib
-systemctl enable kiosk-setup.service kiosk-firstboot.service kiosk.service
+systemctl enable kiosk-setup.service kiosk-firstboot.service kiosk.service kiosk-provision-request.path
 # The apt packages are already here; the first-boot setup only has its check left to do.
 /opt/kiosk/libexec/kiosk-setup
