@@ -1,5 +1,7 @@
 """The attendance flow on the fake clock: every path, timeout and refusal, with no models and no sleeps."""
 
+import dataclasses
+
 import pytest
 
 from kiosk import config
@@ -8,6 +10,7 @@ from kiosk.errors import DiskFullError
 from kiosk.flows.attendance import AttendanceFlow
 from kiosk.flows.base import declared_transitions
 from kiosk.flows.ports import Person
+from kiosk.models.gallery import Match
 
 from flow_fakes import Faces, FirstChoice, RecordingPorts
 
@@ -141,6 +144,24 @@ def test_frames_of_the_turned_head_do_not_push_earlier_votes_out_of_the_window(k
     feed(flow, [faces.frame("alice", yaw=25.0, failures=("face_the_camera",)) for _ in range(4)])
     assert flow.attempt.challenge.status.passed and not ports.records
     feed(flow, [faces.frame("alice")])  # the first good frame after the turn decides
+    assert [r.person_id for r in ports.records] == ["alice"]
+
+
+def test_a_head_held_at_the_asked_turn_is_not_refused_before_it_faces_the_camera(kiosk):
+    """Turned past the challenge's yaw yet inside the quality gate (another photo of the person, scoring low)."""
+    flow, ports, _, faces = kiosk()
+    flow.attempt.tracker.min_continuity = -2.0  # keep one track whatever the turned frames score
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice") for _ in range(2)])
+    # the same face turned, which the gallery scores low (as a view unlike the enrolment photos may)
+    low = (Match("alice", flow.settings.face.match_threshold - 0.15),)
+    held = [dataclasses.replace(faces.frame("alice", yaw=20.0), matches=low)
+            for _ in range(2 * flow.attempt.unrecognised_frames)]
+    assert all(f.guidance is None for f in held)
+    feed(flow, held)
+    assert flow.attempt.challenge.status.passed
+    assert ports.count("show", screen="not_recognised") == 0 and not ports.records
+    feed(flow, [faces.frame("alice") for _ in range(3)])  # faces the camera again
     assert [r.person_id for r in ports.records] == ["alice"]
 
 
