@@ -178,7 +178,8 @@ class AttendanceSettings:
     face_attempt_s: float = setting(12.0, min=2.0, max=120.0,
                                     doc="one face not in position, live and matched within this is refused")
     unrecognised_frames: int = setting(12, min=2, max=1000,
-                                       doc="good frames after liveness passed with no match = not recognised")
+                                       doc="good frames after liveness passed with no match = not recognised "
+                                           "(frames of the head still held at the asked turn do not count)")
     face_attempts_before_fallback: int = setting(2, min=1, max=20,
                                                  doc="unrecognised attempts before fingerprint and PIN are offered")
     result_s: float = setting(2.5, min=0.5, max=60.0, doc="how long the result stays on screen")
