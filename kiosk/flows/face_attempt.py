@@ -222,7 +222,7 @@ class FaceAttempt:
             self.performer.append(frame.embedding)
         if not good:
             return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
-        if not self._still_turned(frame):
+        if self.challenge is None or not self.challenge.turned_at(frame.landmarks):
             # a head still held at the asked turn is part of the performance: its frames may
             # accept, but a person told to turn is not refused before they could face the camera
             self.good_frames_after_pass += 1
@@ -238,12 +238,6 @@ class FaceAttempt:
         if self.good_frames_after_pass >= self.unrecognised_frames:
             return self._finish(Outcome("refused", track.track_id, reason="not_recognised", **challenge))
         return Outcome("checking", track.track_id, reason=decision.reason.value, **challenge)
-
-    def _still_turned(self, frame):
-        challenge = self.challenge
-        if challenge is None or challenge.kind.value not in ("turn_left", "turn_right") or frame.landmarks is None:
-            return False
-        return abs(frame.landmarks.yaw_deg) >= self.settings.challenge_yaw_deg
 
     def performed_by(self, embedding):
         """True when ``embedding`` is of the face that performed the liveness challenge."""

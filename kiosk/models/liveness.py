@@ -148,6 +148,10 @@ class ActiveChallenge:
         log.info("liveness challenge %s failed: %s", self.kind.value, reason)
         return self.status
 
+    def turned_at(self, landmarks):
+        """True when ``landmarks`` show a head turned (either way) as far as this turn challenge asks."""
+        return self.kind is not ChallengeKind.BLINK and landmarks is not None and abs(landmarks.yaw_deg) >= self.yaw_deg
+
     def _frontal(self, lm):
         return abs(lm.yaw_deg) < self.frontal_deg and abs(lm.pitch_deg) < self.max_pitch_deg
 
