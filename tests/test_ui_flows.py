@@ -26,7 +26,7 @@ from kiosk.ui.bridge import QtScreen  # noqa: E402
 from kiosk.ui.window import KioskWindow, Options, ScreenLink  # noqa: E402
 
 from flow_fakes import FirstChoice, RecordingPorts  # noqa: E402
-from ui_driver import WindowDriver  # noqa: E402
+from ui_driver import WindowDriver, windows_built_by  # noqa: E402
 
 SARA = Person("1000000008", "Sara Al-Harbi", has_pin=True)
 SARA_PIN = "135790"
@@ -81,15 +81,7 @@ class Kiosk(WindowDriver):
 
 @pytest.fixture
 def kiosk(qapp):
-    made = []
-
-    def build(**kw):
-        k = Kiosk(qapp, **kw)
-        made.append(k)
-        return k
-    yield build
-    for k in made:
-        k.window.close()
+    yield from windows_built_by(lambda **kw: Kiosk(qapp, **kw))
 
 
 def test_pin_attendance_through_the_keypads(kiosk):

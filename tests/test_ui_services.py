@@ -29,7 +29,7 @@ from kiosk.ui.window import KioskWindow, Options, ScreenLink  # noqa: E402
 
 from flow_fakes import Faces, FirstChoice, RecordingPorts  # noqa: E402
 from service_fakes import ServicePortsFake  # noqa: E402
-from ui_driver import WindowDriver  # noqa: E402
+from ui_driver import WindowDriver, windows_built_by  # noqa: E402
 
 INACTIVITY_S = 30.0
 FLOWS = {"activation": ActivationFlow, "account": AccountFlow, "fingerprints": FingerprintsFlow,
@@ -122,15 +122,7 @@ class Kiosk(WindowDriver):
 
 @pytest.fixture
 def kiosk(qapp):
-    made = []
-
-    def build(**kw):
-        k = Kiosk(qapp, **kw)
-        made.append(k)
-        return k
-    yield build
-    for k in made:
-        k.window.close()
+    yield from windows_built_by(lambda **kw: Kiosk(qapp, **kw))
 
 
 def start(k, service):

@@ -33,3 +33,16 @@ class WindowDriver:
     @property
     def shown(self):
         return self.window.screen.name
+
+
+def windows_built_by(make):
+    """A fixture's body: yields ``build(**kw)`` (``make(**kw)``) and closes every kiosk window it built."""
+    made = []
+
+    def build(**kw):
+        kiosk = make(**kw)
+        made.append(kiosk)
+        return kiosk
+    yield build
+    for kiosk in made:
+        kiosk.window.close()
