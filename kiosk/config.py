@@ -102,7 +102,10 @@ class GpioSettings:
 
 @dataclass(frozen=True)
 class FaceSettings:
-    detector: str = setting("blazeface_short", choices=("blazeface_short", "blazeface_full"))
+    detector: str = setting("blazeface_short_then_full",
+                            choices=("blazeface_short_then_full", "blazeface_short", "blazeface_full"),
+                            doc="face detector; blazeface_short_then_full: the full-range model only on frames where "
+                                "the short-range one finds no face it is sure of (a person still far away)")
     embedder: str = setting("sface-int8-v2", choices=("sface-int8-v2", "sface-fp16-v1", "mobilefacenet-v1"),
                             doc="model id of the embedder (see kiosk/models/assets/MODELS.md); "
                                 "sface-fp16-v1: set match_threshold to its calibrated 0.56; mobilefacenet-v1 has research-only training data")

@@ -122,3 +122,27 @@ def test_no_face_in_a_flat_image(short_detector):
 def test_rejects_a_grey_array(short_detector):
     with pytest.raises(ValueError):
         short_detector.detect(np.zeros((10, 10), dtype=np.uint8))
+
+
+def test_the_cascade_finds_a_far_face_the_short_model_misses_and_answers_a_near_one_alone(datasets, short_detector):
+    import cv2
+
+    cascade = det.make_detector("blazeface_short_then_full", threads=1)
+    image = _rgb(sorted((datasets / "faces" / "lfw").glob("*/*.jpg"))[0])
+    far = np.full((480, 640, 3), 90, dtype=np.uint8)
+    far[200:300, 420:520] = cv2.resize(image, (100, 100), interpolation=cv2.INTER_AREA)  # a face of about 40 px
+    assert short_detector.detect(far) == []
+    found = cascade.detect(far)
+    assert found and 420 <= found[0].centre[0] <= 520 and 200 <= found[0].centre[1] <= 300
+    near = np.full((480, 640, 3), 90, dtype=np.uint8)
+    near[115:365, 195:445] = image  # at the guide: the short model is sure, and its answer is taken as it is
+    alone = short_detector.detect(near)
+    assert alone and alone[0].score >= det.CONFIDENT_SCORE
+    both = cascade.detect(near)
+    assert [f.box for f in both] == [f.box for f in alone]
+    assert cascade.detect(np.full((480, 640, 3), 128, dtype=np.uint8)) == []
+
+
+def test_an_unknown_detector_is_refused_with_the_known_ones():
+    with pytest.raises(det.ModelError, match="blazeface_short_then_full"):
+        det.make_detector("yolo")

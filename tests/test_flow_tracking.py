@@ -49,6 +49,28 @@ def test_a_turned_head_is_compared_loosely_and_the_next_frontal_frame_strictly()
     assert new and tracker.last_break == "changed"
 
 
+def test_a_face_that_walks_on_while_turned_keeps_its_track():
+    """Seen in the attendance bench: a person held the asked turn for 7 frames while walking up."""
+    tracker = FaceTracker()
+    first, _ = tracker.update((400, 100, 472, 172), unit(1), 0.0)
+    box = (400, 100, 472, 172)
+    for step in range(1, 8):  # each turned frame overlaps the one before, not the first
+        box = (box[0] - 12, box[1] + 2, box[2] - 4, box[3] + 10)
+        track, new = tracker.update(box, blend(unit(1), unit(7), 0.5), 0.066 * step, reliable=False)
+        assert not new, step
+    assert iou((400, 100, 472, 172), box) < 0.2
+    back = (box[0] - 4, box[1], box[2] + 4, box[3] + 6)
+    track, new = tracker.update(back, unit(1), 0.6)
+    assert not new and track.track_id == first.track_id
+
+
+def test_a_turned_face_that_jumps_across_the_frame_is_a_new_track():
+    tracker = FaceTracker()
+    tracker.update((100, 100, 200, 200), unit(1), 0.0)
+    _, new = tracker.update((400, 100, 500, 200), unit(1), 0.1, reliable=False)
+    assert new and tracker.last_break == "moved"
+
+
 def test_someone_else_shown_only_while_turned_is_a_new_track():
     """The turned face must be the frontal one: not another person's head between two photos."""
     tracker = FaceTracker()

@@ -155,6 +155,41 @@ def test_blink_state_machine_and_timestamps():
     assert half.update(synthetic(eye=0.30), 3.1).reason == "timeout"   # finished stays finished
 
 
+def turned_points(base, degrees):
+    """``base`` points moved as a head turned by ``degrees`` would move them: nearer points further."""
+    points = base.copy()
+    points[:, 0] += np.sin(np.radians(degrees)) * points[:, 2]
+    return points
+
+
+def test_a_turn_passes_only_on_the_second_turned_frame_in_a_row():
+    """One turned frame is not enough: a mesh misread on a small face must repeat to count."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(0, 30, size=(468, 3)).astype(np.float32)
+    turned = turned_points(base, 30)
+    challenge = ActiveChallenge(ChallengeKind.TURN_LEFT, started_s=0.0)
+    assert challenge.update(synthetic(0.0, points=base), 0.0).stage is Stage.ACTING
+    assert challenge.update(synthetic(25.0, points=turned), 0.1).stage is Stage.ACTING  # one frame: not yet
+    assert challenge.update(synthetic(10.0, points=base), 0.2).stage is Stage.ACTING   # and the run is broken
+    assert challenge.update(synthetic(25.0, points=turned), 0.3).stage is Stage.ACTING
+    status = challenge.update(synthetic(26.0, points=turned), 0.4)
+    assert status.passed and challenge.parallax >= challenge.min_parallax
+    single = ActiveChallenge(ChallengeKind.TURN_LEFT, started_s=0.0, turned_frames=1)
+    single.update(synthetic(0.0, points=base), 0.0)
+    assert single.update(synthetic(25.0, points=turned), 0.1).passed
+
+
+def test_a_planar_turned_frame_fails_at_once():
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 30, size=(468, 3)).astype(np.float32)
+    challenge = ActiveChallenge(ChallengeKind.TURN_RIGHT, started_s=0.0)
+    challenge.update(synthetic(0.0, points=base), 0.0)
+    flat = base.copy()
+    flat[:, 0] *= 0.8  # the whole picture squeezed sideways: one homography maps it
+    status = challenge.update(synthetic(-25.0, points=flat), 0.1)
+    assert status.stage is Stage.FAILED and status.reason == "planar_motion"
+
+
 def test_no_face_frames_only_advance_time():
     challenge = ActiveChallenge(ChallengeKind.TURN_LEFT, started_s=0.0, timeout_s=2.0)
     assert challenge.update(None, 1.0).stage is Stage.BASELINE

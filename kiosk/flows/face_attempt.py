@@ -45,7 +45,7 @@ TURN_FAILURES = (FACE_THE_CAMERA,)
 # what a face coming to the guide is told: its challenge may already start (point 4 above)
 APPROACH_GUIDANCE = (MOVE_CLOSER, MOVE_BACK, CENTER_FACE)
 # the smallest face whose head pose the landmarks measure well enough for a challenge
-CHALLENGE_MIN_FRACTION = 0.6
+CHALLENGE_MIN_FRACTION = 0.45
 # frames of one face that may join the performer's embeddings after the challenge: alone on screen
 CHAIN_GUIDANCE = (None,) + APPROACH_GUIDANCE
 

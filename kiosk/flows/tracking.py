@@ -5,8 +5,9 @@ face embedding is close to the last frame's (cosine): a face that moves continue
 face that is missing from the analysed frames for longer than ``max_gap_s``, that has not been
 looked at for ``max_unseen_s`` (the camera was idle), that jumps elsewhere, or that changes
 identity in place (someone raises a printed photo over their face) starts a new track. A face
-turned well away (its box and embedding unreliable) is held to a looser test: its embedding
-must still be at least ``min_turned_continuity`` (cosine) from the last reliable one, so a
+turned well away (its embedding unreliable) is held to a looser test: its embedding
+must still be at least ``min_turned_continuity`` (cosine) from the last reliable one (its box is
+followed as any other, so a person who walks on while holding the turn keeps the track), so a
 different face shown only while turned (an enrolled person's photo for the frontal frames,
 the attacker's own head for the turn) ends the track. Measured on faces/lfw with the kiosk's
 pipeline (frontal |yaw| < 8 against turned |yaw| > 25 degrees): the same person in different
@@ -79,7 +80,7 @@ class FaceTracker:
         ``reliable=False`` for a face turned well away from the camera: its embedding says less
         about who it is, so it is compared only against ``min_turned_continuity`` and not kept
         (the next frontal frame is compared with the last frontal one, which is what a photo
-        raised during a head turn must pass), and its box is not compared at all.
+        raised during a head turn must pass). Its box is compared and kept like any other.
         """
         seen = None if embedding is None else np.asarray(embedding, dtype=np.float32)
         embedding = seen if reliable else None
@@ -90,13 +91,13 @@ class FaceTracker:
         elif (self._missing_since_s is not None and timestamp_s - self._missing_since_s > self.max_gap_s) \
                 or timestamp_s - track.last_seen_s > self.max_unseen_s:
             reason = "gap"
+        elif iou(track.box, box) < self.min_iou and not _near(track.box, box):
+            reason = "moved"
         elif not reliable:
-            # a turned head: its box is compared at the next frontal frame, its embedding loosely now
+            # a turned head: its embedding is compared loosely, and not kept
             if seen is not None and track.embedding is not None and \
                     float(np.dot(seen, track.embedding)) < self.min_turned_continuity:
                 reason = "changed"
-        elif iou(track.box, box) < self.min_iou and not _near(track.box, box):
-            reason = "moved"
         elif embedding is not None and track.embedding is not None and \
                 float(np.dot(embedding, track.embedding)) < self.min_continuity:
             reason = "changed"
@@ -107,8 +108,7 @@ class FaceTracker:
                 log.info("face track %d ended (%s)", track.track_id, reason)
             self.track = Track(next(self._ids), tuple(box), embedding, float(timestamp_s))
             return self.track, True
-        if reliable:
-            track.box = tuple(box)
+        track.box = tuple(box)
         if embedding is not None:
             track.embedding = embedding
         track.last_seen_s = float(timestamp_s)

@@ -12,7 +12,7 @@ import numpy as np
 
 from kiosk.errors import ModelError
 from kiosk.models import align as alignment
-from kiosk.models.detector import FaceDetector, nearest_centre
+from kiosk.models.detector import make_detector, nearest_centre
 from kiosk.models.embedder import load_embedder
 from kiosk.models.landmarks import FaceLandmarker
 
@@ -48,7 +48,7 @@ class FacePipeline:
         if align_source not in ALIGN_SOURCES:
             raise ModelError(f"align_source must be one of {ALIGN_SOURCES}, got {align_source!r}")
         self.align_source = align_source
-        self.detector = FaceDetector(detector, threads=threads, runtime=runtime, min_score=min_score)
+        self.detector = make_detector(detector, threads=threads, runtime=runtime, min_score=min_score)
         self.landmarker = FaceLandmarker(threads=threads, runtime=runtime) if align_source == "mesh" else None
         self.embedder = load_embedder(embedder, threads=threads, runtime=runtime)
         self.threads = threads
