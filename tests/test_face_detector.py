@@ -135,9 +135,9 @@ def test_the_cascade_finds_a_far_face_the_short_model_misses_and_answers_a_near_
     found = cascade.detect(far)
     assert found and 420 <= found[0].centre[0] <= 520 and 200 <= found[0].centre[1] <= 300
     near = np.full((480, 640, 3), 90, dtype=np.uint8)
-    near[115:365, 195:445] = image  # at the guide: the short model is sure, and its answer is taken as it is
+    near[40:440, 120:520] = cv2.resize(image, (400, 400))  # at the guide: the short model's answer is taken
     alone = short_detector.detect(near)
-    assert alone and alone[0].score >= det.CONFIDENT_SCORE
+    assert alone and alone[0].score >= det.CONFIDENT_SCORE and alone[0].width >= det.SHORT_RANGE_FRACTION * 640
     both = cascade.detect(near)
     assert [f.box for f in both] == [f.box for f in alone]
     assert cascade.detect(np.full((480, 640, 3), 128, dtype=np.uint8)) == []

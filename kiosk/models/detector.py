@@ -3,12 +3,14 @@
 Two variants of the same model family (Apache-2.0, from MediaPipe): ``blazeface_short`` for a
 face within about 1 m of the camera (128x128 input, 896 anchors) and ``blazeface_full`` for an
 entrance at 1-2 m (192x192 input, 2,304 anchors). ``blazeface_short_then_full`` runs the short
-model and, only on a frame where it finds no face it is sure of (``CONFIDENT_SCORE``), the full
-one: a face at the guide costs the short model alone, and a person still a few metres away (in a
-640x480 frame, a face of about 40 px, which the short model misses below about 70 px) is found
-as soon as they come into view. At the edge of its range the short model finds a face with a low
-score and a box up to a fifth too large, on which the face mesh can read a frontal head as
-turned by 20-28 degrees; the full model boxes the same face well.
+model and, only on a frame where it finds no face that it is sure of (``CONFIDENT_SCORE``) and
+that is well inside its range (``SHORT_RANGE_FRACTION``), the full one: a face at the guide costs
+the short model alone, and a person still a few metres away (in a 640x480 frame, a face of about
+40 px, which the short model misses below about 70 px) is found as soon as they come into view.
+Near the edge of its range the short model boxes a face 10-30% larger than it is (and than the
+full model does), sometimes with a high score, and on such a box the face mesh can read a
+frontal head as turned by 20-28 degrees, or a turned one as frontal (seen in the attendance
+bench); from about 100 px in a 640x480 frame its boxes agree with the full model's.
 Images are RGB uint8 arrays ``(H, W, 3)``; all coordinates returned are pixels of that image.
 
 Keypoint order (the person's right/left): right eye, left eye, nose tip, mouth centre,
@@ -170,9 +172,11 @@ def nearest_centre(detections, width, height):
 
 
 CASCADES = {"blazeface_short_then_full": ("blazeface_short", "blazeface_full")}
-# a cascade stage's answer is taken without asking the next one from this score up (measured on
-# walk-ups in the camera simulator: the short model's first, poorly boxed finds score 0.5-0.7)
+# a cascade stage's answer is taken without asking the next one when its best face scores this
+# much and is at least this share of the image's longer side wide (measured on walk-ups in the
+# camera simulator: the short model's finds under about 100 px of 640 are boxed too large)
 CONFIDENT_SCORE = 0.8
+SHORT_RANGE_FRACTION = 0.2
 DETECTORS = tuple(SPECS) + tuple(CASCADES)
 
 
@@ -188,22 +192,27 @@ def make_detector(model_id="blazeface_short", **options):
 class CascadeDetector:
     """BlazeFace variants tried in order on each frame until one is sure of a face it found."""
 
-    def __init__(self, model_ids, *, model_id, confident_score=CONFIDENT_SCORE, **options):
+    def __init__(self, model_ids, *, model_id, confident_score=CONFIDENT_SCORE, min_fraction=SHORT_RANGE_FRACTION,
+                 **options):
         self.model_id = model_id
         self.confident_score = float(confident_score)
+        self.min_fraction = float(min_fraction)
         self.stages = tuple(FaceDetector(stage, **options) for stage in model_ids)
 
-    def detect(self, image):
-        """The faces of the first stage whose best face scores ``confident_score`` or more.
+    def _sure(self, face, image):
+        return face.score >= self.confident_score and face.width >= self.min_fraction * max(image.shape[:2])
 
-        When none is that sure: the last stage's faces, or if it found none, the first faces
-        any stage found (best score first, pixels of ``image``).
+    def detect(self, image):
+        """The faces of the first stage whose best face is sure and wide enough (see the module).
+
+        When no stage is: the last stage's faces, or if it found none, the first faces any stage
+        found (best score first, pixels of ``image``).
         """
         unsure = []
         for number, stage in enumerate(self.stages):
             faces = stage.detect(image)
             last = number == len(self.stages) - 1
-            if faces and (last or faces[0].score >= self.confident_score):
+            if faces and (last or self._sure(faces[0], image)):
                 return faces
             unsure = unsure or faces
         return unsure
