@@ -102,19 +102,45 @@ def test_the_challenge_is_shown_while_it_is_pending(kiosk):
 
 SMALL_BOX = (300, 200, 330, 240)   # 30 px wide: under 0.45 face.min_face_px, too far to measure the pose
 FAR_BOX = (290, 190, 350, 260)     # 60 px: still coming, but the head pose can be measured
+NEAR_BOX = (284, 184, 358, 270)    # 74 px: 0.9 face.min_face_px, a turn is judged, not yet identified
 
 
-def test_the_challenge_starts_while_the_person_is_still_coming(kiosk):
+def box_of(width, centre=(320, 225)):
+    return (centre[0] - width / 2, centre[1] - width / 2, centre[0] + width / 2, centre[1] + width / 2)
+
+
+def test_the_challenge_is_asked_while_the_person_is_still_coming(kiosk):
     flow, ports, _, faces = kiosk()
     feed(flow, [faces.frame("alice", box=SMALL_BOX, guidance="move_closer") for _ in range(2)])
     assert ports.screen["screen"] == "face_guidance" and ports.screen["guidance"] == "move_closer"
-    feed(flow, [faces.frame("alice", box=FAR_BOX, guidance="move_closer")])
+    flow, ports, _, faces = kiosk()
+    feed(flow, [faces.frame("alice", box=FAR_BOX, guidance="move_closer") for _ in range(5)])
+    assert ports.screen["screen"] == "face_guidance"  # standing at 60 px: not identifiable in time, not asked
+    # walking in at 45 px/s (3 px a frame): asked once it will be 80 px wide within face_attempt.LEAD_S
+    for width in range(60, 70, 3):
+        feed(flow, [faces.frame("alice", box=box_of(width), guidance="move_closer")])
     assert ports.screen["screen"] == "face_challenge" and ports.screen["guidance"] == "move_closer"
-    for frame in faces.turn_left("alice", box=FAR_BOX, guidance="move_closer"):
+    for frame in faces.turn_left("alice", box=NEAR_BOX, guidance="move_closer"):
         feed(flow, [frame])
+    assert flow.attempt.challenge.status.passed
     assert not ports.records  # live, but not yet in the guide: nothing is matched from far away
     feed(flow, [faces.frame("alice"), faces.frame("alice")])  # arrives in the guide
     assert [r.person_id for r in ports.records] == ["alice"]
+
+
+def test_a_turn_on_a_face_too_small_to_judge_counts_for_nothing(kiosk):
+    """A photo tilted as a whole reads as a turned head now and then on small faces: not judged there."""
+    flow, ports, _, faces = kiosk()
+    for width in range(40, 64, 4):
+        feed(flow, [faces.frame("alice", box=box_of(width), guidance="move_closer")])
+    assert ports.screen["screen"] == "face_challenge"
+    for frame in faces.turn_left("alice", box=FAR_BOX, guidance="move_closer"):
+        feed(flow, [frame])
+    assert flow.attempt.challenge.status.stage.value == "acting"  # neither passed nor failed
+    flat = [faces.frame("alice", yaw=25.0, box=FAR_BOX, planar=True, failures=("face_the_camera",))
+            for _ in range(3)]
+    feed(flow, flat)
+    assert flow.attempt.challenge.status.stage.value == "acting"  # not even refused as planar
 
 
 def test_a_photo_raised_after_a_challenge_done_on_the_way_is_refused(kiosk):
@@ -137,14 +163,40 @@ def test_a_photo_around_someone_elses_turn_is_never_accepted(kiosk):
     assert not ports.records and ports.count("open_door") == 0
 
 
+def test_a_face_identified_before_the_turn_is_accepted_on_the_frame_that_completes_it(kiosk):
+    flow, ports, _, faces = kiosk()  # agree_frames 2 of window_frames 3
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice") for _ in range(2)])  # identified; only liveness is missing
+    assert not ports.records
+    feed(flow, [faces.frame("alice", yaw=25.0, failures=("face_the_camera",))])
+    assert not ports.records  # one turned frame does not pass the challenge
+    feed(flow, [faces.frame("alice", yaw=25.0, failures=("face_the_camera",))])
+    assert [r.person_id for r in ports.records] == ["alice"]  # the second one does: the door opens on it
+
+
 def test_frames_of_the_turned_head_do_not_push_earlier_votes_out_of_the_window(kiosk):
     flow, ports, _, faces = kiosk()  # agree_frames 2 of window_frames 3
     flow.handle("face_seen", frame=faces.frame("alice"))
-    feed(flow, [faces.frame("alice") for _ in range(2)])
+    feed(flow, [faces.frame("alice")])  # one vote before the turn: not yet identified
     feed(flow, [faces.frame("alice", yaw=25.0, failures=("face_the_camera",)) for _ in range(4)])
     assert flow.attempt.challenge.status.passed and not ports.records
-    feed(flow, [faces.frame("alice")])  # the first good frame after the turn decides
+    feed(flow, [faces.frame("alice")])  # the first good frame after the turn decides, with the vote before
     assert [r.person_id for r in ports.records] == ["alice"]
+
+
+def test_a_frame_matching_someone_else_before_the_turn_undoes_the_identification(kiosk):
+    flow, ports, _, faces = kiosk()
+    flow.handle("face_seen", frame=faces.frame("alice"))
+    feed(flow, [faces.frame("alice") for _ in range(2)])
+    threshold = flow.settings.face.match_threshold
+    low = (Match("alice", threshold - 0.15),)
+    feed(flow, [dataclasses.replace(faces.frame("alice", yaw=14.0), matches=low)])  # turning: a weak match
+    assert flow.attempt.identified.person_id == "alice"  # says nothing against alice
+    bob = (Match("bob", threshold + 0.1), Match("alice", threshold - 0.2))
+    feed(flow, [dataclasses.replace(faces.frame("alice"), matches=bob)])  # a frame that is bob's
+    assert flow.attempt.identified is None
+    feed(flow, [faces.frame("alice", yaw=25.0, failures=("face_the_camera",)) for _ in range(2)])
+    assert flow.attempt.challenge.status.passed and not ports.records
 
 
 def test_a_head_held_at_the_asked_turn_is_not_refused_before_it_faces_the_camera(kiosk):
@@ -152,7 +204,7 @@ def test_a_head_held_at_the_asked_turn_is_not_refused_before_it_faces_the_camera
     flow, ports, _, faces = kiosk()
     flow.attempt.tracker.min_continuity = -2.0  # keep one track whatever the turned frames score
     flow.handle("face_seen", frame=faces.frame("alice"))
-    feed(flow, [faces.frame("alice") for _ in range(2)])
+    feed(flow, [faces.frame("alice")])  # one vote: not identified before the turn
     # the same face turned, which the gallery scores low (as a view unlike the enrolment photos may)
     low = (Match("alice", flow.settings.face.match_threshold - 0.15),)
     held = [dataclasses.replace(faces.frame("alice", yaw=20.0), matches=low)
@@ -168,7 +220,7 @@ def test_a_head_held_at_the_asked_turn_is_not_refused_before_it_faces_the_camera
 def test_frames_of_a_face_out_of_position_still_count_against_the_window(kiosk):
     flow, ports, _, faces = kiosk()
     flow.handle("face_seen", frame=faces.frame("alice"))
-    feed(flow, [faces.frame("alice") for _ in range(2)])
+    feed(flow, [faces.frame("alice")])  # one vote: not identified before the turn
     feed(flow, [faces.frame("alice", yaw=25.0, failures=("face_the_camera",)) for _ in range(2)])
     feed(flow, [faces.frame("alice", failures=("more_light",)) for _ in range(2)])  # not a turn: an empty vote
     feed(flow, [faces.frame("alice")])

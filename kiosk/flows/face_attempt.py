@@ -17,14 +17,26 @@ performs the challenge, then raises a printed photo of an enrolled person):
    or to a later one chained to those (see 4). Two frames of one face are far closer than two
    people, so a photo of someone else raised after the challenge fails this even if the tracker
    missed the swap.
-4. the challenge starts as soon as the tracked face is big enough for its pose to be measured
-   (``CHALLENGE_MIN_FRACTION`` of ``face.min_face_px``), while the person is still coming to
-   the guide: most people turn during their last steps, so the door opens on arrival instead of
-   a gesture later. A face seen far away embeds less faithfully than the same face in the
-   guide, so after the challenge the performer's embeddings are extended frame by frame: a
+4. the challenge is asked while the person is still coming to the guide, so that they turn
+   during their last steps and the door opens on arrival instead of a gesture later: as soon
+   as the tracked face, at its measured approach speed, will be ``face.min_face_px`` wide by
+   the time a person has read the prompt and starts to turn (``LEAD_S``), or at once when it
+   already is (never below ``CHALLENGE_MIN_FRACTION`` of that width). A turn or blink is
+   judged only on faces at least ``JUDGE_MIN_FRACTION`` of it wide: on smaller ones the face
+   mesh now and then reads a photo tilted as a whole as a head turned by 18-27 degrees, even
+   on two frames in a row (and a turn must show on two frames in a row: ``ActiveChallenge``).
+   A face seen far away embeds less faithfully than the same face in the guide, so after the
+   challenge the performer's embeddings are extended frame by frame: a
    frame of one face alone on screen (nobody else in view) joins them only if it is close to
    one already there. A photo raised over the face is someone else's and never joins; a
    second face in view (the sheet coming up) stops the chain for that frame.
+5. a face already identified before it turned (K of N good frames of the performer agreeing,
+   only liveness missing; undone only by a later frame that matches someone else) is
+   accepted on the frame that completes the turn: the identity came from the frames before the
+   turn and the tracker has compared the turned face with them
+   (``FaceTracker.min_turned_continuity``), which is all that a frontal frame after the turn
+   would add (any attacker who got that far can face the camera again), while waiting for it
+   costs the person the time to hold the turn and come back.
 """
 
 import logging
@@ -33,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kiosk.models.decision import DecisionRule, Liveness
+from kiosk.models.decision import DecisionRule, Liveness, Reason
 from kiosk.models.liveness import ActiveChallenge, choose_challenge
 from kiosk.models.quality import CENTER_FACE, FACE_THE_CAMERA, MOVE_BACK, MOVE_CLOSER
 from kiosk.flows.tracking import FaceTracker
@@ -44,8 +56,19 @@ log = logging.getLogger(__name__)
 TURN_FAILURES = (FACE_THE_CAMERA,)
 # what a face coming to the guide is told: its challenge may already start (point 4 above)
 APPROACH_GUIDANCE = (MOVE_CLOSER, MOVE_BACK, CENTER_FACE)
-# the smallest face whose head pose the landmarks measure well enough for a challenge
+# the smallest face for which the challenge may be asked (36 px at the default 80)
 CHALLENGE_MIN_FRACTION = 0.45
+# how long after a prompt appears a person starts to turn: a visual reaction and reading the
+# arrow (0.3-0.5 s is usual; the bench's simulated people take 0.4 s). The prompt is timed so that
+# the turn starts about when the face becomes identifiable: a turn that ends before then is judged
+# (if the face is big enough) but the door must wait for the head to face the camera again
+LEAD_S = 0.4
+# box widths of the last frames, to measure how fast a face comes closer
+APPROACH_FRAMES = 4
+# the smallest face on which a turn (or a blink) is judged: smaller, the face mesh reads a photo
+# tilted as a whole as a head turned 18-27 degrees now and then, even on two frames in a row
+# (docs/benchmarks.md, Liveness, "walking-up sizes")
+JUDGE_MIN_FRACTION = 0.9
 # frames of one face that may join the performer's embeddings after the challenge: alone on screen
 CHAIN_GUIDANCE = (None,) + APPROACH_GUIDANCE
 
@@ -96,6 +119,8 @@ class FaceAttempt:
         self.started_s = started_s
         self.performer = deque(maxlen=8)  # embeddings of the face while it performed the challenge
         self.passed_seen = False
+        self.identified = None  # K-of-N met by frames of the performer, only liveness missing
+        self.widths = deque(maxlen=APPROACH_FRAMES)  # (timestamp_s, box width) of the track's last frames
         self.good_frames_after_pass = 0
         self.passive_votes = []
         self.finished = None
@@ -124,7 +149,9 @@ class FaceAttempt:
             self.challenge = ActiveChallenge.from_settings(self.settings, kind, started_s=frame.timestamp_s)
         # the landmarks are the tracked face's own: someone else in view (a bystander) neither
         # performs nor spoils its challenge, and frames with them in view never vote (not good)
-        return self.challenge.update(frame.landmarks, frame.timestamp_s)
+        width = frame.box[2] - frame.box[0]
+        return self.challenge.update(frame.landmarks, frame.timestamp_s,
+                                     judged=width >= JUDGE_MIN_FRACTION * self.settings.min_face_px)
 
     def _can_start_challenge(self, frame):
         if frame.landmarks is None:
@@ -132,8 +159,16 @@ class FaceAttempt:
         if frame.guidance is None:
             return True
         width = frame.box[2] - frame.box[0]
-        return (frame.guidance in APPROACH_GUIDANCE
-                and width >= CHALLENGE_MIN_FRACTION * self.settings.min_face_px)
+        if frame.guidance not in APPROACH_GUIDANCE or width < CHALLENGE_MIN_FRACTION * self.settings.min_face_px:
+            return False
+        return width + self._approach_px_per_s() * LEAD_S >= self.settings.min_face_px
+
+    def _approach_px_per_s(self):
+        """How fast the tracked face has been growing over the last frames (0 when it has not)."""
+        if len(self.widths) < 2:
+            return 0.0
+        (t0, w0), (t1, w1) = self.widths[0], self.widths[-1]
+        return max(0.0, (w1 - w0) / (t1 - t0)) if t1 > t0 else 0.0
 
     def _passive_state(self, frame):
         if frame.attack_score is not None and frame.guidance is None:
@@ -191,6 +226,7 @@ class FaceAttempt:
             return Outcome("spent", track.track_id)  # still the person just served: wait for them to go
         if is_new or self.started_s is None:
             self._new_attempt(frame.timestamp_s)
+        self.widths.append((frame.timestamp_s, frame.box[2] - frame.box[0]))
         liveness, status = self._liveness(frame)
         if frame.timestamp_s - self.started_s > self.attempt_s:
             # never in position, never live, never matched: say so rather than wait for ever
@@ -206,9 +242,13 @@ class FaceAttempt:
         if liveness is Liveness.FAILED:
             reason = "liveness_failed" if status is None else f"liveness_{status.reason or 'failed'}"
             return self._finish(Outcome("refused", track.track_id, reason=reason, **challenge))
+        if decision is not None and self._contradicts(decision):
+            self.identified = None
         if liveness is Liveness.PENDING:
             if frame.embedding is not None and reliable and (status is not None or not self.uses_challenge):
                 self.performer.append(frame.embedding)
+                if decision is not None and decision.reason is Reason.LIVENESS_PENDING:
+                    self.identified = decision
             if status is None or (not good and frame.guidance not in TURN_FAILURES + APPROACH_GUIDANCE):
                 return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
             return Outcome("challenge", track.track_id, guidance=frame.guidance, **challenge)
@@ -220,6 +260,10 @@ class FaceAttempt:
                 self.performer.append(frame.embedding)
         elif reliable and frame.guidance in CHAIN_GUIDANCE and self._performed_by(frame.embedding):
             self.performer.append(frame.embedding)
+        if self.identified is not None:
+            # identified by frames of this face before it turned: the door opens on the turn
+            # instead of after the person has faced the camera again (see point 5 above)
+            return self._accept(track, self.identified, challenge, on_turn=True)
         if not good:
             return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
         if self.challenge is None or not self.challenge.turned_at(frame.landmarks):
@@ -228,16 +272,29 @@ class FaceAttempt:
             self.good_frames_after_pass += 1
         bound = liveness is Liveness.OFF or self._performed_by(frame.embedding)
         if decision.accepted and bound:
-            return self._finish(Outcome("accepted", track.track_id, person_id=decision.person_id,
-                                        score=decision.score, reason="accepted",
-                                        details={"margin": decision.margin,
-                                                 "agreeing_frames": decision.agreeing_frames}, **challenge))
+            return self._accept(track, decision, challenge)
         if decision.accepted and not bound:
             log.warning("face track %d: the matching face is not the one that performed the challenge; "
                         "not accepted", track.track_id)
         if self.good_frames_after_pass >= self.unrecognised_frames:
             return self._finish(Outcome("refused", track.track_id, reason="not_recognised", **challenge))
         return Outcome("checking", track.track_id, reason=decision.reason.value, **challenge)
+
+    def _contradicts(self, decision):
+        """True when a frame's decision speaks for someone other than the identified person.
+
+        A frame that matches nobody well (the head turning, blur) says nothing against an
+        identification made by earlier frames of the same track; one that matches someone else
+        above the threshold does.
+        """
+        return (self.identified is not None and decision.person_id not in (None, self.identified.person_id)
+                and decision.score is not None and decision.score >= self.rule.threshold)
+
+    def _accept(self, track, decision, challenge, *, on_turn=False):
+        return self._finish(Outcome("accepted", track.track_id, person_id=decision.person_id, score=decision.score,
+                                    reason="accepted", details={"margin": decision.margin, "on_turn": on_turn,
+                                                                "agreeing_frames": decision.agreeing_frames},
+                                    **challenge))
 
     def performed_by(self, embedding):
         """True when ``embedding`` is of the face that performed the liveness challenge."""

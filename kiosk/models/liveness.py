@@ -162,13 +162,21 @@ class ActiveChallenge:
     def _frontal(self, lm):
         return abs(lm.yaw_deg) < self.frontal_deg and abs(lm.pitch_deg) < self.max_pitch_deg
 
-    def update(self, landmarks, timestamp_s):
-        """Advance with one frame's ``FaceLandmarks`` (None: no face seen) taken at ``timestamp_s``."""
+    def update(self, landmarks, timestamp_s, *, judged=True):
+        """Advance with one frame's ``FaceLandmarks`` (None: no face seen) taken at ``timestamp_s``.
+
+        ``judged=False``: the face is too small for its pose or eyes to be trusted (a person still
+        far away): for a turn, a frontal frame may set the baseline and nothing else counts either
+        way; for a blink, nothing counts.
+        """
         if self.status.finished:
             return self.status
         if float(timestamp_s) - self.started_s > self.timeout_s:
             return self._fail("timeout")
         if landmarks is None:
+            return self.status
+        if not judged and (self.kind is ChallengeKind.BLINK or not self._frontal(landmarks)):
+            self._turned_in_a_row = 0
             return self.status
         if self.kind is ChallengeKind.BLINK:
             self._blink(landmarks)
