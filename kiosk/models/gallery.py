@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kiosk.errors import ModelMismatchError
-from kiosk.models import gallery_scan
+from kiosk.models import gallery_exact, gallery_scan
 from kiosk.models.person_index import encode, PersonIndex
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ def normalize(vector):
 class Gallery:
     """Enrolled face vectors of one embedder model, searchable by cosine similarity; thread-safe."""
 
-    def __init__(self, model_id, dim, *, capacity=MIN_CAPACITY, threads=1, scan_rows=SCAN_ROWS):
+    def __init__(self, model_id, dim, *, capacity=MIN_CAPACITY, threads=1, scan_rows=SCAN_ROWS, exact_source=None,
+                 exact_limit=gallery_exact.EXACT_LIMIT):
         if int(dim) < 1:
             raise ValueError(f"dim must be positive, got {dim}")
         self.model_id = str(model_id)
@@ -74,6 +75,14 @@ class Gallery:
         # range of step * |code| over the rows (about 1): what the coarse-to-exact bound needs;
         # widened on add, never narrowed on remove (a wider range is still a true bound)
         self._norm_low, self._norm_high = 1.0, 1.0
+        # largest |vector - step * code| of any row: how far rounding moves a float32 score
+        # (gallery_exact); widened on add, never narrowed on remove, like the norms
+        self._code_error = 0.0
+        # person ids -> [(person_id, float32 vector)] of their templates, for near-ties; or None
+        self.exact_source = exact_source
+        self.exact_limit = int(exact_limit)
+        self.exact_rescores = 0   # searches that asked the source (near-ties)
+        self.exact_fallbacks = 0  # of those and of near-ties past exact_limit: the code scores decided
         self._rows = np.zeros(capacity, dtype=np.int32)               # row -> person code
         self._count = 0
         self._people = PersonIndex()
@@ -102,13 +111,22 @@ class Gallery:
         return gallery
 
     @classmethod
-    def load(cls, database, key, model_id, *, dim=None):
-        """Build the gallery of ``model_id`` from the sealed templates in storage (see ``from_templates``)."""
-        # models read storage only here, at start; storage knows nothing of models
+    def load(cls, database, key, model_id, *, dim=None, exact=True):
+        """Build the gallery of ``model_id`` from the sealed templates in storage (see ``from_templates``).
+
+        With ``exact`` (the default) near-ties are decided from the same sealed templates, read
+        through ``database`` when a search needs them (``people.face_templates_of``): pass the
+        connection of the thread that will search.
+        """
+        # models read storage only here; storage knows nothing of models
+        from functools import partial
+
         from kiosk.storage import people
 
         gallery = cls.from_templates(model_id, people.face_templates(database, key, model_id), dim=dim)
         release_free_memory()  # the decrypted templates and their list are gone: give their pages back
+        if exact:
+            gallery.exact_source = partial(people.face_templates_of, database, key, model_id)
         log.info("gallery %s: %d templates of %d people loaded", model_id, len(gallery), gallery.people_count)
         return gallery
 
@@ -195,6 +213,7 @@ class Gallery:
             raise ValueError(f"{len(keys)} person ids for {len(vectors)} vectors")
         codes = gallery_scan.quantize(vectors, self.step)
         norms = gallery_scan.row_norms(codes) * self.step
+        errors = gallery_exact.code_errors(vectors, codes, self.step)
         if np.any(norms <= 0):
             raise ValueError("a face vector must be finite and non-zero")
         with self._lock:
@@ -206,6 +225,7 @@ class Gallery:
             self._codes[self._count:needed] = codes
             self._norm_low = min(self._norm_low, float(norms.min()))
             self._norm_high = max(self._norm_high, float(norms.max()))
+            self._code_error = max(self._code_error, float(errors.max()))
             self._rows[self._count:needed] = self._people.acquire(keys)
             self._count = needed
             return self._count
@@ -234,6 +254,7 @@ class Gallery:
             self._writable()
             self._count = 0
             self._norm_low, self._norm_high = 1.0, 1.0
+            self._code_error = 0.0
             self._people.clear()
 
     # --- search ---------------------------------------------------------------------------
@@ -257,9 +278,14 @@ class Gallery:
     def search(self, query, k=2):
         """The ``k`` best identities for a query vector, best first, each scored by its best template.
 
-        The best rows by coarse score are re-scored with the float query, widening until they
-        hold ``k`` distinct people and no row left out could beat the k-th of them (a row's
-        exact score is bounded by its coarse one), or every row is taken.
+        The best rows by coarse score are re-scored with the float query against their codes,
+        widening until they hold ``k`` distinct people and no row left out could beat the k-th
+        of them (a row's code score is bounded by its coarse one), or every row is taken.
+
+        With an ``exact_source``, rank-1 is the float32 one: when people are so close that the
+        codes' rounding could order them either way (``gallery_exact``), the source's float32
+        templates of just those people decide, and their scores are float32 scores. Without
+        one, or when its answer is refused, the code scores decide.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -268,35 +294,78 @@ class Gallery:
             count = self._count
             if count == 0:
                 return []
-            if count < self.scan_rows:
-                coarse = exact = self._rescore(query, np.arange(count))
-                bound = None
-            else:
-                if self._scan is None:
-                    self._build_scan()
-                coarse, exact, bound = self._scan.scores(query), None, gallery_scan.query_error_bound(query)
-            take = min(count, max(4 * k, CANDIDATES))
-            while True:
-                top = best_rows(coarse, take)
-                scores = exact[top] if exact is not None else self._rescore(query, top)
-                order = np.argsort(-scores, kind="stable")
-                best = {}
-                for row, score in zip(top[order], scores[order]):
-                    code = int(self._rows[row])
-                    if code not in best:
-                        best[code] = float(score)
-                        if len(best) == k:
-                            break
-                if take >= count:
-                    break
-                left_out_at_most = float(coarse[top].min())
-                if bound is not None:
-                    left_out_at_most = float(gallery_scan.exact_at_most(
-                        left_out_at_most, query_bound=bound, norm_low=self._norm_low, norm_high=self._norm_high))
-                if len(best) >= k and min(best.values()) >= left_out_at_most:
-                    break
-                take = min(count, take * 4)
-            return [Match(self._people.person_id(code), score) for code, score in best.items()]
+            best, near = self._search_codes(query, k)
+            matches = [Match(self._people.person_id(code), score) for code, score in best.items()]
+            if near is None:
+                return matches
+            if len(near) > self.exact_limit:
+                self.exact_fallbacks += 1
+                log.debug("gallery %s: %d people in a near-tie, more than %d: code scores decide",
+                          self.model_id, len(near), self.exact_limit)
+                return matches
+            wanted, codes = self._rows_of(near)
+            error = self._code_error + gallery_exact.FLOAT_MARGIN
+            self.exact_rescores += 1
+        # the source reads storage: outside the lock, against the codes copied above
+        exact = gallery_exact.decide(query, wanted, self.exact_source, step=self.step, error=error)
+        if exact is None:
+            with self._lock:
+                self.exact_fallbacks += 1
+            return matches
+        return exact_first(matches, exact, codes, k)
+
+    def _search_codes(self, query, k):
+        """``({person code: code score}`` of the k best, ``near``): near is None, or the person codes in a near-tie."""
+        count = self._count
+        if count < self.scan_rows:
+            coarse = exact = self._rescore(query, np.arange(count))
+            bound = None
+        else:
+            if self._scan is None:
+                self._build_scan()
+            coarse, exact, bound = self._scan.scores(query), None, gallery_scan.query_error_bound(query)
+        error = self._code_error + gallery_exact.FLOAT_MARGIN
+        take = min(count, max(4 * k, CANDIDATES))
+        while True:
+            top = best_rows(coarse, take)
+            scores = exact[top] if exact is not None else self._rescore(query, top)
+            order = np.argsort(-scores, kind="stable")
+            best = {}
+            for row, score in zip(top[order], scores[order]):
+                code = int(self._rows[row])
+                if code not in best:
+                    best[code] = float(score)
+                    if len(best) == k:
+                        break
+            low = high = None
+            if self.exact_source is not None:
+                low, high = gallery_exact.bounds(scores, self.step * gallery_scan.row_norms(self._codes[top]), error)
+            if take >= count:
+                break
+            left_out_at_most = float(coarse[top].min())
+            if bound is not None:
+                left_out_at_most = float(gallery_scan.exact_at_most(
+                    left_out_at_most, query_bound=bound, norm_low=self._norm_low, norm_high=self._norm_high))
+            if len(best) >= k and min(best.values()) >= left_out_at_most and (
+                    low is None or gallery_exact.left_out_at_most(
+                        left_out_at_most, norm_low=self._norm_low, norm_high=self._norm_high, error=error) < low.max()):
+                break
+            take = min(count, take * 4)
+        if low is None:
+            return best, None
+        # everyone whose float32 score could reach the best lower bound (no row left out can)
+        near = set(self._rows[top[high >= low.max()]].tolist())
+        return best, (near if len(near) > 1 else None)
+
+    def _rows_of(self, person_codes):
+        """``({person_id: their codes}, {person_id: person code})``, copied, for the people given."""
+        owners = self._rows[:self._count]
+        wanted, codes = {}, {}
+        for code in person_codes:
+            person_id = self._people.person_id(code)
+            wanted[person_id] = np.array(self._codes[np.flatnonzero(owners == code)])
+            codes[person_id] = code
+        return wanted, codes
 
     def _build_scan(self):
         count = self._count
@@ -327,6 +396,19 @@ def best_rows(scores, take):
             chosen = np.argpartition(scores[candidates], len(candidates) - take)[len(candidates) - take:]
             return candidates[chosen]
     return np.argpartition(scores, count - take)[count - take:]
+
+
+def exact_first(matches, exact, codes, k):
+    """The ``k`` best identities once a near-tie is decided: its float32 winner first, then by score.
+
+    ``matches`` hold code scores; ``exact`` the float32 scores of the people in the near-tie
+    (who may not all be among ``matches``). No one outside the tie can outscore its winner.
+    """
+    scores = {match.person_id: match.score for match in matches}
+    scores.update(exact)
+    winner = max(exact, key=lambda person: (exact[person], -codes[person]))
+    rest = sorted((person for person in scores if person != winner), key=lambda person: -scores[person])
+    return [Match(person, scores[person]) for person in [winner] + rest[:k - 1]]
 
 
 def release_free_memory():
