@@ -5,7 +5,7 @@ scores a row by ``q . c / |c|`` for a unit query ``q``. The float32 score ``q . 
 known distance of it: with ``n = step * |c|`` (the code's length) and ``e = v - step * c`` (the
 rounding error, measured when the row is added),
 
-    q . v = q . (step * c) - q . e = code_score * n - q . e,   and   |q . e| <= |q| |e| = |e|
+    q . v = q . (step * c) + q . e = code_score * n + q . e,   and   |q . e| <= |q| |e| = |e|
 
 (Cauchy-Schwarz), so ``q . v`` lies in ``code_score * n +- max |e|`` over the rows (``error``
 below). This holds for every row, clipped elements included, since ``|e|`` is measured, not
