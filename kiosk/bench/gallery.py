@@ -13,7 +13,9 @@ As in the kiosk, the float32 vectors stay out of memory: they are written to a t
 they are made (the kiosk's are sealed in its database), and the gallery's ``exact_source`` reads
 the few rows of a near-tie from it. ``exact_rescore_rate`` is the share of the timed searches
 that asked it (the time of those reads is inside ``search_ms``); ``exact_fallbacks`` counts
-searches where the codes decided a near-tie instead.
+searches where the codes decided a near-tie instead. ``search_codes_only_ms`` times the same
+searches of the same gallery with no source (the codes decide every near-tie), interleaved with
+ours and faiss's, so ``search_ms`` against it is what deciding near-ties exactly costs.
 
 The peer, on the same vectors and queries: faiss-cpu's exact inner-product index
 (``IndexFlatIP``, float32). Its search time ``faiss_flat_ms`` is taken in the same process as
@@ -156,11 +158,20 @@ def measure(size, *, dim, queries, k=2, seed=0):
     after = rss_bytes()
     # the peer is built only now, so the memory figure above is the gallery's alone
     index = _faiss_index(size, dim, seed)
-    searches = [lambda q: gallery.search(q, k)]
+    source = gallery.exact_source
+
+    def codes_only(query):  # the same gallery without its exact source: what near-ties cost
+        gallery.exact_source = None
+        try:
+            return gallery.search(query, k)
+        finally:
+            gallery.exact_source = source
+
+    searches = [lambda q: gallery.search(q, k), codes_only]
     if index is not None:
         searches.append(lambda q: index.search(q.reshape(1, -1), k))
     rescores_before = gallery.exact_rescores
-    times, *peer = _timed(searches, probes)
+    times, codes_times, *peer = _timed(searches, probes)
     rescores = gallery.exact_rescores - rescores_before
     ours = [gallery.search(q, 1)[0].person_id for q in probes[5:]]
     # exact float32 reference, only now (the memory figure is taken)
@@ -172,6 +183,7 @@ def measure(size, *, dim, queries, k=2, seed=0):
         "search_ms": round(float(np.median(times)), 3),
         "search_p95_ms": round(float(np.percentile(times, 95)), 3),
         "faiss_flat_ms": round(float(np.median(peer[0])), 3) if peer else None,
+        "search_codes_only_ms": round(float(np.median(codes_times)), 3),
         "memory_mb": round((after - before) / 1e6, 1),
         "matrix_mb": round(gallery.nbytes / 1e6, 1),
         "rank1_equal_float32": round(sum(a == b for a, b in zip(ours, exact)) / len(exact), 4),

@@ -337,9 +337,6 @@ class Gallery:
                     best[code] = float(score)
                     if len(best) == k:
                         break
-            low = high = None
-            if self.exact_source is not None:
-                low, high = gallery_exact.bounds(scores, self.step * gallery_scan.row_norms(self._codes[top]), error)
             if take >= count:
                 break
             left_out_at_most = float(coarse[top].min())
@@ -347,14 +344,20 @@ class Gallery:
                 left_out_at_most = float(gallery_scan.exact_at_most(
                     left_out_at_most, query_bound=bound, norm_low=self._norm_low, norm_high=self._norm_high))
             if len(best) >= k and min(best.values()) >= left_out_at_most and (
-                    low is None or gallery_exact.left_out_at_most(
-                        left_out_at_most, norm_low=self._norm_low, norm_high=self._norm_high, error=error) < low.max()):
+                    self.exact_source is None or gallery_exact.left_out_at_most(
+                        left_out_at_most, norm_low=self._norm_low, norm_high=self._norm_high, error=error)
+                    < gallery_exact.lowest(next(iter(best.values())), norm_low=self._norm_low,
+                                           norm_high=self._norm_high, error=error)):
                 break
             take = min(count, take * 4)
-        if low is None:
+        if self.exact_source is None:
             return best, None
         # everyone whose float32 score could reach the best lower bound (no row left out can)
-        near = set(self._rows[top[high >= low.max()]].tolist())
+        low, high = gallery_exact.bounds(scores, self.step * gallery_scan.row_norms(self._codes[top]), error)
+        rows = top[high >= low.max()]
+        if len(rows) < 2:
+            return best, None
+        near = set(self._rows[rows].tolist())
         return best, (near if len(near) > 1 else None)
 
     def _rows_of(self, person_codes):
