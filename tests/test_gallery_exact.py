@@ -244,3 +244,19 @@ def test_the_stored_gallery_decides_near_ties_from_the_sealed_templates(tmp_path
         "EXPLAIN QUERY PLAN SELECT sealed FROM face_templates WHERE person_id IN (?, ?) AND model_id = ?",
         ["a", "b", "m"]))
     assert "face_templates_person" in plan  # a near-tie reads by person, not every template of the model
+
+
+def test_the_kiosks_face_engine_decides_near_ties_from_its_database(tmp_path):
+    """app.build_face_engine: the gallery it loads reads near-ties' templates through the connection it was given."""
+    from kiosk import app, config
+
+    settings = config.build([])
+    database = db.open_db(str(tmp_path / "kiosk.db"))
+    key = seal.DataKey.create(tmp_path / "data.key")
+    model_id = settings.face.embedder
+    query, a, b = flipped_tie(dim=128)
+    people.upsert_people(database, [{"person_id": "alice"}, {"person_id": "bob"}])
+    people.add_face_template(database, key, "alice", model_id, a)
+    people.add_face_template(database, key, "bob", model_id, b)
+    engine = app.build_face_engine(settings, database, key)
+    assert engine.gallery.search(query, k=1)[0].person_id == "alice" and engine.gallery.exact_rescores == 1
