@@ -14,7 +14,12 @@ a sorted index (no Python string or dict entry per person). A search has two ste
 
 So a returned score is the float query against the stored code, which is within a few
 thousandths of the float32 cosine of the original vector (``docs/benchmarks.md``, Gallery);
-``templates_of`` returns the stored vectors. Small galleries (fewer rows than
+``templates_of`` returns the stored vectors. That is close enough to order people except on a
+near-tie, where the codes' rounding can swap two of them: with an ``exact_source`` (a callable
+giving the float32 templates of the person ids it is passed; ``Gallery.load`` reads the sealed
+ones from storage) such near-ties are decided by the float32 scores, so rank-1 is float32's
+(``kiosk/models/gallery_exact.py`` has the bound that finds them and the checks on what the
+source answers). Small galleries (fewer rows than
 ``scan_rows``) skip the model and score every row in numpy. Removing a template moves the last
 row into its place (swap-remove); a change drops the scan model, which the next search rebuilds.
 
