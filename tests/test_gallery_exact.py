@@ -240,10 +240,16 @@ def test_the_stored_gallery_decides_near_ties_from_the_sealed_templates(tmp_path
     assert sorted(p for p, _ in got) == ["bob", "carol"]
     assert np.array_equal(dict(got)["bob"], b.astype(np.float32))
     assert people.face_templates_of(database, key, "m", []) == []
-    plan = " ".join(str(tuple(row)) for row in database.execute(
-        "EXPLAIN QUERY PLAN SELECT sealed FROM face_templates WHERE person_id IN (?, ?) AND model_id = ?",
-        ["a", "b", "m"]))
-    assert "face_templates_person" in plan  # a near-tie reads by person, not every template of the model
+    # a near-tie reads by person, never every template of the model, however many people it asks for
+    statements = []
+    database.conn.set_trace_callback(statements.append)
+    people.face_templates_of(database, key, "m", [f"person-{i}" for i in range(2 * people.IDS_PER_QUERY + 1)])
+    database.conn.set_trace_callback(None)
+    reads = [sql for sql in statements if sql.startswith("SELECT t.person_id")]
+    assert len(reads) == 3  # in chunks of IDS_PER_QUERY ids
+    for sql in reads:
+        plan = " ".join(str(tuple(row)) for row in database.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "face_templates_person" in plan and "face_templates_model" not in plan, plan
 
 
 def test_the_kiosks_face_engine_decides_near_ties_from_its_database(tmp_path):

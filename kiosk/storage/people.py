@@ -140,9 +140,11 @@ def face_templates_of(database, key, model_id, person_ids):
     out = []
     for start in range(0, len(person_ids), IDS_PER_QUERY):
         chunk = person_ids[start:start + IDS_PER_QUERY]
+        # "+t.model_id": without it SQLite prefers the index by model from about 5 ids on (it
+        # spares the sort), reading every template of the model: 27 ms at 100,000 against 0.1
         rows = database.query(
             "SELECT t.person_id, t.sealed FROM face_templates t JOIN people p USING (person_id) "
-            f"WHERE t.person_id IN ({', '.join('?' * len(chunk))}) AND t.model_id = ? AND p.active = 1 "
+            f"WHERE t.person_id IN ({', '.join('?' * len(chunk))}) AND +t.model_id = ? AND p.active = 1 "
             "ORDER BY t.id", [*chunk, model_id])
         for row in rows:
             raw = key.unseal(row["sealed"], context=f"face:{row['person_id']}:{model_id}")
