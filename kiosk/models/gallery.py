@@ -320,7 +320,7 @@ class Gallery:
         return exact_first(matches, exact, codes, k)
 
     def _search_codes(self, query, k):
-        """``({person code: code score}`` of the k best, ``near``): near is None, or the person codes in a near-tie."""
+        """The k best people by code score ``{person code: score}``, and the person codes in a near-tie (or None)."""
         count = self._count
         if count < self.scan_rows:
             coarse = exact = self._rescore(query, np.arange(count))
