@@ -170,6 +170,32 @@ def test_rank1_is_the_float32_rank1(seed, scan_rows, spread, k):
     assert gallery.exact_fallbacks == 0
 
 
+@pytest.mark.parametrize("scan_rows", [1, 100_000])
+def test_a_template_beyond_the_codes_range_neither_breaks_rank1_nor_makes_every_search_a_near_tie(scan_rows, caplog):
+    """One clipped template (an element past +-127 steps) errs by ~0.45: its bound is its own, not every row's."""
+    rng = np.random.default_rng(12)
+    dim = 128
+    vectors = rng.standard_normal((2000, dim)).astype(np.float32)
+    outlier = rng.standard_normal(dim).astype(np.float32)
+    outlier[0] = 40.0
+    owners = [f"p{i}" for i in range(2000)] + ["outlier"]
+    originals = {person: [vector] for person, vector in zip(owners, np.vstack([vectors, outlier]))}
+    asked = []
+    gallery = Gallery("m", dim, scan_rows=scan_rows, exact_source=dict_source(originals, asked))
+    gallery.add_many(owners, np.vstack([vectors, outlier]), model_id="m")
+    assert "beyond the codes' range" in caplog.text
+    units = np.vstack([vectors, outlier]) / np.linalg.norm(np.vstack([vectors, outlier]), axis=1, keepdims=True)
+    for row in range(40):  # clear matches: nobody near them, the outlier included
+        query = normalize(vectors[row] + 0.3 * normalize(rng.standard_normal(dim)))
+        assert gallery.search(query, k=2)[0].person_id == f"p{row}"
+    assert asked == [] and gallery.exact_fallbacks == 0
+    # the outlier itself, and queries between it and another person, still get float32's rank-1
+    for other in range(40):
+        query = normalize(units[-1] + units[other] * float(rng.uniform(0.5, 1.5)))
+        assert gallery.search(query, k=1)[0].person_id == owners[int(np.argmax(units @ query))]
+    assert gallery.exact_fallbacks == 0
+
+
 def forged_winner(originals, query):
     """bob's template swapped for the query itself (score 1.0): a source trying to pick the winner."""
     return {**originals, "bob": [query]}

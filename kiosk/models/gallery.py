@@ -44,6 +44,7 @@ MIN_CAPACITY = 64
 SCAN_ROWS = 1024   # galleries with at least this many rows use the scan model
 CANDIDATES = 16    # rows re-scored at first (at least 4 per identity asked for)
 SAMPLE_STRIDE = 16  # best_rows reads its threshold from every 16th score
+CHUNK_ROWS = 10_000  # rows looked over at a time for those at the codes' edge (no full-size temporary)
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,13 @@ class Gallery:
         # range of step * |code| over the rows (about 1): what the coarse-to-exact bound needs;
         # widened on add, never narrowed on remove (a wider range is still a true bound)
         self._norm_low, self._norm_high = 1.0, 1.0
-        # largest |vector - step * code| of any row: how far rounding moves a float32 score
-        # (gallery_exact); widened on add, never narrowed on remove, like the norms
+        # largest |vector - step * code| of the rows: how far rounding moves a float32 score
+        # (gallery_exact); widened on add, never narrowed on remove, like the norms. Rows with
+        # an element at +-127 steps may be clipped, their error far larger: they are kept apart
+        # (in a kiosk: none), so one such template does not widen the bound of every row
         self._code_error = 0.0
+        self._clipped_error = 0.0
+        self._clipped_rows = None  # row numbers of those, found again by the first search after a change
         # person ids -> [(person_id, float32 vector)] of their templates, for near-ties; or None
         self.exact_source = exact_source
         self.exact_limit = int(exact_limit)
@@ -180,6 +185,7 @@ class Gallery:
 
     def _writable(self, capacity=0):
         """Own, writable row arrays of at least ``capacity`` rows; drops the scan model."""
+        self._clipped_rows = None  # rows are about to change
         if self._scan is not None:
             self._scan = None  # the codes were a read-only view of its model bytes
             self._codes = np.array(self._codes)
@@ -219,6 +225,7 @@ class Gallery:
         codes = gallery_scan.quantize(vectors, self.step)
         norms = gallery_scan.row_norms(codes) * self.step
         errors = gallery_exact.code_errors(vectors, codes, self.step)
+        clipped = gallery_exact.at_the_edge(codes)
         if np.any(norms <= 0):
             raise ValueError("a face vector must be finite and non-zero")
         with self._lock:
@@ -230,7 +237,12 @@ class Gallery:
             self._codes[self._count:needed] = codes
             self._norm_low = min(self._norm_low, float(norms.min()))
             self._norm_high = max(self._norm_high, float(norms.max()))
-            self._code_error = max(self._code_error, float(errors.max()))
+            if not clipped.all():
+                self._code_error = max(self._code_error, float(errors[~clipped].max()))
+            if clipped.any():
+                self._clipped_error = max(self._clipped_error, float(errors[clipped].max()))
+                log.warning("gallery %s: %d template(s) beyond the codes' range: near-ties with them "
+                            "are bounded apart", self.model_id, int(clipped.sum()))
             self._rows[self._count:needed] = self._people.acquire(keys)
             self._count = needed
             return self._count
@@ -259,7 +271,7 @@ class Gallery:
             self._writable()
             self._count = 0
             self._norm_low, self._norm_high = 1.0, 1.0
-            self._code_error = 0.0
+            self._code_error = self._clipped_error = 0.0
             self._people.clear()
 
     # --- search ---------------------------------------------------------------------------
@@ -309,7 +321,10 @@ class Gallery:
                           self.model_id, len(near), self.exact_limit)
                 return matches
             wanted, codes = self._rows_of(near)
-            error = self._code_error + gallery_exact.FLOAT_MARGIN
+            error = self._code_error
+            if any(gallery_exact.at_the_edge(rows).any() for rows in wanted.values()):
+                error = max(error, self._clipped_error)
+            error += gallery_exact.FLOAT_MARGIN
             self.exact_rescores += 1
         # the source reads storage: outside the lock, against the codes copied above
         exact = gallery_exact.decide(query, wanted, self.exact_source, step=self.step, error=error)
@@ -351,19 +366,46 @@ class Gallery:
             if len(best) >= k and min(best.values()) >= left_out_at_most and (
                     self.exact_source is None or gallery_exact.left_out_at_most(
                         left_out_at_most, norm_low=self._norm_low, norm_high=self._norm_high, error=error)
-                    < gallery_exact.lowest(next(iter(best.values())), norm_low=self._norm_low,
-                                           norm_high=self._norm_high, error=error)):
+                    < self._best_lower_bound(top[order], scores[order], error)):
                 break
             take = min(count, take * 4)
         if self.exact_source is None:
             return best, None
-        # everyone whose float32 score could reach the best lower bound (no row left out can)
-        low, high = gallery_exact.bounds(scores, self.step * gallery_scan.row_norms(self._codes[top]), error)
+        # everyone whose float32 score could reach the best lower bound: no row left out can,
+        # but the rows at the codes' edge, whose errors the loop did not count, are added
+        errors = np.full(len(top), error)
+        if self._clipped_error > 0:
+            extra = np.setdiff1d(self._clipped(), top)
+            top = np.concatenate([top, extra])
+            scores = np.concatenate([scores, self._rescore(query, extra)])
+            errors = np.where(gallery_exact.at_the_edge(self._codes[top]),
+                              self._clipped_error + gallery_exact.FLOAT_MARGIN, error)
+        low, high = gallery_exact.bounds(scores, self.step * gallery_scan.row_norms(self._codes[top]), errors)
         rows = top[high >= low.max()]
         if len(rows) < 2:
             return best, None
         near = set(self._rows[rows].tolist())
         return best, (near if len(near) > 1 else None)
+
+    def _best_lower_bound(self, rows, scores, error):
+        """The lowest float32 score the best of ``rows`` (ordered best first by code score) can have."""
+        lower = -np.inf
+        for row, score in zip(rows, scores):
+            if self._clipped_error > 0 and gallery_exact.at_the_edge(self._codes[row:row + 1])[0]:
+                lower = max(lower, gallery_exact.lowest(float(score), norm_low=self._norm_low, norm_high=self._norm_high,
+                                                        error=self._clipped_error + gallery_exact.FLOAT_MARGIN))
+                continue
+            return max(lower, gallery_exact.lowest(float(score), norm_low=self._norm_low, norm_high=self._norm_high,
+                                                   error=error))
+        return lower
+
+    def _clipped(self):
+        """Row numbers of the rows with an element at the codes' edge (cached until the next change)."""
+        if self._clipped_rows is None:
+            found = [start + np.flatnonzero(gallery_exact.at_the_edge(self._codes[start:start + CHUNK_ROWS]))
+                     for start in range(0, self._count, CHUNK_ROWS)]
+            self._clipped_rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        return self._clipped_rows
 
     def _rows_of(self, person_codes):
         """``({person_id: their codes}, {person_id: person code})``, copied, for the people given."""

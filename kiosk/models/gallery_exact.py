@@ -41,8 +41,13 @@ def code_errors(units, codes, step):
     return np.sqrt(np.einsum("ij,ij->i", difference, difference, dtype=np.float64))
 
 
+def at_the_edge(codes):
+    """Which code rows have an element at +-127 steps (so perhaps clipped: their error is not bounded by the step)."""
+    return np.abs(codes).max(axis=1) >= 127
+
+
 def bounds(scores, norms, error):
-    """``(low, high)``: where each row's float32 score lies, given its code score and code length."""
+    """``(low, high)``: where each row's float32 score lies, given its code score, code length and error (one or per row)."""
     centre = np.asarray(scores, dtype=np.float64) * np.asarray(norms, dtype=np.float64)
     return centre - error, centre + error
 
