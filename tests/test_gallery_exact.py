@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from kiosk.models import gallery_exact, gallery_scan
 from kiosk.models.gallery import Gallery, normalize
@@ -194,6 +194,34 @@ def test_a_template_beyond_the_codes_range_neither_breaks_rank1_nor_makes_every_
         query = normalize(units[-1] + units[other] * float(rng.uniform(0.5, 1.5)))
         assert gallery.search(query, k=1)[0].person_id == owners[int(np.argmax(units @ query))]
     assert gallery.exact_fallbacks == 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 100_000]), st.integers(1, 4))
+@example(seed=44, scan_rows=1, k=4)  # a clipped row the coarse scan ranks below rows left out
+def test_with_templates_at_the_codes_edge_search_still_finds_what_brute_force_finds(seed, scan_rows, k):
+    """Rows at the edge are always candidates and outside the norm range: no source, plain code scores, exact top-k.
+
+    A clipped code is short (step * |code| well below 1), so its coarse score is too: bounding
+    the rows left out with the norms of ordinary rows only is right because edge rows are never
+    left out.
+    """
+    rng = np.random.default_rng(seed)
+    dim = 64
+    vectors = rng.standard_normal((1500, dim)).astype(np.float32)
+    edge = rng.choice(1500, 6, replace=False)
+    vectors[edge, rng.integers(0, dim, 6)] = rng.choice([-1, 1], 6) * rng.uniform(8, 60, 6)  # clipped elements
+    owners = [f"p{i % 700}" for i in range(1500)]
+    gallery = Gallery("m", dim, scan_rows=scan_rows)
+    gallery.add_many(owners, vectors, model_id="m")
+    stored = {person: gallery.templates_of(person) for person in set(owners)}
+    people_ids = sorted(stored)
+    for query in vectors[rng.choice(edge, 3)].tolist() + rng.standard_normal((5, dim)).tolist():
+        query = normalize(query)
+        best = {person: float((stored[person] @ query).max()) for person in people_ids}
+        want = sorted(best.items(), key=lambda item: -item[1])[:k]
+        got = gallery.search(query, k=k)
+        assert [m.score for m in got] == pytest.approx([score for _, score in want], abs=1e-5)
 
 
 def forged_winner(originals, query):

@@ -79,7 +79,8 @@ class Gallery:
         self._codes = np.zeros((capacity, self.dim), dtype=np.int8)  # row -> int8 code
         self.step = gallery_scan.step_for(self.dim)
         # range of step * |code| over the rows (about 1): what the coarse-to-exact bound needs;
-        # widened on add, never narrowed on remove (a wider range is still a true bound)
+        # widened on add, never narrowed on remove (a wider range is still a true bound). Rows at
+        # the codes' edge (below) are left out of it: every search scores them
         self._norm_low, self._norm_high = 1.0, 1.0
         # largest |vector - step * code| of the rows: how far rounding moves a float32 score
         # (gallery_exact); widened on add, never narrowed on remove, like the norms. Rows with
@@ -87,6 +88,7 @@ class Gallery:
         # (in a kiosk: none), so one such template does not widen the bound of every row
         self._code_error = 0.0
         self._clipped_error = 0.0
+        self._has_edge = False     # whether such a row was ever added (until clear)
         self._clipped_rows = None  # row numbers of those, found again by the first search after a change
         # person ids -> [(person_id, float32 vector)] of their templates, for near-ties; or None
         self.exact_source = exact_source
@@ -235,11 +237,12 @@ class Gallery:
             else:
                 self._writable()
             self._codes[self._count:needed] = codes
-            self._norm_low = min(self._norm_low, float(norms.min()))
-            self._norm_high = max(self._norm_high, float(norms.max()))
             if not clipped.all():
+                self._norm_low = min(self._norm_low, float(norms[~clipped].min()))
+                self._norm_high = max(self._norm_high, float(norms[~clipped].max()))
                 self._code_error = max(self._code_error, float(errors[~clipped].max()))
             if clipped.any():
+                self._has_edge = True
                 self._clipped_error = max(self._clipped_error, float(errors[clipped].max()))
                 log.warning("gallery %s: %d template(s) beyond the codes' range: near-ties with them "
                             "are bounded apart", self.model_id, int(clipped.sum()))
@@ -272,6 +275,7 @@ class Gallery:
             self._count = 0
             self._norm_low, self._norm_high = 1.0, 1.0
             self._code_error = self._clipped_error = 0.0
+            self._has_edge = False
             self._people.clear()
 
     # --- search ---------------------------------------------------------------------------
@@ -345,9 +349,13 @@ class Gallery:
                 self._build_scan()
             coarse, exact, bound = self._scan.scores(query), None, gallery_scan.query_error_bound(query)
         error = self._code_error + gallery_exact.FLOAT_MARGIN
+        # rows at the codes' edge are always candidates: their norms and errors are outside the
+        # bounds that decide which rows can be left out
+        edge = self._clipped() if self._has_edge else np.zeros(0, dtype=np.int64)
         take = min(count, max(4 * k, CANDIDATES))
         while True:
-            top = best_rows(coarse, take)
+            picked = best_rows(coarse, take)
+            top = np.union1d(picked, edge) if len(edge) else picked
             scores = exact[top] if exact is not None else self._rescore(query, top)
             order = np.argsort(-scores, kind="stable")
             best = {}
@@ -359,7 +367,7 @@ class Gallery:
                         break
             if take >= count:
                 break
-            left_out_at_most = float(coarse[top].min())
+            left_out_at_most = float(coarse[picked].min())
             if bound is not None:
                 left_out_at_most = float(gallery_scan.exact_at_most(
                     left_out_at_most, query_bound=bound, norm_low=self._norm_low, norm_high=self._norm_high))
@@ -371,13 +379,9 @@ class Gallery:
             take = min(count, take * 4)
         if self.exact_source is None:
             return best, None
-        # everyone whose float32 score could reach the best lower bound: no row left out can,
-        # but the rows at the codes' edge, whose errors the loop did not count, are added
-        errors = np.full(len(top), error)
-        if self._clipped_error > 0:
-            extra = np.setdiff1d(self._clipped(), top)
-            top = np.concatenate([top, extra])
-            scores = np.concatenate([scores, self._rescore(query, extra)])
+        # everyone whose float32 score could reach the best lower bound (no row left out can)
+        errors = error
+        if len(edge):
             errors = np.where(gallery_exact.at_the_edge(self._codes[top]),
                               self._clipped_error + gallery_exact.FLOAT_MARGIN, error)
         low, high = gallery_exact.bounds(scores, self.step * gallery_scan.row_norms(self._codes[top]), errors)
@@ -391,12 +395,13 @@ class Gallery:
         """The lowest float32 score the best of ``rows`` (ordered best first by code score) can have."""
         lower = -np.inf
         for row, score in zip(rows, scores):
-            if self._clipped_error > 0 and gallery_exact.at_the_edge(self._codes[row:row + 1])[0]:
-                lower = max(lower, gallery_exact.lowest(float(score), norm_low=self._norm_low, norm_high=self._norm_high,
-                                                        error=self._clipped_error + gallery_exact.FLOAT_MARGIN))
-                continue
-            return max(lower, gallery_exact.lowest(float(score), norm_low=self._norm_low, norm_high=self._norm_high,
-                                                   error=error))
+            codes = self._codes[row:row + 1]
+            edge = self._has_edge and bool(gallery_exact.at_the_edge(codes)[0])
+            row_error = self._clipped_error + gallery_exact.FLOAT_MARGIN if edge else error
+            low, _ = gallery_exact.bounds(score, self.step * gallery_scan.row_norms(codes)[0], row_error)
+            lower = max(lower, float(low))
+            if not edge:  # any row's lower bound bounds the best's: the first ordinary row's will do
+                return lower
         return lower
 
     def _clipped(self):

@@ -52,11 +52,6 @@ def bounds(scores, norms, error):
     return centre - error, centre + error
 
 
-def lowest(code_score, *, norm_low, norm_high, error):
-    """The lowest float32 score of a row with this code score (a lower bound on the best one's)."""
-    return min(code_score * norm_low, code_score * norm_high) - error
-
-
 def left_out_at_most(code_at_most, *, norm_low, norm_high, error):
     """The highest float32 score of a row whose code score is at most ``code_at_most``."""
     return max(code_at_most * norm_low, code_at_most * norm_high) + error
