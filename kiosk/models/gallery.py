@@ -28,6 +28,7 @@ another size, is refused with ``ModelMismatchError`` (scores across models mean 
 """
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 
@@ -395,11 +396,11 @@ class Gallery:
         """The lowest float32 score the best of ``rows`` (ordered best first by code score) can have."""
         lower = -np.inf
         for row, score in zip(rows, scores):
-            codes = self._codes[row:row + 1]
-            edge = self._has_edge and bool(gallery_exact.at_the_edge(codes)[0])
+            code = self._codes[row].astype(np.float32)
+            edge = self._has_edge and bool(gallery_exact.at_the_edge(code[None])[0])
             row_error = self._clipped_error + gallery_exact.FLOAT_MARGIN if edge else error
-            low, _ = gallery_exact.bounds(score, self.step * gallery_scan.row_norms(codes)[0], row_error)
-            lower = max(lower, float(low))
+            # plain floats: this runs on every search
+            lower = max(lower, float(score) * self.step * math.sqrt(float(code @ code)) - row_error)
             if not edge:  # any row's lower bound bounds the best's: the first ordinary row's will do
                 return lower
         return lower
