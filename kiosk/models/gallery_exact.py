@@ -8,8 +8,9 @@ rounding error, measured when the row is added),
     q . v = q . (step * c) + q . e = code_score * n + q . e,   and   |q . e| <= |q| |e| = |e|
 
 (Cauchy-Schwarz), so ``q . v`` lies in ``code_score * n +- max |e|`` over the rows (``error``
-below). This holds for every row, clipped elements included, since ``|e|`` is measured, not
-assumed. Two people whose intervals overlap the best lower bound can swap rank-1 under the
+below). This holds for every row since ``|e|`` is measured, not assumed; the gallery keeps one
+maximum for ordinary rows and another for rows with an element at +-127 steps (perhaps clipped,
+their error far larger), so one such row does not widen every row's bound. Two people whose intervals overlap the best lower bound can swap rank-1 under the
 rounding: only then does the gallery ask its source for their float32 templates and rank them by
 ``q . v`` itself.
 
@@ -25,6 +26,8 @@ import itertools
 import logging
 
 import numpy as np
+
+from kiosk.errors import TemplateSourceError
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +60,12 @@ def left_out_at_most(code_at_most, *, norm_low, norm_high, error):
     return max(code_at_most * norm_low, code_at_most * norm_high) + error
 
 
-class Refused(ValueError):
-    """The source's answer does not match the gallery (internal: the code scores decide)."""
-
-
 def exact_scores(query, wanted, answer, *, step, error):
     """Each wanted person's float32 score (their best template's), from the source's ``answer``.
 
     ``wanted`` maps person id -> int8 codes ``(rows, dim)`` of every row the gallery holds for
     them; ``answer`` is the source's iterable of ``(person_id, vector)``. Raises ``Refused``
-    when the answer cannot be the templates behind those codes.
+    (``TemplateSourceError``) when the answer cannot be the templates behind those codes.
     """
     dim = len(query)
     expected = sum(len(codes) for codes in wanted.values())
@@ -75,29 +74,29 @@ def exact_scores(query, wanted, answer, *, step, error):
     # never read more than the rows asked for: a runaway answer is refused, not consumed
     items = list(itertools.islice(iter(answer), expected + 1))
     if len(items) > expected:
-        raise Refused("more vectors than rows")
+        raise TemplateSourceError("more vectors than rows")
     for item in items:
         person_id, vector = item
         if not isinstance(person_id, str) or person_id not in wanted:
-            raise Refused("a person not asked for")
+            raise TemplateSourceError("a person not asked for")
         vector = np.asarray(vector, dtype=np.float32)
         if vector.shape != (dim,):
-            raise Refused("a vector of another size")
+            raise TemplateSourceError("a vector of another size")
         norm = np.linalg.norm(vector)
         if not np.isfinite(norm) or norm <= 1e-12:
-            raise Refused("a non-finite or zero vector")
+            raise TemplateSourceError("a non-finite or zero vector")
         unit = vector / norm
         # the same rows the bound was derived for: a vector further from every code of this
         # person than any stored row's rounding error is not one of their templates
         distances = np.linalg.norm(wanted[person_id].astype(np.float64) * float(step) - unit, axis=1)
         rows = distances <= error
         if not rows.any():
-            raise Refused("a vector that is none of the person's rows")
+            raise TemplateSourceError("a vector that is none of the person's rows")
         answered[person_id] |= rows
         score = float(unit @ query)
         best[person_id] = max(best.get(person_id, -np.inf), score)
     if not all(rows.all() for rows in answered.values()):
-        raise Refused("a row without its template")
+        raise TemplateSourceError("a row without its template")
     return best
 
 
@@ -105,7 +104,7 @@ def decide(query, wanted, source, *, step, error):
     """``{person id: float32 score}`` of the ``wanted`` people from ``source``, or None if refused."""
     try:
         return exact_scores(query, wanted, source(sorted(wanted)), step=step, error=error)
-    except Refused as e:
+    except TemplateSourceError as e:
         log.warning("exact re-score refused the template source's answer (%s): code scores decide", e)
     except Exception as e:  # noqa: BLE001 - a broken or hostile source must never break a search
         # the type only: a message could carry whatever the source put in it
