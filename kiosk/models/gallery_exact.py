@@ -64,8 +64,8 @@ def exact_scores(query, wanted, answer, *, step, error):
     """Each wanted person's float32 score (their best template's), from the source's ``answer``.
 
     ``wanted`` maps person id -> int8 codes ``(rows, dim)`` of every row the gallery holds for
-    them; ``answer`` is the source's iterable of ``(person_id, vector)``. Raises ``Refused``
-    (``TemplateSourceError``) when the answer cannot be the templates behind those codes.
+    them; ``answer`` is the source's iterable of ``(person_id, vector)``. Raises
+    ``TemplateSourceError`` when the answer cannot be the templates behind those codes.
     """
     dim = len(query)
     expected = sum(len(codes) for codes in wanted.values())
