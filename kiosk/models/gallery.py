@@ -4,22 +4,24 @@
 template is kept as an int8 code of its L2-normalized vector in steps shared by every row
 (``gallery_scan.step_for``: 128 bytes for a 128-d vector instead of 512); the stored vector is
 the code scaled to unit length. A person id is kept once, as UTF-8 bytes in one numpy array with
-a sorted index (no Python string or dict entry per person). A search has two steps:
+a sorted index (no Python string or dict entry per person). A search has three steps:
 
 1. the coarse scan (``kiosk/models/gallery_scan.py``): one TFLite int8 kernel call scores the
    query against every row (the kernel rounds the query to int8 too);
 2. the best rows are re-scored with the float query against their codes, widening the set until
    no row left out could beat the k-th identity found (``gallery_scan.exact_at_most`` bounds a
-   row's exact score by its coarse one). A person's score is their best template's.
+   row's exact score by its coarse one). A person's score is their best template's;
+3. with an ``exact_source`` (a callable giving the float32 templates of the person ids it is
+   passed; ``Gallery.load`` reads the sealed ones from storage), a near-tie, where the codes'
+   rounding could swap people, is decided by their float32 scores, so rank-1 is float32's
+   (``kiosk/models/gallery_exact.py``: the bound that finds near-ties, and the checks on what
+   the source answers).
 
 So a returned score is the float query against the stored code, which is within a few
-thousandths of the float32 cosine of the original vector (``docs/benchmarks.md``, Gallery);
-``templates_of`` returns the stored vectors. That is close enough to order people except on a
-near-tie, where the codes' rounding can swap two of them: with an ``exact_source`` (a callable
-giving the float32 templates of the person ids it is passed; ``Gallery.load`` reads the sealed
-ones from storage) such near-ties are decided by the float32 scores, so rank-1 is float32's
-(``kiosk/models/gallery_exact.py`` has the bound that finds them and the checks on what the
-source answers). Small galleries (fewer rows than
+thousandths of the float32 cosine of the original vector (``docs/benchmarks.md``, Gallery),
+or the float32 cosine itself for the people of a near-tie; ``templates_of`` returns the stored
+vectors. Rows with an element at the codes' edge (+-127 steps, perhaps clipped) are candidates
+of every search, outside the bounds of the others. Small galleries (fewer rows than
 ``scan_rows``) skip the model and score every row in numpy. Removing a template moves the last
 row into its place (swap-remove); a change drops the scan model, which the next search rebuilds.
 
