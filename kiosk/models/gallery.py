@@ -339,7 +339,8 @@ class Gallery:
             with self._lock:
                 self.exact_fallbacks += 1
             return matches
-        return exact_first(matches, exact, codes, k)
+        ranked = gallery_exact.exact_first([(m.person_id, m.score) for m in matches], exact, codes, k)
+        return [Match(person_id, score) for person_id, score in ranked]
 
     def _search_codes(self, query, k):
         """The k best people by code score ``{person code: score}``, and the person codes in a near-tie (or None)."""
@@ -454,19 +455,6 @@ def best_rows(scores, take):
             chosen = np.argpartition(scores[candidates], len(candidates) - take)[len(candidates) - take:]
             return candidates[chosen]
     return np.argpartition(scores, count - take)[count - take:]
-
-
-def exact_first(matches, exact, codes, k):
-    """The ``k`` best identities once a near-tie is decided: its float32 winner first, then by score.
-
-    ``matches`` hold code scores; ``exact`` the float32 scores of the people in the near-tie
-    (who may not all be among ``matches``). No one outside the tie can outscore its winner.
-    """
-    scores = {match.person_id: match.score for match in matches}
-    scores.update(exact)
-    winner = max(exact, key=lambda person: (exact[person], -codes[person]))
-    rest = sorted((person for person in scores if person != winner), key=lambda person: -scores[person])
-    return [Match(person, scores[person]) for person in [winner] + rest[:k - 1]]
 
 
 def release_free_memory():

@@ -110,3 +110,17 @@ def decide(query, wanted, source, *, step, error):
         # the type only: a message could carry whatever the source put in it
         log.warning("exact re-score: the template source failed (%s): code scores decide", type(e).__name__)
     return None
+
+
+def exact_first(ranked, exact, codes, k):
+    """The ``k`` best ``(person_id, score)`` once a near-tie is decided: its float32 winner first, then by score.
+
+    ``ranked`` holds the code-score ranking; ``exact`` the float32 scores of the people in the
+    near-tie (who may not all be in ``ranked``); ``codes`` their person codes, which only break
+    an exact tie. No one outside the near-tie can outscore its winner.
+    """
+    scores = dict(ranked)
+    scores.update(exact)
+    winner = max(exact, key=lambda person: (exact[person], -codes[person]))
+    rest = sorted((person for person in scores if person != winner), key=lambda person: -scores[person])
+    return [(person, scores[person]) for person in [winner] + rest[:k - 1]]
