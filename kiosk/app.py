@@ -347,6 +347,8 @@ def build_face_engine(settings, database, key):
 
     pipeline = FacePipeline.from_settings(settings.face)
     dim = len(pipeline.embedder.embed(np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8)))
+    # near-ties read their float32 templates through ``database`` during a search: in the kiosk
+    # that is the flows' own connection, and the flows thread is where the engine searches
     gallery = Gallery.load(database, key, pipeline.model_id, dim=dim)
     passive = None
     if settings.face.liveness in ("passive", "both"):

@@ -148,5 +148,9 @@ class ModelMismatchError(KioskError, ValueError):
     """A face vector comes from another embedder model (or has another size) than the gallery's."""
 
 
+class TemplateSourceError(KioskError, ValueError):
+    """Templates offered for a gallery near-tie are not the ones behind its codes (the codes decide instead)."""
+
+
 class CancelledError(KioskError):
     """A blocking operation was cancelled by its caller."""

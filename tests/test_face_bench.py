@@ -69,6 +69,28 @@ def test_rank1_counts_missing_faces_as_misses():
     assert protocol.rank1(embeddings, found, labels) == 0.5
 
 
+def test_gallery_rank1_counts_probes_whose_int8_gallery_best_is_float32s():
+    """A probe on a near-tie its codes rank the other way: decided from the float32 vectors, it agrees."""
+    from kiosk.models import gallery_scan
+    from kiosk.models.gallery import Gallery, normalize
+
+    dim, step = 32, gallery_scan.step_for(32)
+    for seed in range(10_000):  # the first near-tie the codes swap (about 1 pair in 100)
+        rng = np.random.default_rng(seed)
+        probe = normalize(rng.standard_normal(dim))
+        a, b = (normalize(probe + 0.8 * normalize(rng.standard_normal(dim))) for _ in range(2))
+        gallery = Gallery("m", dim, scan_rows=1)
+        gallery.add_many(["a", "b"], np.array([a, b]), model_id="m")
+        if (gallery.search(probe, k=1)[0].person_id == "a") != (a @ probe > b @ probe):
+            break
+    embeddings = np.array([a, b, probe, a + 0.01, b], dtype=np.float32)
+    labels = np.array([0, 1, 0, 0, 1])
+    found = np.array([True, True, True, True, False])  # a probe without a face is not searched
+    got = protocol.gallery_rank1(embeddings, found, labels, "m")
+    assert got == {"probes": 2, "rank1_equal_float32": 1.0, "exact_rescores": 1, "exact_rescore_rate": 0.5,
+                   "exact_fallbacks": 0}
+
+
 def test_list_dataset(tmp_path):
     for person, count in (("b_person", 2), ("a_person", 1), ("empty", 0)):
         (tmp_path / person).mkdir()
@@ -106,6 +128,8 @@ def test_bench_face_runs_end_to_end_and_prints_json(datasets, tmp_path, capsys):
     assert holds["dlib_speed_ratio"] is None and holds["met"] is False  # no peer run: never "met"
     assert holds["rank1"] == (result["rank1"] >= 0.99) and holds["total_ms"] == (result["latency_ms"]["total"] <= 12)
     assert set(result["load_average"]) == {"before", "after"}
+    through = result["gallery"]  # the same probes through the int8 gallery
+    assert through["probes"] == result["images"] - result["people"] and through["rank1_equal_float32"] == 1.0
     assert "images" in captured.err      # progress goes to stderr
     saved = np.load(scores)
     assert len(saved["genuine"]) == result["genuine_pairs"]

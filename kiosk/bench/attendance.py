@@ -223,7 +223,14 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
     # too few people never enrolled: enrolled people play unenrolled ones, taken out of the gallery
     stand_ins = list(reversed(enrolled))
     strangers = strangers + stand_ins[:max(0, unknown - len(strangers))] if unknown else strangers
-    gallery = Gallery.from_templates(pipeline.model_id, [(m.person, e) for m in enrolled for e in m.enrol_embeddings])
+    templates = [(m.person, e) for m in enrolled for e in m.enrol_embeddings]
+    gallery = Gallery.from_templates(pipeline.model_id, templates)
+
+    def exact_source(person_ids):  # near-ties decided from the float32 templates, as the kiosk's database does
+        wanted = set(person_ids)
+        return [(person, e) for person, e in templates if person in wanted]
+
+    gallery.exact_source = exact_source
     engine = TimedEngine(FaceEngine.from_settings(settings.face, pipeline=pipeline, gallery=gallery))
     ids = [m.person for m in enrolled]
     clock = FakeClock()

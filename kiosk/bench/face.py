@@ -4,7 +4,10 @@ DIR holds one sub-folder per person. Every image goes through the pipeline the k
 (detect -> face mesh -> align -> embed), taking the face nearest the image centre; an image
 where no face is found counts as a failure and all its pairs score -inf. Reported: detection
 failure rate; TAR at FAR 1e-2, 1e-3, 1e-4 over all genuine pairs and a seeded sample of
-impostor pairs; EER; rank-1 (first image per person enrolled, the rest probes); per-stage
+impostor pairs; EER; rank-1 (first image per person enrolled, the rest probes), and under
+``gallery`` the same probes searched through the kiosk's int8 gallery: the share whose best
+identity is exact float32 search's, and how many near-ties it decided from the float32
+vectors (``face_protocol.gallery_rank1``); per-stage
 latency, median and p95, for each thread count (the first count runs every image, the others
 re-time the first --latency-images images), and ``cpu_ms``: the median CPU time of the process
 per face, which other processes on the machine change far less than the wall time. Progress
@@ -144,6 +147,7 @@ def measure(dataset, *, detector, embedder, threads=(1, 2), impostors=protocol.D
         "wall_s": round(wall_s, 1),
     })
     result["threshold_at_far"] = {far: _finite(t) for far, t in result["threshold_at_far"].items()}
+    result["gallery"] = protocol.gallery_rank1(embeddings, found, labels, model_id)
     details = {"embeddings": embeddings, "found": found, "labels": labels, "genuine": genuine, "impostor": impostor}
     return result, details
 
@@ -171,6 +175,11 @@ def _report(result):
         shown = "n/a" if threshold is None else f"{threshold:.4f}"
         lines.append(f"TAR @ FAR {far}: {tar:.4f}   (cosine threshold {shown})")
     lines.append(f"EER: {result['eer']:.4f}   rank-1: {result['rank1']:.4f}")
+    through = result.get("gallery") or {}
+    if through.get("probes"):
+        lines.append(f"int8 gallery: rank-1 equal to float32 on {through['rank1_equal_float32']:.2%} of "
+                     f"{through['probes']} probes; {through['exact_rescores']} near-ties decided from the "
+                     f"float32 templates ({through['exact_rescore_rate']:.2%}), {through['exact_fallbacks']} fallbacks")
     if result.get("peer"):
         peer = result["peer"]
         lines.append(f"dlib peer: fail {peer['detect_fail_rate']:.2%}, TAR {peer['tar_at_far']}, rank-1 "

@@ -170,6 +170,43 @@ def rank1(embeddings, found, labels, *, metric="cosine"):
     return hits / len(probes)
 
 
+def gallery_rank1(embeddings, found, labels, model_id):
+    """The rank-1 probes searched through the kiosk's int8 gallery, against exact float32 search.
+
+    The enrolment images (each person's first, with a face) go into a ``Gallery`` searched
+    through its scan model; its ``exact_source`` is their float32 vectors, as the sealed
+    templates are in the kiosk. Returns ``probes``, ``rank1_equal_float32`` (share of probes
+    whose best identity is the float32 one), ``exact_rescores`` (probes where a near-tie asked
+    the source), ``exact_rescore_rate`` and ``exact_fallbacks``.
+    """
+    from kiosk.models.gallery import Gallery
+
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    found = np.asarray(found, dtype=bool)
+    labels = np.asarray(labels)
+    first = {}
+    for index, person in enumerate(labels):
+        first.setdefault(int(person), index)
+    enrolled = [index for index in sorted(first.values()) if found[index]]
+    probes = [index for index in range(len(labels)) if index not in set(first.values()) and found[index]]
+    if not enrolled or not probes:
+        return {"probes": 0, "rank1_equal_float32": None, "exact_rescores": 0, "exact_rescore_rate": None,
+                "exact_fallbacks": 0}
+    names = [f"person-{labels[index]}" for index in enrolled]
+    originals = dict(zip(names, embeddings[enrolled]))
+    gallery = Gallery(model_id, embeddings.shape[1], scan_rows=1,
+                      exact_source=lambda ids: [(person, originals[person]) for person in ids])
+    gallery.add_many(names, embeddings[enrolled], model_id=model_id)
+    matrix = embeddings[enrolled] / np.linalg.norm(embeddings[enrolled], axis=1, keepdims=True)
+    equal = 0
+    for index in probes:
+        probe = embeddings[index] / np.linalg.norm(embeddings[index])
+        equal += gallery.search(probe, k=2)[0].person_id == names[int(np.argmax(matrix @ probe))]
+    return {"probes": len(probes), "rank1_equal_float32": equal / len(probes),
+            "exact_rescores": gallery.exact_rescores, "exact_rescore_rate": gallery.exact_rescores / len(probes),
+            "exact_fallbacks": gallery.exact_fallbacks}
+
+
 def latency_summary(timings):
     """``{stage: {"median": ms, "p95": ms}}`` from a list of per-image ``{stage: ms}`` dicts."""
     stages = {}

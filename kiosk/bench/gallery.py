@@ -9,6 +9,15 @@ are probes of enrolled people: a random enrolled vector plus noise (cosine about
 ``matrix_mb`` is what the gallery's own arrays hold. ``rank1_equal_float32`` is the share of
 queries whose best identity is the one exact float32 search finds.
 
+As in the kiosk, the float32 vectors stay out of memory: they are written to a temporary file as
+they are made (the kiosk's are sealed in its database), and the gallery's ``exact_source`` reads
+the few rows of a near-tie from it. ``exact_rescore_rate`` is the share of the timed searches
+that asked it (the time of those reads is inside ``search_ms``); ``exact_fallbacks`` counts
+searches where the codes decided a near-tie instead. After the timing beside faiss, the same
+queries are timed again on the same gallery with and without its source (without it, the codes
+decide every near-tie), interleaved in turns: ``search_with_source_ms`` against
+``search_without_source_ms`` is what deciding near-ties exactly costs.
+
 The peer, on the same vectors and queries: faiss-cpu's exact inner-product index
 (``IndexFlatIP``, float32). Its search time ``faiss_flat_ms`` is taken in the same process as
 ours, built after our memory figure is read, the two searches interleaved query by query (so
@@ -22,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -79,18 +89,21 @@ def _probes(size, dim, count, seed):
     return probes / np.linalg.norm(probes, axis=1, keepdims=True)
 
 
-def _timed(searches, queries):
+def _timed(searches, queries, *, rotate=False):
     """Median-ready times (ms) of each search function, interleaved query by query.
 
     Interleaving puts both searches under the same load from other processes at every moment,
-    so their ratio holds on a shared machine even when the absolute times do not.
+    so their ratio holds on a shared machine even when the absolute times do not. With
+    ``rotate`` the order turns by one each query, so no search always runs on the caches the
+    one before it left.
     """
     for query in queries[:5]:  # warm caches
         for search in searches:
             search(query)
     times = [[] for _ in searches]
-    for query in queries[5:]:
-        for search, out in zip(searches, times):
+    for number, query in enumerate(queries[5:]):
+        turn = number % len(searches) if rotate else 0
+        for search, out in list(zip(searches, times))[turn:] + list(zip(searches, times))[:turn]:
             t0 = time.perf_counter()
             search(query)
             out.append((time.perf_counter() - t0) * 1000.0)
@@ -110,6 +123,20 @@ def _faiss_index(size, dim, seed):
     return index
 
 
+def file_source(file, dim):
+    """An ``exact_source`` reading the float32 rows of ``person-NNNNNNN`` ids from an open binary file."""
+    row_bytes = dim * 4
+
+    def source(person_ids):
+        out = []
+        for person_id in person_ids:
+            row = int(person_id.rsplit("-", 1)[1])
+            raw = os.pread(file.fileno(), row_bytes, row * row_bytes)
+            out.append((person_id, np.frombuffer(raw, dtype=np.float32)))
+        return out
+    return source
+
+
 def measure(size, *, dim, queries, k=2, seed=0):
     """Build a gallery of ``size`` people in this process and time ``queries`` searches."""
     from kiosk.models import gallery_scan
@@ -118,21 +145,39 @@ def measure(size, *, dim, queries, k=2, seed=0):
     # the TFLite runtime's one-time setup (its libraries, op tables: about 3 MB) is paid by the
     # face models in a kiosk before the gallery exists; pay it here too, before the baseline
     gallery_scan.CodeScan(np.ones((1, dim), dtype=np.int8), 1.0)
+    # likewise numpy's own first use of its random generator and linalg (numpy 2 imports those
+    # modules lazily, about 9 MB of code and tables): the bench's, not the gallery's
+    np.linalg.norm(np.random.default_rng(seed).standard_normal((1, dim), dtype=np.float32), axis=1)
     release_free_memory()
     before = rss_bytes()
-    gallery = Gallery("bench", dim, threads=1)
+    vectors_file = tempfile.TemporaryFile()  # the float32 vectors, on disk like the kiosk's sealed ones
+    gallery = Gallery("bench", dim, threads=1, exact_source=file_source(vectors_file, dim))
     for start, block in _vectors(size, dim, seed):
         gallery.add_many([f"person-{i:07d}" for i in range(start, start + len(block))], block, model_id="bench")
+        vectors_file.write(block.tobytes())
         del block
+    vectors_file.flush()
     probes = _probes(size, dim, queries + 5, seed)
     gallery.search(probes[0], k)  # builds the scan model
     after = rss_bytes()
     # the peer is built only now, so the memory figure above is the gallery's alone
     index = _faiss_index(size, dim, seed)
+    source = gallery.exact_source
+
+    def codes_only(query):  # the same gallery without its exact source: what near-ties cost
+        gallery.exact_source = None
+        try:
+            return gallery.search(query, k)
+        finally:
+            gallery.exact_source = source
+
     searches = [lambda q: gallery.search(q, k)]
     if index is not None:
         searches.append(lambda q: index.search(q.reshape(1, -1), k))
+    rescores_before = gallery.exact_rescores
     times, *peer = _timed(searches, probes)
+    rescores = gallery.exact_rescores - rescores_before
+    with_source, without_source = _timed([searches[0], codes_only], probes, rotate=True)
     ours = [gallery.search(q, 1)[0].person_id for q in probes[5:]]
     # exact float32 reference, only now (the memory figure is taken)
     matrix = np.empty((size, dim), dtype=np.float32)
@@ -143,9 +188,13 @@ def measure(size, *, dim, queries, k=2, seed=0):
         "search_ms": round(float(np.median(times)), 3),
         "search_p95_ms": round(float(np.percentile(times, 95)), 3),
         "faiss_flat_ms": round(float(np.median(peer[0])), 3) if peer else None,
+        "search_with_source_ms": round(float(np.median(with_source)), 3),
+        "search_without_source_ms": round(float(np.median(without_source)), 3),
         "memory_mb": round((after - before) / 1e6, 1),
         "matrix_mb": round(gallery.nbytes / 1e6, 1),
         "rank1_equal_float32": round(sum(a == b for a, b in zip(ours, exact)) / len(exact), 4),
+        "exact_rescore_rate": round(rescores / len(probes), 4),  # the timed searches and their 5 warm-ups
+        "exact_fallbacks": gallery.exact_fallbacks,
         "templates": len(gallery),
         "dim": dim,
         "queries": queries,

@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 PERSON_FIELDS = ("person_id", "name", "role", "active", "pin_hash", "adms_pin")
 ADMS_PIN_MAX_DIGITS = 9
+IDS_PER_QUERY = 500  # person ids bound in one IN (...) (SQLite builds before 3.32 allow 999 variables)
 
 
 def check_adms_pin(value):
@@ -129,6 +130,25 @@ def face_templates(database, key, model_id):
     for row in rows:
         raw = key.unseal(row["sealed"], context=f"face:{row['person_id']}:{model_id}")
         out.append((row["person_id"], np.frombuffer(raw, dtype="<f4").copy()))
+    return out
+
+
+def face_templates_of(database, key, model_id, person_ids):
+    """[(person_id, float32 vector)] of the ``model_id`` templates of the given active people."""
+    bind_key(database, key)
+    person_ids = sorted(set(person_ids))
+    out = []
+    for start in range(0, len(person_ids), IDS_PER_QUERY):
+        chunk = person_ids[start:start + IDS_PER_QUERY]
+        # "+t.model_id": without it SQLite prefers the index by model from about 5 ids on (it
+        # spares the sort), reading every template of the model: 27 ms at 100,000 against 0.1
+        rows = database.query(
+            "SELECT t.person_id, t.sealed FROM face_templates t JOIN people p USING (person_id) "
+            f"WHERE t.person_id IN ({', '.join('?' * len(chunk))}) AND +t.model_id = ? AND p.active = 1 "
+            "ORDER BY t.id", [*chunk, model_id])
+        for row in rows:
+            raw = key.unseal(row["sealed"], context=f"face:{row['person_id']}:{model_id}")
+            out.append((row["person_id"], np.frombuffer(raw, dtype="<f4").copy()))
     return out
 
 
