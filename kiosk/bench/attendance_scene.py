@@ -209,6 +209,8 @@ def play(kiosk, player, *, arrived_frame, watch_s, responder=None, stop_at_door=
         challenge = kiosk.flow.attempt.challenge
         if passed is None and challenge is not None and challenge.status.passed:
             passed = kiosk.frames
+        if passed is None and len(kiosk.ports.door) > doors_before:
+            passed = kiosk.frames  # accepted on the frame that passed the challenge (the attempt is over)
         if in_view is None and fully_in_view(scene, player.size, kiosk.flow.settings.face.min_face_px):
             in_view = kiosk.frames
         if stop_at_door and len(kiosk.ports.door) > doors_before:
