@@ -146,3 +146,22 @@ def test_the_cascade_finds_a_far_face_the_short_model_misses_and_answers_a_near_
 def test_an_unknown_detector_is_refused_with_the_known_ones():
     with pytest.raises(det.ModelError, match="blazeface_short_then_full"):
         det.make_detector("yolo")
+
+
+def test_an_idle_kiosk_looks_far_now_and_then_and_near_on_every_frame(datasets):
+    """Idle (detect mode) pays the far-range model a third of the time; identify mode always."""
+    import cv2
+
+    from kiosk.models import engine as face_engine
+    from kiosk.models.pipeline import FacePipeline
+
+    image = _rgb(sorted((datasets / "faces" / "lfw").glob("*/*.jpg"))[0])
+    far = np.full((480, 640, 3), 90, dtype=np.uint8)
+    far[200:300, 420:520] = cv2.resize(image, (100, 100), interpolation=cv2.INTER_AREA)
+    near = np.full((480, 640, 3), 90, dtype=np.uint8)
+    near[40:440, 120:520] = cv2.resize(image, (400, 400))
+    engine = face_engine.FaceEngine(FacePipeline(detector="blazeface_short_then_full", threads=1), None)
+    seen = [engine.analyse(far, i / 15.0, mode="detect").box is not None for i in range(2 * face_engine.FAR_LOOK_EVERY)]
+    assert seen == ([True] + [False] * (face_engine.FAR_LOOK_EVERY - 1)) * 2
+    assert all(engine.analyse(near, i / 15.0, mode="detect").box is not None for i in range(4))
+    assert all(engine.analyse(far, i / 15.0, mode="identify").box is not None for i in range(3))

@@ -221,6 +221,10 @@ class CascadeDetector:
         """The face the kiosk would take: nearest the image centre, or None when there is none."""
         return nearest_centre(self.detect(image), image.shape[1], image.shape[0])
 
+    def detect_near(self, image):
+        """The first stage alone: a cheap look (an idle kiosk between full looks)."""
+        return self.stages[0].detect(image)
+
 
 class FaceDetector:
     """A BlazeFace variant loaded once; ``detect(image_rgb)`` returns faces best first."""
@@ -272,3 +276,7 @@ class FaceDetector:
     def detect_centre(self, image):
         """The face the kiosk would take: nearest the image centre, or None when there is none."""
         return nearest_centre(self.detect(image), image.shape[1], image.shape[0])
+
+    def detect_near(self, image):
+        """The same as ``detect`` (one model: nothing cheaper to do)."""
+        return self.detect(image)

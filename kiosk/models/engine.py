@@ -2,7 +2,8 @@
 
 Modes:
 - ``detect``: the detector only, on the face nearest the centre: cheap, for an idle kiosk
-  waiting for someone to walk up;
+  waiting for someone to walk up (with the default cascade detector, its far-range stage only
+  on one such frame in ``FAR_LOOK_EVERY``);
 - ``identify`` (and ``enrol``): detector, face mesh, alignment and embedding of that face, the quality gate
   with its guidance, a 1:N search when the frame is good, and (when configured) the passive
   anti-spoofing score.
@@ -20,6 +21,9 @@ from kiosk.models.face_frame import FaceFrame
 log = logging.getLogger(__name__)
 
 MODES = ("detect", "identify", "enrol")  # enrol analyses like identify (the flow keeps the vectors)
+# idle: the detector's far-range stage runs on one detect-mode frame in this many (the near one on
+# every frame); at the default 5 detect frames a second a person far away is seen within a second
+FAR_LOOK_EVERY = 5
 
 
 class FaceEngine:
@@ -31,6 +35,7 @@ class FaceEngine:
         self.limits = limits
         self.passive = passive
         self.top_k = int(top_k)
+        self._detects = 0  # detect-mode frames analysed, to space out the far-range looks
 
     @classmethod
     def from_settings(cls, face_settings, *, pipeline, gallery, passive=None):
@@ -42,7 +47,10 @@ class FaceEngine:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         height, width = image.shape[:2]
         size = (width, height)
-        detections = self.pipeline.detect(image)
+        if mode == "detect":
+            self._detects += 1
+        near_only = mode == "detect" and self._detects % FAR_LOOK_EVERY != 1
+        detections = self.pipeline.detect(image, near_only=near_only)
         chosen = nearest_centre(detections, width, height)
         if chosen is None:
             return FaceFrame(timestamp_s, guidance=quality.NO_FACE, failures=(quality.NO_FACE,), image_size=size)

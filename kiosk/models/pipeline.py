@@ -66,9 +66,9 @@ class FacePipeline:
         """The embedder's model id (what stored templates are tagged with)."""
         return self.embedder.model_id
 
-    def detect(self, image):
-        """All detections in a frame, best score first."""
-        return self.detector.detect(image)
+    def detect(self, image, *, near_only=False):
+        """All detections in a frame, best score first; ``near_only``: the detector's cheap first stage alone."""
+        return self.detector.detect_near(image) if near_only else self.detector.detect(image)
 
     def analyse(self, image, detection, *, embed=True):
         """Landmarks, alignment and (optionally) the embedding of one detection."""
