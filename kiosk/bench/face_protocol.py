@@ -138,17 +138,21 @@ def equal_error_rate(genuine, impostor):
     return float((far[best] + frr[best]) / 2.0)
 
 
+def _protocol_arrays(embeddings, found, labels):
+    """The inputs as arrays, and each person's first image index (their enrolment image) by label."""
+    labels = np.asarray(labels)
+    first = {}
+    for index, person in enumerate(labels):
+        first.setdefault(int(person), index)
+    return np.asarray(embeddings, dtype=np.float32), np.asarray(found, dtype=bool), labels, first
+
+
 def rank1(embeddings, found, labels, *, metric="cosine"):
     """Rank-1 identification rate: first image of each person enrolled, the others probes.
 
     A probe without a face, or whose person's enrolment image had no face, counts as a miss.
     """
-    embeddings = np.asarray(embeddings, dtype=np.float32)
-    found = np.asarray(found, dtype=bool)
-    labels = np.asarray(labels)
-    first = {}
-    for index, person in enumerate(labels):
-        first.setdefault(int(person), index)
+    embeddings, found, labels, first = _protocol_arrays(embeddings, found, labels)
     enrolment = set(first.values())
     enrolled = [index for index in sorted(enrolment) if found[index]]
     probes = [index for index in range(len(labels)) if index not in enrolment]
@@ -181,12 +185,7 @@ def gallery_rank1(embeddings, found, labels, model_id):
     """
     from kiosk.models.gallery import Gallery
 
-    embeddings = np.asarray(embeddings, dtype=np.float32)
-    found = np.asarray(found, dtype=bool)
-    labels = np.asarray(labels)
-    first = {}
-    for index, person in enumerate(labels):
-        first.setdefault(int(person), index)
+    embeddings, found, labels, first = _protocol_arrays(embeddings, found, labels)
     enrolled = [index for index in sorted(first.values()) if found[index]]
     probes = [index for index in range(len(labels)) if index not in set(first.values()) and found[index]]
     if not enrolled or not probes:
