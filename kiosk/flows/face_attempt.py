@@ -263,7 +263,7 @@ class FaceAttempt:
         if self.identified is not None:
             # identified by frames of this face before it turned: the door opens on the turn
             # instead of after the person has faced the camera again (see point 5 above)
-            return self._accept(track, self.identified, challenge, on_turn=True)
+            return self._accept(track, self.identified, challenge, identified_before=True)
         if not good:
             return Outcome("guidance", track.track_id, guidance=frame.guidance, **challenge)
         if self.challenge is None or not self.challenge.turned_at(frame.landmarks):
@@ -290,11 +290,11 @@ class FaceAttempt:
         return (self.identified is not None and decision.person_id not in (None, self.identified.person_id)
                 and decision.score is not None and decision.score >= self.rule.threshold)
 
-    def _accept(self, track, decision, challenge, *, on_turn=False):
+    def _accept(self, track, decision, challenge, *, identified_before=False):
+        details = {"margin": decision.margin, "agreeing_frames": decision.agreeing_frames,
+                   "identified_before_liveness": identified_before}
         return self._finish(Outcome("accepted", track.track_id, person_id=decision.person_id, score=decision.score,
-                                    reason="accepted", details={"margin": decision.margin, "on_turn": on_turn,
-                                                                "agreeing_frames": decision.agreeing_frames},
-                                    **challenge))
+                                    reason="accepted", details=details, **challenge))
 
     def performed_by(self, embedding):
         """True when ``embedding`` is of the face that performed the liveness challenge."""

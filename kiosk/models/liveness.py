@@ -11,11 +11,13 @@ is fed every analysed frame with its capture time (frame timestamps, never the w
   head does not (the nose and the cheeks move by different amounts: parallax). A turn whose
   points fit one homography to within ``min_parallax`` of the inter-ocular distance fails as
   ``planar_motion``. The turn passes on the ``turned_frames``-th analysed frame in a row that is
-  turned that far and not planar (2 by default): on a small face (a person still a few metres
-  away) the mesh now and then reads a flat photo tilted by 50-65 degrees as a head turned by
-  18-21 degrees on one frame, which the next frame, with its own sensor noise, does not repeat
-  (docs/benchmarks.md, Liveness). Coming back to frontal is not waited for: it proves nothing more (any attacker who got this far can face the camera again;
-  a photo or a replayed still is refused at the turned frame, pass or not), and waiting for it
+  turned that far and not planar (2 by default): the mesh now and then reads a flat photo
+  tilted by 20-65 degrees as a head turned by 18-29 degrees; on faces of 72 px and more (in a
+  640x480 frame) that was seen on single frames only, never on two in a row, while on smaller
+  faces it was seen on two as well, so the caller judges turns only on faces big enough
+  (``judged``; docs/benchmarks.md, Liveness, walking-up sizes). Coming back to frontal is not
+  waited for: it proves nothing more (any attacker who got this far can face the camera again;
+  a photo or a replayed still is refused at the turned frames, pass or not), and waiting for it
   cost the person the time to notice a new prompt and turn back, most of a second. Which face
   is accepted afterwards is ``kiosk.flows.face_attempt``'s business (bound to the performer).
 - blink: a baseline with the eyes open, then the eye aspect ratio falling under
