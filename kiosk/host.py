@@ -23,6 +23,8 @@ MAX_QUEUED_EVENTS = 256
 # what a person at the sensor did wrong (the screen says how to fix it), unlike a sensor fault
 FINGER_PROBLEMS = (NoMatchError, PoorImageError, FingerMovedError, FingerMismatchError)
 DETECT_FPS = 5.0  # idle: the detector alone, a few times a second, is enough to wake up
+# frame times wander by a few ms: a frame this share early still counts as on time for the idle rate
+FRAME_JITTER = 0.1
 
 
 class FlowHost:
@@ -35,7 +37,8 @@ class FlowHost:
         self.camera = camera
         self.engine = engine
         self.tick_s = float(tick_s)
-        self.detect_interval_s = 1.0 / float(detect_fps)
+        self.detect_fps = float(detect_fps)
+        self.detect_interval_s = 1.0 / self.detect_fps
         self.face_mode = None
         self.last_step_s = None  # the clock's monotonic time of the last completed step
         self._events = queue.Queue(maxsize=MAX_QUEUED_EVENTS)
@@ -56,6 +59,9 @@ class FlowHost:
     def set_face_mode(self, mode):
         """What to do with camera frames: None (nothing), 'detect' or 'identify'."""
         self.face_mode = mode
+        pace = getattr(self.camera, "pace", None)
+        if pace is not None:  # idle: the camera need not read more frames than the detector looks at
+            pace(self.detect_fps if mode in (None, "detect") else None)
 
     # --- on the flow thread ---------------------------------------------------------------------
 
@@ -129,7 +135,7 @@ class FlowHost:
         if frame is None or frame.index == self._last_index:
             return False
         if mode == "detect" and self._last_detect_s is not None and \
-                frame.timestamp_s - self._last_detect_s < self.detect_interval_s:
+                frame.timestamp_s - self._last_detect_s < self.detect_interval_s * (1.0 - FRAME_JITTER):
             return False
         self._last_index = frame.index
         self._last_detect_s = frame.timestamp_s

@@ -294,3 +294,44 @@ def test_lores_rgb_is_the_inference_image_in_model_channel_order():
     lores[..., 2] = 200  # red in BGR
     rgb = Frame(image=lores, lores=lores, timestamp_s=0.0, index=0).lores_rgb()
     assert rgb[0, 0].tolist() == [200, 0, 10] and rgb.flags["C_CONTIGUOUS"]
+
+
+def test_a_paced_camera_reads_the_simulator_at_the_asked_rate_skipping_the_frames_between(faces, clock):
+    """Idle: the simulator renders the frames the detector looks at, and its time still runs at 15 fps."""
+    player = ScenarioPlayer("walk_up", faces=faces)
+    cam, _ = stepped_camera(player, clock)
+    cam.step()
+
+    def reads(count):
+        seen = []
+        while len(seen) < count:
+            delivered = cam.frames_delivered
+            wait = cam.step()
+            if cam.frames_delivered > delivered:
+                seen.append((round(clock.monotonic(), 3), player.index))
+            clock.advance(wait)
+        return seen
+
+    cam.pace(5)
+    paced = reads(4)
+    assert [b[1] - a[1] for a, b in zip(paced, paced[1:])] == [3, 3, 3]  # two frames skipped each time
+    assert [round(b[0] - a[0], 3) for a, b in zip(paced, paced[1:])] == [0.2, 0.2, 0.2]
+    cam.pace(None)
+    full = reads(4)
+    assert [b[1] - a[1] for a, b in zip(full, full[1:])] == [1, 1, 1]
+    assert full[0][0] - paced[-1][0] <= 1 / 15 + 1e-9  # back to every frame within a frame
+    cam.close()
+
+
+def test_the_flow_host_paces_the_camera_while_idle_and_not_while_identifying(faces, clock):
+    from kiosk.host import FlowHost
+
+    cam, _ = stepped_camera(ScenarioPlayer("walk_up", faces=faces), clock)
+    host = FlowHost(None, clock=clock, camera=cam)
+    host.set_face_mode("detect")
+    assert cam.pace_fps == host.detect_fps
+    host.set_face_mode("identify")
+    assert cam.pace_fps is None
+    host.set_face_mode(None)
+    assert cam.pace_fps == host.detect_fps
+    cam.close()

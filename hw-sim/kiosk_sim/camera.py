@@ -223,6 +223,14 @@ class ScenarioPlayer:
         """Index of the next frame to be played."""
         return self._index
 
+    def skip(self, count):
+        """Let ``count`` frames go by without rendering them (the camera looks at fewer frames)."""
+        if int(count) != count or count < 0:
+            raise ValueError(f"count must be a whole number >= 0, not {count!r}")
+        with self._lock:
+            if not self._frozen and not self._stalled:
+                self._index += int(count)
+
     def read(self):
         """The next frame as a uint8 BGR array (a fresh copy), or None if none is available now."""
         scene = self.read_scene()

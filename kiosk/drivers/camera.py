@@ -120,6 +120,7 @@ class Camera:
         self._retry_at_s = 0.0
         self._next_read_s = 0.0
         self._stamps = deque(maxlen=30)
+        self.pace_fps = None  # see pace()
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -230,6 +231,24 @@ class Camera:
             last = frame.index
             yield frame
 
+    def pace(self, fps=None):
+        """Read a source that can skip frames (the simulator) at most ``fps`` times a second.
+
+        The frames between are skipped, not delayed, so the source keeps its own time. An idle
+        kiosk looks at a few frames a second; rendering the other frames in the simulator cost
+        more than the rest of ``kiosk run --backend sim`` at rest. A camera that delivers frames
+        by itself (Pi, USB) is read as it delivers. ``None``: every frame again, from the next.
+        """
+        self.pace_fps = None if fps is None else float(fps)
+        if fps is None:
+            self._next_read_s = 0.0  # the worker sleeps at most one frame: full rate from the next
+
+    def _skip_per_read(self, paced):
+        """How many of a paced source's frames to skip before each read (0: read them all)."""
+        if not paced or self.pace_fps is None or self.pace_fps >= paced or not hasattr(self.source, "skip"):
+            return 0
+        return max(0, int(round(paced / self.pace_fps)) - 1)
+
     # --- capture -----------------------------------------------------------------------------
 
     def step(self):
@@ -248,7 +267,12 @@ class Camera:
             self.reopens += 1
             return 0.0
         paced = getattr(self.source, "paced_fps", None)
+        if paced and self.pace_fps is not None and now < self._next_read_s:
+            return min(self._next_read_s - now, 1.0 / paced)  # paced: sleep a frame at a time
+        skip = self._skip_per_read(paced)
         try:
+            if skip:
+                self.source.skip(skip)
             captured = self.source.read(timeout_s=self.health.frame_timeout_s)
         except CameraError as e:
             self._lose(f"camera read failed: {e}")
@@ -270,8 +294,8 @@ class Camera:
         if live and self._lost_reason is not None:
             self._recover()
         if paced:
-            self._next_read_s = max(self._next_read_s + 1.0 / paced, now)
-            return max(0.0, self._next_read_s - self.clock.monotonic())
+            self._next_read_s = max(self._next_read_s + (skip + 1) / paced, now)
+            return min(max(0.0, self._next_read_s - self.clock.monotonic()), 1.0 / paced)
         return 0.0
 
     def _run(self):

@@ -1,7 +1,8 @@
 """Camera backends: where frames come from. Each is a small source the ``Camera`` worker reads.
 
 A source has ``name``, ``paced_fps`` (the worker paces reads to this rate for sources that do
-not block until a frame is ready; None otherwise), ``rotation_applied`` (degrees the source
+not block until a frame is ready; None otherwise; such a source may also have ``skip(count)``,
+for ``Camera.pace``), ``rotation_applied`` (degrees the source
 already turned the picture), and ``open()``, ``read(timeout_s=) -> (main, lores|None) | None``,
 ``close()``. Errors are ``CameraError``. Hardware libraries are imported only inside the
 backend that needs them.
@@ -52,6 +53,10 @@ class PlayerSource:
             self.player.open()
         except OSError as e:
             raise CameraAbsentError(f"simulated camera: {e}") from e
+
+    def skip(self, count):
+        """Let ``count`` frames go by unseen (``Camera.pace``): the scenario keeps its time, unrendered."""
+        self.player.skip(count)
 
     def read(self, *, timeout_s=None):
         try:
