@@ -9,6 +9,7 @@ in its answer is stored (kiosk.storage.chain_anchor) for `kiosk db verify-chain`
 
 import logging
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from kiosk.errors import DiskFullError, RejectedError, SyncError
@@ -36,6 +37,20 @@ class UploadReport:
     @property
     def acknowledged(self):
         return self.stored + self.duplicate
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A batch read from the outbox and encoded, ready to send."""
+
+    batch_id: str
+    records: list
+    body: bytes  # the gzipped JSON request body
+    limit: int  # the batch size it was read at
+
+    @property
+    def last_row_id(self):
+        return self.records[-1].id
 
 
 class Uploader:
@@ -103,33 +118,90 @@ class Uploader:
     def upload_batch(self, report=None):
         """Send one batch of pending records; returns the number sent (0 = nothing pending)."""
         report = report if report is not None else UploadReport()
-        flushed = self._flush_unrecorded()
-        if flushed and self._on_acknowledged is not None:
-            self._on_acknowledged(flushed)
-        records = sync_state.pending_for_upload(self._db, limit=self.batch_size + len(self.unrecorded))
-        records = [r for r in records if r.record_id not in self.unrecorded][: self.batch_size]
-        if not records:
-            report.drained = True
+        batch = self._prepare(report)
+        if batch is None:
             return 0
+        self._finish(batch, self._send(batch), report)
+        return len(batch.records)
+
+    def drain(self, *, max_batches=None):
+        """Upload batches until nothing is pending (or ``max_batches``); errors propagate after progress is kept.
+
+        While batch N is in flight the next one is read, encoded and signed, so the device's share
+        of the work overlaps the server's. It is sent only after N's verified answer has been
+        recorded: one request in flight at a time, in order. When N fails (no answer, refused,
+        untrusted), the prepared batch is dropped unsent: its records are still pending.
+        """
+        report = UploadReport()
+        batch = self._prepare(report)
+        if batch is None:
+            return report
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-upload") as sender:
+            while batch is not None:
+                in_flight = sender.submit(self._send, batch)
+                upcoming = None
+                try:
+                    if max_batches is None or report.batches + 1 < max_batches:
+                        upcoming = self._prepare(report, after_id=batch.last_row_id)
+                finally:
+                    # the batch in flight is settled even when preparing the next one failed
+                    answered_all = self._finish(batch, in_flight, report)
+                if not answered_all:
+                    # records the answer left out go first again (the server's chain continues from them)
+                    upcoming = None
+                if upcoming is None and (max_batches is None or report.batches < max_batches):
+                    # records before the cursor the last answers left out (or a full batch of new ones)
+                    upcoming = self._prepare(report)
+                batch = upcoming
+        return report
+
+    def _prepare(self, report, *, after_id=0):
+        """The next batch of pending records after outbox row ``after_id``, encoded and signed; None if there is none.
+
+        From the start of the outbox (``after_id`` 0) answers held since the disk was full are
+        written first, and finding nothing means the outbox is drained.
+        """
+        if not after_id:
+            flushed = self._flush_unrecorded()
+            if flushed and self._on_acknowledged is not None:
+                self._on_acknowledged(flushed)
+        limit = self.batch_size
+        records = sync_state.pending_for_upload(self._db, limit=limit + len(self.unrecorded), after_id=after_id)
+        records = [r for r in records if r.record_id not in self.unrecorded][:limit]
+        if not records:
+            report.drained = report.drained or not after_id
+            return None
         batch_id = self._new_batch_id()
         body = protocol.batch_json(batch_id, self._client.device_id, records,
                                    created_at=self._client.server_now(), device_key=self._client.device_key)
+        return _Batch(batch_id, records, protocol.GzippedBody(protocol.encode_body(body)), limit)
+
+    def _send(self, batch):
+        """The server's verified answer to ``batch`` and how long it took (runs on the sender thread)."""
+        answer = self._client.upload_batch(batch.body)
+        return answer, self._client.last_latency_s
+
+    def _finish(self, batch, sent, report):
+        """Record the answer to a sent batch (``sent``: (answer, latency) or a future of it); raise its error.
+
+        Returns whether the answer named every record of the batch."""
         try:
-            answer = self._client.upload_batch(body)
+            answer, latency = sent.result() if isinstance(sent, Future) else sent
         except ServerUnavailableError as e:
             if e.http_status is None:
                 # no answer at all (timeout, reset): a smaller batch is likelier to get through
                 self._shrink()
-            self._mark_attempted(records)
+            self._mark_attempted(batch.records)
             raise
         except RejectedError:
-            self._mark_attempted(records)
+            self._mark_attempted(batch.records)
             raise
-        self.last_latency_s = self._client.last_latency_s
-        sent = {r.record_id: r for r in records}
-        acked, refused, stored = self._read_answer(batch_id, answer, sent)
+        self.last_latency_s = latency
+        records = batch.records
+        sent_ids = {r.record_id: r for r in records}
+        acked, refused, stored = self._read_answer(batch.batch_id, answer, sent_ids)
         self._record_answers(acked, refused, head=self._confirmed_head(answer),
-                             acked_rows=[sent[record_id] for record_id in acked])
+                             acked_rows=[sent_ids[record_id] for record_id in acked])
         if acked and self._on_acknowledged is not None:
             self._on_acknowledged(acked)
         for record_id, reason in refused[:5]:
@@ -139,16 +211,8 @@ class Uploader:
         report.stored += stored
         report.duplicate += len(acked) - stored
         report.rejected += len(refused)
-        self._adapt(len(records))
-        return len(records)
-
-    def drain(self, *, max_batches=None):
-        """Upload batches until nothing is pending (or ``max_batches``); errors propagate after progress is kept."""
-        report = UploadReport()
-        while max_batches is None or report.batches < max_batches:
-            if self.upload_batch(report) == 0:
-                break
-        return report
+        self._adapt(len(records), asked=batch.limit)
+        return len(acked) + len(refused) == len(records)
 
     def _read_answer(self, batch_id, answer, sent_ids):
         if answer.get("batch_id") not in (None, batch_id):
@@ -190,13 +254,14 @@ class Uploader:
             log.warning("ignored the server's confirmed chain head: %s", e)
             return None
 
-    def _adapt(self, sent):
+    def _adapt(self, sent, *, asked):
+        # ``asked``: the size the batch was read at (the next batch is read before this one's answer)
         latency = self.last_latency_s
         if latency is None:
             return
         if latency > self.target_request_s:
             self._shrink()
-        elif latency < self.target_request_s / 2 and sent >= self.batch_size:
+        elif latency < self.target_request_s / 2 and sent >= asked:
             grown = min(self.max_batch_size, int(self.batch_size * 1.5) + 1)
             if grown != self.batch_size:
                 log.debug("batch size %d -> %d (answer took %.3f s)", self.batch_size, grown, latency)

@@ -1,0 +1,128 @@
+"""The uploader prepares batch N+1 while N is in flight, but sends it only after N's verified answer is recorded.
+
+Attacks and failures first: a batch that fails (no answer, a temporary error, an answer lost
+after the server stored it) stops the drain before the prepared next batch is sent, so no answer
+is ever read out of order; records an answer leaves out are sent again before anything after them.
+"""
+
+import sqlite3
+
+import pytest
+from kiosk_sim.server import ServerSimulator
+from sync_helpers import make_device
+
+from kiosk.storage import sync_state
+from kiosk.sync import protocol
+from kiosk.sync.client import ServerUnavailableError
+from kiosk.sync.uploader import Uploader
+
+
+@pytest.fixture
+def server(tmp_path):
+    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
+        yield sim
+
+
+def _acked(device):
+    return [row[0] for row in device.database.execute(
+        "SELECT record_id FROM outbox WHERE acked_at IS NOT NULL ORDER BY id")]
+
+
+def _sent_ids(body):
+    return [record["id"] for record in protocol.decode_body(bytes(body), content_encoding="gzip")["records"]]
+
+
+def _watch_requests(device):
+    """Record the record ids of every batch the client sends (the real client still sends it)."""
+    sent = []
+    real_upload = device.client.upload_batch
+
+    def upload(body):
+        sent.append(_sent_ids(body))
+        return real_upload(body)
+
+    device.client.upload_batch = upload
+    return sent
+
+
+@pytest.mark.parametrize("fault", ["unavailable", "lost_ack", "reset"])
+def test_a_failed_batch_stops_the_drain_before_the_prepared_next_one_is_sent(server, tmp_path, fault):
+    device = make_device(tmp_path, server)
+    created = [event.id for event in device.record(50)]
+    sent = _watch_requests(device)
+
+    def first_batch_recorded(ids):
+        # batch 2 is sent after this returns, and batch 3 is being prepared while it is in flight
+        server.set_fault(fault, times=1)
+
+    uploader = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=10,
+                        on_acknowledged=first_batch_recorded)
+    with pytest.raises(ServerUnavailableError):
+        uploader.drain()
+    assert sent == [created[:10], created[10:20]], "a batch was sent after one that failed"
+    assert _acked(device) == created[:10]
+    held = [event["id"] for event in server.events()]
+    assert held == (created[:20] if fault in ("lost_ack", "reset") else created[:10])
+
+    report = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=10).drain()
+    assert report.drained and sync_state.pending_stats(device.database)["pending"] == 0
+    assert [event["id"] for event in server.events()] == created  # each once, in chain order
+    assert report.duplicate == (10 if fault in ("lost_ack", "reset") else 0)
+
+
+def test_the_next_batch_is_sent_only_once_every_answer_before_it_is_recorded(server, tmp_path):
+    device = make_device(tmp_path, server)
+    created = [event.id for event in device.record(95)]
+    real_upload = device.client.upload_batch
+    problems = []
+
+    def upload(body):
+        ids = _sent_ids(body)
+        # read the outbox as another process would see it on disk (committed state only)
+        with sqlite3.connect(device.path) as reader:
+            pending_before = reader.execute(
+                "SELECT count(*) FROM outbox WHERE acked_at IS NULL AND id < "
+                "(SELECT id FROM outbox WHERE record_id = ?)", [ids[0]]).fetchone()[0]
+        reader.close()
+        if pending_before:
+            problems.append(f"batch starting {ids[0]} sent with {pending_before} earlier records unacknowledged")
+        return real_upload(body)
+
+    device.client.upload_batch = upload
+    report = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=40).drain()
+    assert problems == []
+    assert report.batches >= 4 and report.stored == 95 and report.drained
+    assert [event["id"] for event in server.events()] == created
+
+
+def test_records_an_answer_left_out_are_sent_again_before_the_records_after_them(server, tmp_path):
+    # the server's chain continues from the last record it stored: if it did not store the ones its
+    # answer left out, a batch of the records after them would be refused as a broken chain
+    device = make_device(tmp_path, server)
+    created = [event.id for event in device.record(30)]
+    sent = _watch_requests(device)
+    watched_upload = device.client.upload_batch
+    left_out = created[3:5]
+
+    def answer_leaving_out_two(body):
+        answer = watched_upload(body)
+        if len(sent) == 1:
+            answer["results"] = [r for r in answer["results"] if r["id"] not in left_out]
+        return answer
+
+    device.client.upload_batch = answer_leaving_out_two
+    report = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=10).drain()
+    assert sent[0] == created[:10]
+    assert sent[1][:2] == left_out, "the batch prepared after the cursor went before the records left out"
+    assert report.drained and sync_state.pending_stats(device.database)["pending"] == 0
+    assert [event["id"] for event in server.events()] == created
+
+
+def test_max_batches_is_kept_and_nothing_more_is_sent(server, tmp_path):
+    device = make_device(tmp_path, server)
+    created = [event.id for event in device.record(50)]
+    sent = _watch_requests(device)
+    report = Uploader(device.database, device.client, clock=device.clock, batch_size=10,
+                      max_batch_size=10).drain(max_batches=2)
+    assert report.batches == 2 and not report.drained
+    assert sent == [created[:10], created[10:20]] and _acked(device) == created[:20]
