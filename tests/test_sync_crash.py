@@ -1,7 +1,9 @@
 """Uploader crashes: killed with SIGKILL mid-drain, it has marked nothing the server does not hold, and a restart delivers the rest once.
 
-The uploader acknowledges outbox rows by ranges of row ids (issue 13); this campaign checks that
-what a crash leaves behind is still only what verified answers acknowledged.
+The uploader acknowledges outbox rows by ranges of row ids and reads the next batch while one is in
+flight (issue 13); this campaign checks that what a crash leaves behind is still only what verified
+answers acknowledged. Preparing a batch writes nothing: a kill while one is prepared, or while its
+predecessor is in flight, leaves the same state as a kill between two batches.
 """
 
 import random
@@ -41,7 +43,7 @@ def test_a_killed_uploader_has_acknowledged_only_what_the_server_holds(tmp_path)
     rng = random.Random(20261128)
     with ServerSimulator(db_path=tmp_path / "server.db") as server:
         device = make_device(tmp_path, server)
-        created = device.record(600)  # 15 batches of 40; three kills stop by the 12th
+        created = device.record(600)  # 15 batches of 40; three kills stop by the 12th (the next is never sent early)
         for _ in range(3):
             run_and_kill(device, server, rng)
             acked = {row[0] for row in device.database.execute(
