@@ -126,3 +126,15 @@ def test_max_batches_is_kept_and_nothing_more_is_sent(server, tmp_path):
                       max_batch_size=10).drain(max_batches=2)
     assert report.batches == 2 and not report.drained
     assert sent == [created[:10], created[10:20]] and _acked(device) == created[:20]
+
+
+def test_a_drain_keeps_one_tls_connection_for_all_its_batches(tmp_path):
+    # a TLS handshake per batch would cost a Pi more than the batch's signatures
+    with ServerSimulator(db_path=tmp_path / "server.db", tls=True) as tls_server:
+        device = make_device(tmp_path, tls_server)
+        device.record(60)
+        before = tls_server.stats()["connections"]
+        report = Uploader(device.database, device.client, clock=device.clock, batch_size=10,
+                          max_batch_size=10).drain()
+        assert report.batches == 6 and report.drained
+        assert tls_server.stats()["connections"] - before == 1
