@@ -1,8 +1,10 @@
-"""The uploader prepares batch N+1 while N is in flight, but sends it only after N's verified answer is recorded.
+"""The uploader prepares batch N+1 while N is in flight and sends it once N's answer is verified (one request in flight).
 
 Attacks and failures first: a batch that fails (no answer, a temporary error, an answer lost
 after the server stored it) stops the drain before the prepared next batch is sent, so no answer
-is ever read out of order; records an answer leaves out are sent again before anything after them.
+is ever read out of order; records an answer leaves out are sent again before anything after them;
+a crash while N+1 is in flight and N's acknowledgements are not committed re-sends both, once each
+stored.
 """
 
 import sqlite3
@@ -50,13 +52,8 @@ def test_a_failed_batch_stops_the_drain_before_the_prepared_next_one_is_sent(ser
     device = make_device(tmp_path, server)
     created = [event.id for event in device.record(50)]
     sent = _watch_requests(device)
-
-    def first_batch_recorded(ids):
-        # batch 2 is sent after this returns, and batch 3 is being prepared while it is in flight
-        server.set_fault(fault, times=1)
-
-    uploader = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=10,
-                        on_acknowledged=first_batch_recorded)
+    server.set_fault(fault, times=1, skip=1)  # batch 2 fails; batch 3 is prepared while it is in flight
+    uploader = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=10)
     with pytest.raises(ServerUnavailableError):
         uploader.drain()
     assert sent == [created[:10], created[10:20]], "a batch was sent after one that failed"
@@ -70,28 +67,50 @@ def test_a_failed_batch_stops_the_drain_before_the_prepared_next_one_is_sent(ser
     assert report.duplicate == (10 if fault in ("lost_ack", "reset") else 0)
 
 
-def test_the_next_batch_is_sent_only_once_every_answer_before_it_is_recorded(server, tmp_path):
+def test_one_request_is_in_flight_at_a_time_and_each_waits_for_the_answer_before_it(server, tmp_path):
     device = make_device(tmp_path, server)
     created = [event.id for event in device.record(95)]
     real_upload = device.client.upload_batch
-    problems = []
+    in_flight, overlaps, order = [], [], []
 
     def upload(body):
         ids = _sent_ids(body)
-        # read the outbox as another process would see it on disk (committed state only)
-        with sqlite3.connect(device.path) as reader:
-            pending_before = reader.execute(
-                "SELECT count(*) FROM outbox WHERE acked_at IS NULL AND id < "
-                "(SELECT id FROM outbox WHERE record_id = ?)", [ids[0]]).fetchone()[0]
-        reader.close()
-        if pending_before:
-            problems.append(f"batch starting {ids[0]} sent with {pending_before} earlier records unacknowledged")
-        return real_upload(body)
+        if in_flight:
+            overlaps.append(ids[0])
+        in_flight.append(ids[0])
+        order.extend(ids)
+        try:
+            return real_upload(body)
+        finally:
+            in_flight.remove(ids[0])
 
     device.client.upload_batch = upload
     report = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=40).drain()
-    assert problems == []
+    assert overlaps == [], "a batch was sent before the answer to the one before it"
+    assert order == created, "batches left out of outbox order"
     assert report.batches >= 4 and report.stored == 95 and report.drained
+    assert [event["id"] for event in server.events()] == created
+
+
+def test_a_crash_while_the_next_batch_is_in_flight_sends_both_again_and_the_server_dedupes(server, tmp_path):
+    # the window pipelining opens: batch 2 has left, batch 1's acknowledgements are not yet committed
+    device = make_device(tmp_path, server)
+    created = [event.id for event in device.record(40)]
+
+    class Crash(BaseException):
+        """Stands for the process dying: nothing after it runs."""
+
+    def crash_before_committing(*args, **kwargs):
+        raise Crash()
+
+    uploader = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=10)
+    uploader._record_answers = crash_before_committing
+    with pytest.raises(Crash):
+        uploader.drain()
+    assert _acked(device) == []
+    assert [event["id"] for event in server.events()] == created[:20]  # batches 1 and 2 both stored
+    report = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=10).drain()
+    assert report.duplicate == 20 and report.stored == 20 and report.drained
     assert [event["id"] for event in server.events()] == created
 
 

@@ -9,6 +9,7 @@ in its answer is stored (kiosk.storage.chain_anchor) for `kiosk db verify-chain`
 
 import logging
 import uuid
+import concurrent.futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -51,6 +52,19 @@ class _Batch:
     @property
     def last_row_id(self):
         return self.records[-1].id
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A verified answer to one batch, read but not yet committed."""
+
+    acked: list  # record ids stored or duplicate
+    refused: list  # (record id, reason)
+    stored: int
+    acked_rows: list  # the outbox rows of ``acked``
+    head: tuple | None  # the chain head the server confirms
+    latency_s: float | None
+    complete: bool  # it named every record of the batch
 
 
 class Uploader:
@@ -121,38 +135,56 @@ class Uploader:
         batch = self._prepare(report)
         if batch is None:
             return 0
-        self._finish(batch, self._send(batch), report)
+        self._record(batch, self._answer(batch, self._send(batch)), report)
         return len(batch.records)
 
     def drain(self, *, max_batches=None):
         """Upload batches until nothing is pending (or ``max_batches``); errors propagate after progress is kept.
 
-        While batch N is in flight the next one is read, encoded and signed, so the device's share
-        of the work overlaps the server's. It is sent only after N's verified answer has been
-        recorded: one request in flight at a time, in order. When N fails (no answer, refused,
-        untrusted), the prepared batch is dropped unsent: its records are still pending.
+        One request is in flight at a time, in outbox order. While batch N is in flight the next
+        one is read, encoded and signed; it is sent as soon as N's answer is verified and names
+        every record of N, and N's acknowledgements are committed while it is in flight, so the
+        device's work overlaps the server's. When N fails (no answer, refused, untrusted), the
+        prepared batch is dropped unsent: its records are still pending. A crash before N's
+        acknowledgements are committed re-sends N and N+1 later; the server answers "duplicate".
         """
         report = UploadReport()
         batch = self._prepare(report)
         if batch is None:
             return report
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-upload") as sender:
+            in_flight = sender.submit(self._send, batch)
             while batch is not None:
-                in_flight = sender.submit(self._send, batch)
-                upcoming = None
+                upcoming = after = None
                 try:
                     if max_batches is None or report.batches + 1 < max_batches:
                         upcoming = self._prepare(report, after_id=batch.last_row_id)
-                finally:
-                    # the batch in flight is settled even when preparing the next one failed
-                    answered_all = self._finish(batch, in_flight, report)
-                if not answered_all:
-                    # records the answer left out go first again (the server's chain continues from them)
+                except BaseException:
+                    # the batch in flight is still recorded when preparing the next one failed
+                    self._record(batch, self._answer(batch, in_flight), report)
+                    raise
+                answer = self._answer(batch, in_flight)  # raises: the prepared batch is dropped unsent
+                if upcoming is not None and answer.complete:
+                    after = sender.submit(self._send, upcoming)
+                try:
+                    self._record(batch, answer, report)
+                except DiskFullError:
+                    if after is not None:
+                        self._hold(upcoming, after, report)
+                    raise
+                except BaseException:
+                    if after is not None:
+                        concurrent.futures.wait([after])  # its records stay pending: sent again, answered duplicate
+                    raise
+                if after is None:
+                    # nothing sent ahead: the answer left records out (they go first again, as the server's
+                    # chain continues from the last event it stored), or the cursor found nothing more
                     upcoming = None
-                if upcoming is None and (max_batches is None or report.batches < max_batches):
-                    # records before the cursor the last answers left out (or a full batch of new ones)
-                    upcoming = self._prepare(report)
-                batch = upcoming
+                    if max_batches is None or report.batches < max_batches:
+                        upcoming = self._prepare(report)
+                    if upcoming is not None:
+                        after = sender.submit(self._send, upcoming)
+                batch, in_flight = upcoming, after
         return report
 
     def _prepare(self, report, *, after_id=0):
@@ -181,10 +213,8 @@ class Uploader:
         answer = self._client.upload_batch(batch.body)
         return answer, self._client.last_latency_s
 
-    def _finish(self, batch, sent, report):
-        """Record the answer to a sent batch (``sent``: (answer, latency) or a future of it); raise its error.
-
-        Returns whether the answer named every record of the batch."""
+    def _answer(self, batch, sent):
+        """Read the verified answer to a sent batch (``sent``: (answer, latency) or a future of it); raise its error."""
         try:
             answer, latency = sent.result() if isinstance(sent, Future) else sent
         except ServerUnavailableError as e:
@@ -196,23 +226,41 @@ class Uploader:
         except RejectedError:
             self._mark_attempted(batch.records)
             raise
-        self.last_latency_s = latency
-        records = batch.records
-        sent_ids = {r.record_id: r for r in records}
+        sent_ids = {r.record_id: r for r in batch.records}
         acked, refused, stored = self._read_answer(batch.batch_id, answer, sent_ids)
-        self._record_answers(acked, refused, head=self._confirmed_head(answer),
-                             acked_rows=[sent_ids[record_id] for record_id in acked])
-        if acked and self._on_acknowledged is not None:
-            self._on_acknowledged(acked)
-        for record_id, reason in refused[:5]:
+        return _Answer(acked, refused, stored, [sent_ids[record_id] for record_id in acked],
+                       self._confirmed_head(answer), latency, len(acked) + len(refused) == len(batch.records))
+
+    def _record(self, batch, answer, report):
+        """Commit what an answer says, count it, adapt the batch size."""
+        self.last_latency_s = answer.latency_s
+        self._record_answers(answer.acked, answer.refused, head=answer.head, acked_rows=answer.acked_rows)
+        if answer.acked and self._on_acknowledged is not None:
+            self._on_acknowledged(answer.acked)
+        for record_id, reason in answer.refused[:5]:
             log.error("server refused record %s: %s (kept on the device, not re-sent)", record_id, reason)
+        self._count(batch, answer, report)
+        self._adapt(len(batch.records), asked=batch.limit)
+
+    def _hold(self, batch, sent, report):
+        """The disk filled while ``batch`` was in flight: keep its answer in memory like the one before it."""
+        try:
+            answer = self._answer(batch, sent)
+        except Exception as e:  # noqa: BLE001 - the full disk is what the caller must hear
+            log.warning("batch sent while the disk filled got no usable answer: %s", e)
+            return
+        if len(self.unrecorded) < MAX_UNRECORDED:
+            self.unrecorded.update(dict.fromkeys(answer.acked))
+            self.unrecorded.update(answer.refused)
+        self._count(batch, answer, report)
+
+    @staticmethod
+    def _count(batch, answer, report):
         report.batches += 1
-        report.sent += len(records)
-        report.stored += stored
-        report.duplicate += len(acked) - stored
-        report.rejected += len(refused)
-        self._adapt(len(records), asked=batch.limit)
-        return len(acked) + len(refused) == len(records)
+        report.sent += len(batch.records)
+        report.stored += answer.stored
+        report.duplicate += len(answer.acked) - answer.stored
+        report.rejected += len(answer.refused)
 
     def _read_answer(self, batch_id, answer, sent_ids):
         if answer.get("batch_id") not in (None, batch_id):
