@@ -2,9 +2,8 @@
 
 Attacks and failures first: a batch that fails (no answer, a temporary error, an answer lost
 after the server stored it) stops the drain before the prepared next batch is sent, so no answer
-is ever read out of order; records an answer leaves out are sent again before anything after them;
-a crash while N+1 is in flight and N's acknowledgements are not committed re-sends both, once each
-stored.
+is ever read out of order; records an answer leaves out are sent again before anything after them.
+A kill while N+1 is in flight and N's acknowledgements are not committed: tests/test_sync_crash.py.
 """
 
 import sqlite3
@@ -89,28 +88,6 @@ def test_one_request_is_in_flight_at_a_time_and_each_waits_for_the_answer_before
     assert overlaps == [], "a batch was sent before the answer to the one before it"
     assert order == created, "batches left out of outbox order"
     assert report.batches >= 4 and report.stored == 95 and report.drained
-    assert [event["id"] for event in server.events()] == created
-
-
-def test_a_crash_while_the_next_batch_is_in_flight_sends_both_again_and_the_server_dedupes(server, tmp_path):
-    # the window pipelining opens: batch 2 has left, batch 1's acknowledgements are not yet committed
-    device = make_device(tmp_path, server)
-    created = [event.id for event in device.record(40)]
-
-    class Crash(BaseException):
-        """Stands for the process dying: nothing after it runs."""
-
-    def crash_before_committing(*args, **kwargs):
-        raise Crash()
-
-    uploader = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=10)
-    uploader._record_answers = crash_before_committing
-    with pytest.raises(Crash):
-        uploader.drain()
-    assert _acked(device) == []
-    assert [event["id"] for event in server.events()] == created[:20]  # batches 1 and 2 both stored
-    report = Uploader(device.database, device.client, clock=device.clock, batch_size=10, max_batch_size=10).drain()
-    assert report.duplicate == 20 and report.stored == 20 and report.drained
     assert [event["id"] for event in server.events()] == created
 
 
