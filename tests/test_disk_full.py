@@ -111,13 +111,15 @@ def test_sync_while_full_does_not_resend_the_backlog(small_fs, tmp_path):
         filler = fill_until(small_fs, 0)
         sent_before = []
         for _ in range(5):
-            device.worker.run_once()  # each cycle: one batch stored by the server, its answer not recordable
+            # each cycle: two batches stored by the server, the first's answer not recordable and the
+            # second's (sent while the first's was being written) kept in memory with it
+            device.worker.run_once()
             device.clock.advance(60)
             sent_before.append(server.record_count())
         status = server.stats()
         assert status["duplicate_results"] == 0, "records the server already holds were sent again"
-        assert sent_before == [100, 200, 300, 400, 500]
-        assert len(device.worker.uploader.unrecorded) == 500
+        assert sent_before == [200, 400, 600, 800, 1000]
+        assert len(device.worker.uploader.unrecorded) == 1000
         assert outbox.stats(device.database)["pending"] == 1000  # nothing marked, nothing lost
 
         filler.unlink()

@@ -1,11 +1,15 @@
 """Uploader crashes: killed with SIGKILL mid-drain, it has marked nothing the server does not hold, and a restart delivers the rest once.
 
-The uploader acknowledges outbox rows by ranges of row ids (issue 13); this campaign checks that
-what a crash leaves behind is still only what verified answers acknowledged.
+The uploader acknowledges outbox rows by ranges of row ids, reads the next batch while one is in
+flight, and commits a batch's acknowledgements while the next one is in flight (issue 13); these
+campaigns check that what a crash leaves behind is still only what verified answers acknowledged,
+including a kill in the window where batch N+1 has been answered and N's acknowledgements are not
+yet on disk.
 """
 
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -41,7 +45,7 @@ def test_a_killed_uploader_has_acknowledged_only_what_the_server_holds(tmp_path)
     rng = random.Random(20261128)
     with ServerSimulator(db_path=tmp_path / "server.db") as server:
         device = make_device(tmp_path, server)
-        created = device.record(600)  # 15 batches of 40; three kills stop by the 12th
+        created = device.record(600)  # 15 batches of 40; three kills stop by the 12th (the next is never sent early)
         for _ in range(3):
             run_and_kill(device, server, rng)
             acked = {row[0] for row in device.database.execute(
@@ -51,4 +55,33 @@ def test_a_killed_uploader_has_acknowledged_only_what_the_server_holds(tmp_path)
         assert sync_state.pending_stats(device.database)["pending"] > 0, "the campaign must stop a drain midway"
         Uploader(device.database, device.client, clock=device.clock).drain()
         assert sync_state.pending_stats(device.database)["pending"] == 0
+        assert [event["id"] for event in server.events()] == [event.id for event in created]
+
+
+def test_a_kill_after_the_next_batch_was_answered_and_before_the_acknowledgements_are_on_disk(tmp_path):
+    with ServerSimulator(db_path=tmp_path / "server.db") as server:
+        device = make_device(tmp_path, server)
+        created = device.record(200)
+        # another writer holds the kiosk database: the drainer's first commit waits for it (busy
+        # timeout 10 s) while the batch after it is sent and answered
+        blocker = sqlite3.connect(device.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        child = subprocess.Popen([sys.executable, str(DRAINER), str(device.path), str(device.key_path), server.url,
+                                  device.server_key, device.device_id, "100"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        lines = []
+        for line in child.stdout:
+            lines.append(line.strip())
+            if sum(seen.startswith("answered") for seen in lines) == 2:
+                break
+        child.send_signal(signal.SIGKILL)
+        child.stdout.read()
+        child.wait()
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert lines == ["answered 40", "answered 40"], "the kill was to land before any acknowledgement was committed"
+        assert device.database.execute("SELECT count(*) FROM outbox WHERE acked_at IS NOT NULL").fetchone()[0] == 0
+        assert [event["id"] for event in server.events()] == [event.id for event in created[:80]]
+        report = Uploader(device.database, device.client, clock=device.clock, batch_size=40, max_batch_size=40).drain()
+        assert report.duplicate == 80 and report.stored == 120 and report.drained
         assert [event["id"] for event in server.events()] == [event.id for event in created]

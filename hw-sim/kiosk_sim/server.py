@@ -78,6 +78,7 @@ class ServerSimulator:
         self._outage = False
         self._previous_results = []
         self.requests = 0
+        self.connections_accepted = 0  # TCP (and TLS) connections: keep-alive keeps this low
         self._closed = False
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -278,7 +279,8 @@ class ServerSimulator:
 
     def stats(self):
         with self.store.lock:
-            return {"requests": self.requests, "records": self.store.record_count(),
+            return {"requests": self.requests, "connections": self.connections_accepted,
+                    "records": self.store.record_count(),
                     "duplicate_results": self.store.duplicate_results,
                     "faults_applied": dict(self.faults.applied)}
 
@@ -421,6 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.simulator._conn_lock:
             self.simulator._connections.add(self.connection)
+            self.simulator.connections_accepted += 1
 
     def finish(self):
         try:

@@ -32,6 +32,7 @@ class Fault:
     delay_s: float = 1.0
     retry_after_s: int = 1
     skew_s: float = 3600.0
+    skip: int = 0  # requests it lets through before it applies (e.g. 1: the second batch fails)
 
 
 class FaultSwitch:
@@ -68,6 +69,9 @@ class FaultSwitch:
             if fault.kind in BATCH_ONLY and not is_batch:
                 return None
             if fault.probability < 1.0 and self._rng.random() >= fault.probability:
+                return None
+            if fault.skip > 0:
+                fault.skip -= 1
                 return None
             if fault.times is not None:
                 fault.times -= 1

@@ -32,8 +32,8 @@ class PendingRecord(NamedTuple):
     payload_text: str
 
 
-def pending_for_upload(database, *, limit):
-    """Unacknowledged outbox records not refused by the server, oldest first.
+def pending_for_upload(database, *, limit, after_id=0):
+    """Unacknowledged outbox records not refused by the server, oldest first (outbox rows after ``after_id``).
 
     Each payload is parsed on its own, so its stored text is known to be exactly one JSON object
     with finite numbers: the uploader sends that text as it is (``protocol.batch_json``). A row
@@ -41,8 +41,9 @@ def pending_for_upload(database, *, limit):
     """
     rows = database.execute(
         "SELECT o.id, o.record_id, o.kind, o.payload, o.created_at FROM outbox o "
-        "WHERE o.acked_at IS NULL AND NOT EXISTS (SELECT 1 FROM sync_rejected r WHERE r.record_id = o.record_id) "
-        "ORDER BY o.id LIMIT ?", [limit]).fetchall()
+        "WHERE o.id > ? AND o.acked_at IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM sync_rejected r WHERE r.record_id = o.record_id) "
+        "ORDER BY o.id LIMIT ?", [int(after_id), limit]).fetchall()
     records = []
     for row_id, record_id, kind, text, created_at in rows:
         try:

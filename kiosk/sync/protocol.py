@@ -98,8 +98,17 @@ def _refuse_constant(name):
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+class GzippedBody(bytes):
+    """A request body already encoded by ``encode_body`` (the uploader prepares the next batch's ahead)."""
+
+
 def encode_body(obj, *, level=GZIP_LEVEL):
-    """JSON then gzip: the bytes sent with ``Content-Encoding: gzip``; ``obj`` may be JSON bytes already."""
+    """JSON then gzip: the bytes sent with ``Content-Encoding: gzip``; ``obj`` may be JSON bytes already.
+
+    A ``GzippedBody`` is returned as it is.
+    """
+    if isinstance(obj, GzippedBody):
+        return obj
     raw = obj if isinstance(obj, (bytes, bytearray)) else dumps(obj)
     return gzip.compress(raw, compresslevel=level, mtime=0)
 

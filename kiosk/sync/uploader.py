@@ -9,6 +9,8 @@ in its answer is stored (kiosk.storage.chain_anchor) for `kiosk db verify-chain`
 
 import logging
 import uuid
+import concurrent.futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from kiosk.errors import DiskFullError, RejectedError, SyncError
@@ -36,6 +38,33 @@ class UploadReport:
     @property
     def acknowledged(self):
         return self.stored + self.duplicate
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A batch read from the outbox and encoded, ready to send."""
+
+    batch_id: str
+    records: list
+    body: bytes  # the gzipped JSON request body
+    limit: int  # the batch size it was read at
+
+    @property
+    def last_row_id(self):
+        return self.records[-1].id
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A verified answer to one batch, read but not yet committed."""
+
+    acked: list  # record ids stored or duplicate
+    refused: list  # (record id, reason)
+    stored: int
+    acked_rows: list  # the outbox rows of ``acked``
+    head: tuple | None  # the chain head the server confirms
+    latency_s: float | None
+    complete: bool  # it named every record of the batch
 
 
 class Uploader:
@@ -103,52 +132,135 @@ class Uploader:
     def upload_batch(self, report=None):
         """Send one batch of pending records; returns the number sent (0 = nothing pending)."""
         report = report if report is not None else UploadReport()
-        flushed = self._flush_unrecorded()
-        if flushed and self._on_acknowledged is not None:
-            self._on_acknowledged(flushed)
-        records = sync_state.pending_for_upload(self._db, limit=self.batch_size + len(self.unrecorded))
-        records = [r for r in records if r.record_id not in self.unrecorded][: self.batch_size]
-        if not records:
-            report.drained = True
+        batch = self._prepare(report)
+        if batch is None:
             return 0
+        self._record(batch, self._answer(batch, self._send(batch)), report)
+        return len(batch.records)
+
+    def drain(self, *, max_batches=None):
+        """Upload batches until nothing is pending (or ``max_batches``); errors propagate after progress is kept.
+
+        One request is in flight at a time, in outbox order. While batch N is in flight the next
+        one is read, encoded and signed; it is sent as soon as N's answer is verified and names
+        every record of N, and N's acknowledgements are committed while it is in flight, so the
+        device's work overlaps the server's. When N fails (no answer, refused, untrusted), the
+        prepared batch is dropped unsent: its records are still pending. A crash before N's
+        acknowledgements are committed re-sends N and N+1 later; the server answers "duplicate".
+        """
+        report = UploadReport()
+        batch = self._prepare(report)
+        if batch is None:
+            return report
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-upload") as sender:
+            in_flight = sender.submit(self._send, batch)
+            while batch is not None:
+                upcoming = after = None
+                try:
+                    if max_batches is None or report.batches + 1 < max_batches:
+                        upcoming = self._prepare(report, after_id=batch.last_row_id)
+                except BaseException:
+                    # the batch in flight is still recorded when preparing the next one failed
+                    self._record(batch, self._answer(batch, in_flight), report)
+                    raise
+                answer = self._answer(batch, in_flight)  # raises: the prepared batch is dropped unsent
+                if upcoming is not None and answer.complete:
+                    after = sender.submit(self._send, upcoming)
+                try:
+                    self._record(batch, answer, report)
+                except DiskFullError:
+                    if after is not None:
+                        self._hold(upcoming, after, report)
+                    raise
+                except BaseException:
+                    if after is not None:
+                        concurrent.futures.wait([after])  # its records stay pending: sent again, answered duplicate
+                    raise
+                if after is None:
+                    # nothing sent ahead: the answer left records out (they go first again, as the server's
+                    # chain continues from the last event it stored), or the cursor found nothing more
+                    upcoming = None
+                    if max_batches is None or report.batches < max_batches:
+                        upcoming = self._prepare(report)
+                    if upcoming is not None:
+                        after = sender.submit(self._send, upcoming)
+                batch, in_flight = upcoming, after
+        return report
+
+    def _prepare(self, report, *, after_id=0):
+        """The next batch of pending records after outbox row ``after_id``, encoded and signed; None if there is none.
+
+        From the start of the outbox (``after_id`` 0) answers held since the disk was full are
+        written first, and finding nothing means the outbox is drained.
+        """
+        if not after_id:
+            flushed = self._flush_unrecorded()
+            if flushed and self._on_acknowledged is not None:
+                self._on_acknowledged(flushed)
+        limit = self.batch_size
+        records = sync_state.pending_for_upload(self._db, limit=limit + len(self.unrecorded), after_id=after_id)
+        records = [r for r in records if r.record_id not in self.unrecorded][:limit]
+        if not records:
+            report.drained = report.drained or not after_id
+            return None
         batch_id = self._new_batch_id()
         body = protocol.batch_json(batch_id, self._client.device_id, records,
                                    created_at=self._client.server_now(), device_key=self._client.device_key)
+        return _Batch(batch_id, records, protocol.GzippedBody(protocol.encode_body(body)), limit)
+
+    def _send(self, batch):
+        """The server's verified answer to ``batch`` and how long it took (runs on the sender thread)."""
+        answer = self._client.upload_batch(batch.body)
+        return answer, self._client.last_latency_s
+
+    def _answer(self, batch, sent):
+        """Read the verified answer to a sent batch (``sent``: (answer, latency) or a future of it); raise its error."""
         try:
-            answer = self._client.upload_batch(body)
+            answer, latency = sent.result() if isinstance(sent, Future) else sent
         except ServerUnavailableError as e:
             if e.http_status is None:
                 # no answer at all (timeout, reset): a smaller batch is likelier to get through
                 self._shrink()
-            self._mark_attempted(records)
+            self._mark_attempted(batch.records)
             raise
         except RejectedError:
-            self._mark_attempted(records)
+            self._mark_attempted(batch.records)
             raise
-        self.last_latency_s = self._client.last_latency_s
-        sent = {r.record_id: r for r in records}
-        acked, refused, stored = self._read_answer(batch_id, answer, sent)
-        self._record_answers(acked, refused, head=self._confirmed_head(answer),
-                             acked_rows=[sent[record_id] for record_id in acked])
-        if acked and self._on_acknowledged is not None:
-            self._on_acknowledged(acked)
-        for record_id, reason in refused[:5]:
-            log.error("server refused record %s: %s (kept on the device, not re-sent)", record_id, reason)
-        report.batches += 1
-        report.sent += len(records)
-        report.stored += stored
-        report.duplicate += len(acked) - stored
-        report.rejected += len(refused)
-        self._adapt(len(records))
-        return len(records)
+        sent_ids = {r.record_id: r for r in batch.records}
+        acked, refused, stored = self._read_answer(batch.batch_id, answer, sent_ids)
+        return _Answer(acked, refused, stored, [sent_ids[record_id] for record_id in acked],
+                       self._confirmed_head(answer), latency, len(acked) + len(refused) == len(batch.records))
 
-    def drain(self, *, max_batches=None):
-        """Upload batches until nothing is pending (or ``max_batches``); errors propagate after progress is kept."""
-        report = UploadReport()
-        while max_batches is None or report.batches < max_batches:
-            if self.upload_batch(report) == 0:
-                break
-        return report
+    def _record(self, batch, answer, report):
+        """Commit what an answer says, count it, adapt the batch size."""
+        self.last_latency_s = answer.latency_s
+        self._record_answers(answer.acked, answer.refused, head=answer.head, acked_rows=answer.acked_rows)
+        if answer.acked and self._on_acknowledged is not None:
+            self._on_acknowledged(answer.acked)
+        for record_id, reason in answer.refused[:5]:
+            log.error("server refused record %s: %s (kept on the device, not re-sent)", record_id, reason)
+        self._count(batch, answer, report)
+        self._adapt(len(batch.records), asked=batch.limit)
+
+    def _hold(self, batch, sent, report):
+        """The disk filled while ``batch`` was in flight: keep its answer in memory like the one before it."""
+        try:
+            answer = self._answer(batch, sent)
+        except Exception as e:  # noqa: BLE001 - the full disk is what the caller must hear
+            log.warning("batch sent while the disk filled got no usable answer: %s", e)
+            return
+        if len(self.unrecorded) < MAX_UNRECORDED:
+            self.unrecorded.update(dict.fromkeys(answer.acked))
+            self.unrecorded.update(answer.refused)
+        self._count(batch, answer, report)
+
+    @staticmethod
+    def _count(batch, answer, report):
+        report.batches += 1
+        report.sent += len(batch.records)
+        report.stored += answer.stored
+        report.duplicate += len(answer.acked) - answer.stored
+        report.rejected += len(answer.refused)
 
     def _read_answer(self, batch_id, answer, sent_ids):
         if answer.get("batch_id") not in (None, batch_id):
@@ -190,13 +302,14 @@ class Uploader:
             log.warning("ignored the server's confirmed chain head: %s", e)
             return None
 
-    def _adapt(self, sent):
+    def _adapt(self, sent, *, asked):
+        # ``asked``: the size the batch was read at (the next batch is read before this one's answer)
         latency = self.last_latency_s
         if latency is None:
             return
         if latency > self.target_request_s:
             self._shrink()
-        elif latency < self.target_request_s / 2 and sent >= self.batch_size:
+        elif latency < self.target_request_s / 2 and sent >= asked:
             grown = min(self.max_batch_size, int(self.batch_size * 1.5) + 1)
             if grown != self.batch_size:
                 log.debug("batch size %d -> %d (answer took %.3f s)", self.batch_size, grown, latency)
