@@ -95,6 +95,21 @@ def test_a_short_run_prints_every_key_and_accepts_no_attack(datasets, capsys):
     assert result["accepted"] >= 1 and result["median_ms"] is not None
 
 
+def test_a_negative_reaction_time_is_refused(datasets, capsys):
+    assert cli.main(["bench", "attendance", "--dataset", str(datasets / "faces" / "lfw"), "--reaction-ms", "-5"]) == 2
+    assert "--reaction-ms must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # every frame runs the real face models
+def test_the_reaction_time_asked_is_the_one_the_people_take(datasets, capsys):
+    code = cli.main(["bench", "attendance", "--dataset", str(datasets / "faces" / "lfw"), "--json",
+                     "--walkups", "1", "--unknown", "0", "--attacks", "0", "--queue", "0", "--reaction-ms", "200"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["reaction_ms"] == 200 and "200 ms after the prompt" in result["reaction"]
+    assert result["phases_median_ms"]["prompt_to_turn"] == pytest.approx(200.0 + 1000.0 / 15, abs=0.1)  # + the frame shown
+
+
 def test_enrolment_takes_the_first_photos_but_never_the_one_walked_up_with():
     from pathlib import Path
 

@@ -27,6 +27,7 @@ photo attacks on enrolled people, alternately a printed photo held up alone and 
 """
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -60,18 +61,22 @@ def register(sub):
     parser.add_argument("--attacks", type=int, default=20, metavar="N",
                         help="photo attacks, alternately printed photo and photo swap (default 20)")
     parser.add_argument("--queue", type=int, default=10, metavar="N", help="people in the queue scenario (default 10)")
+    parser.add_argument("--reaction-ms", type=float, default=REACTION_FRAMES / FPS * 1000.0, metavar="MS",
+                        help="how long the simulated people take to start turning after the prompt appears "
+                             f"(rounded to whole frames at {FPS:g} fps; default {REACTION_FRAMES / FPS * 1000:.0f}, "
+                             "the reaction the kiosk plans for)")
     parser.set_defaults(func=run)
 
 
 # --- the scenarios ----------------------------------------------------------------------------
 
-def enrolled_walkups(engine, settings, ids, enrolled, clock):
+def enrolled_walkups(engine, settings, ids, enrolled, clock, *, respond=Responder):
     """Each enrolled person walks up once (a fresh kiosk each); a dict per walk-up."""
     results = []
     for number, member in enumerate(enrolled):
         kiosk = Kiosk(engine, settings, ids, clock=clock, seed=SEED + number)
         person = scripted(member, seed=SEED + number)
-        responder = Responder(person)
+        responder = respond(person)
         out = play(kiosk, open_player(person, SEED + number), arrived_frame=person.arrived_frame,
                    watch_s=ACCEPT_WITHIN_S, responder=responder)
         door = out["door"][0] if out["door"] else None
@@ -111,7 +116,7 @@ class _HeldOut:
                 self.gallery.add(self.member.person, embedding, model_id=self.model_id)
 
 
-def unknown_walkups(engine, settings, ids, strangers, clock, count):
+def unknown_walkups(engine, settings, ids, strangers, clock, count, *, respond=Responder):
     """``count`` unenrolled people walk up and perform the turn; returns door pulses per walk-up."""
     results = []
     for number in range(count):
@@ -120,13 +125,13 @@ def unknown_walkups(engine, settings, ids, strangers, clock, count):
         person = scripted(member, seed=SEED + 1000 + number)
         with _HeldOut(engine.gallery, member, engine.engine.pipeline.model_id):
             out = play(kiosk, open_player(person, SEED + 1000 + number), arrived_frame=person.arrived_frame,
-                       watch_s=WATCH_S, responder=Responder(person), stop_at_door=False)
+                       watch_s=WATCH_S, responder=respond(person), stop_at_door=False)
         results.append({"person": member.person, "held_out": member.in_gallery, "doors": len(out["door"])})
         _progress(f"unenrolled {number + 1}/{count}: {len(out['door'])} door pulse(s)")
     return results
 
 
-def photo_attacks(engine, settings, ids, enrolled, strangers, clock, count, dataset):
+def photo_attacks(engine, settings, ids, enrolled, strangers, clock, count, dataset, *, respond=Responder):
     """Alternately a printed photo of an enrolled person held up alone, and the photo swap."""
     from kiosk_sim import scenarios
 
@@ -150,7 +155,7 @@ def photo_attacks(engine, settings, ids, enrolled, strangers, clock, count, data
             person = scripted(attacker, seed=seed)
             with _HeldOut(engine.gallery, attacker, engine.engine.pipeline.model_id):
                 out = play(kiosk, open_player(person, seed), arrived_frame=person.arrived_frame, watch_s=WATCH_S,
-                           responder=Responder(person, then_photo=photo), stop_at_door=False)
+                           responder=respond(person, then_photo=photo), stop_at_door=False)
         results.append({"kind": kind, "victim": victim.person, "doors": len(out["door"]),
                         "attacker": None if kind == "printed_photo" else attacker.person,
                         "recorded_as": [who for _, who in out["door"]]})
@@ -161,7 +166,7 @@ def photo_attacks(engine, settings, ids, enrolled, strangers, clock, count, data
 QUEUE_STEP_FRAMES = 15  # 1 s at 15 fps: the next person was waiting right behind
 
 
-def queue(engine, settings, ids, enrolled, clock, count):
+def queue(engine, settings, ids, enrolled, clock, count, *, respond=Responder):
     """People one after another on one kiosk: when the door opens for one, the next in line steps
     forward (``QUEUE_STEP_FRAMES``: from a step behind into the guide, not a walk across the room)."""
     kiosk = Kiosk(engine, settings, ids, clock=clock, seed=SEED + 3000)
@@ -175,7 +180,7 @@ def queue(engine, settings, ids, enrolled, clock, count):
         person = scripted(member, seed=SEED + 3000 + number, approach_frames=QUEUE_STEP_FRAMES)
         player.play(person)
         out = play(kiosk, player, arrived_frame=person.arrived_frame, watch_s=QUEUE_GIVE_UP_S,
-                   responder=Responder(person))
+                   responder=respond(person))
         if out["door"]:
             doors.append(out["door"][0][0])
             served += out["door"][0][1] == member.person
@@ -200,7 +205,7 @@ def bench_settings(settings):
     return settings.replace(face={"liveness": "challenge", "challenge": "turn"})
 
 
-def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_people=10):
+def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_people=10, reaction_frames=REACTION_FRAMES):
     """The whole benchmark; returns the result dict (see ``KEYS``)."""
     from kiosk.clock import FakeClock
     from kiosk.models.engine import FaceEngine
@@ -235,11 +240,12 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
     ids = [m.person for m in enrolled]
     clock = FakeClock()
 
-    walks = enrolled_walkups(engine, settings, ids, enrolled, clock)
-    unknowns = unknown_walkups(engine, settings, ids, strangers, clock, unknown) if unknown else []
+    respond = functools.partial(Responder, reaction_frames=reaction_frames)
+    walks = enrolled_walkups(engine, settings, ids, enrolled, clock, respond=respond)
+    unknowns = unknown_walkups(engine, settings, ids, strangers, clock, unknown, respond=respond) if unknown else []
     attack_runs = photo_attacks(engine, settings, ids, enrolled, strangers or stand_ins, clock, attacks,
-                                dataset) if attacks else []
-    queued = queue(engine, settings, ids, enrolled, clock, queue_people) if queue_people > 1 else {}
+                                dataset, respond=respond) if attacks else []
+    queued = queue(engine, settings, ids, enrolled, clock, queue_people, respond=respond) if queue_people > 1 else {}
 
     latencies = [w["latency_ms"] for w in walks if w["accepted"]]
     frame_latencies = [w["frame_ms"] for w in walks if w["accepted"]]
@@ -260,7 +266,7 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
         "door_before_in_view": sum(1 for w in walks if w["accepted"] and w["frame_ms"] < 0),
         "prompt_to_door_median_ms": _stats(prompt_latencies)["median"],
         "prompt_to_door_p95_ms": _stats(prompt_latencies)["p95"],
-        "reaction_ms": round(REACTION_FRAMES / FPS * 1000.0),
+        "reaction_ms": round(reaction_frames / FPS * 1000.0),
         "phases_median_ms": {key: _stats([w["phases"][key] for w in walks if w["accepted"]
                                           and w["phases"][key] is not None])["median"]
                              for key in ("prompt_to_in_view", "prompt_to_turn", "turn_to_pass", "pass_to_door")},
@@ -288,7 +294,7 @@ def measure(dataset, settings, *, walkups=50, unknown=20, attacks=20, queue_peop
         "fps": FPS,
         "liveness": f"{settings.face.liveness} ({settings.face.challenge}): the simulated people can turn "
                     "their heads but cannot blink",
-        "reaction": f"the simulated person starts turning {REACTION_FRAMES / FPS * 1000:.0f} ms after the prompt "
+        "reaction": f"the simulated person starts turning {reaction_frames / FPS * 1000:.0f} ms after the prompt "
                     "appears, while still walking up if it appears then",
         "head_turn": f"the camera simulator's head model turns the walk-up photo {HEAD_TURN_DEG:g} deg "
                      f"({TURN_FURTHER_DEG:g} deg further each time the prompt asks again, at most {MAX_TURN_DEG:g})",
@@ -344,12 +350,13 @@ def run(args):
         from kiosk_sim.datasets import datasets_dir
 
         dataset = datasets_dir() / "faces" / "lfw"
-    for option in ("walkups", "unknown", "attacks", "queue"):
+    for option in ("walkups", "unknown", "attacks", "queue", "reaction_ms"):
         if getattr(args, option) < 0:
-            print(f"kiosk bench attendance: --{option} must be >= 0", file=sys.stderr)
+            print(f"kiosk bench attendance: --{option.replace('_', '-')} must be >= 0", file=sys.stderr)
             return 2
     try:
         result = measure(dataset, settings, walkups=args.walkups, unknown=args.unknown, attacks=args.attacks,
+                         reaction_frames=int(round(args.reaction_ms / 1000.0 * FPS)),
                          queue_people=args.queue)
     except (FileNotFoundError, OSError) as e:
         print(f"kiosk bench attendance: {e}", file=sys.stderr)
