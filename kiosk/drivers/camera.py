@@ -235,9 +235,9 @@ class Camera:
         """Read a source that can skip frames (the simulator) at most ``fps`` times a second.
 
         The frames between are skipped, not delayed, so the source keeps its own time. An idle
-        kiosk looks at a few frames a second; rendering the other frames in the simulator cost
-        more than the rest of ``kiosk run --backend sim`` at rest. A camera that delivers frames
-        by itself (Pi, USB) is read as it delivers. ``None``: every frame again, from the next.
+        kiosk looks at a few frames a second; drawing the others in the simulator took about 40%
+        of ``kiosk run --backend sim``'s CPU at rest (py-spy). A camera that delivers frames by
+        itself (Pi, USB) is read as it delivers. ``None``: every frame again, from the next.
         """
         self.pace_fps = None if fps is None else float(fps)
         if fps is None:
