@@ -47,9 +47,10 @@ class FaceEngine:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         height, width = image.shape[:2]
         size = (width, height)
+        near_only = False
         if mode == "detect":
+            near_only = self._detects % FAR_LOOK_EVERY != 0  # the first, then one in FAR_LOOK_EVERY
             self._detects += 1
-        near_only = mode == "detect" and self._detects % FAR_LOOK_EVERY != 1
         detections = self.pipeline.detect(image, near_only=near_only)
         chosen = nearest_centre(detections, width, height)
         if chosen is None:
