@@ -50,22 +50,33 @@ def flat_turn(image, degrees):
     return cv2.warpPerspective(image, matrix, (w, h), borderValue=(120, 120, 120))
 
 
-@pytest.fixture(scope="module")
-def frontal_photos(models, lfw):
-    """(person, photo) for the first PEOPLE folders with a photo facing the camera (|yaw| < 4, |pitch| < 12)."""
-    detector, landmarker = models
+def frontal_photos_in(dataset, detector, landmarker, *, limit, max_yaw, max_pitch):
+    """(person, BGR photo) of the first photo per folder facing the camera, for the first ``limit`` such folders.
+
+    Facing the camera: the face mesh reads |yaw| < ``max_yaw`` and |pitch| < ``max_pitch`` degrees.
+    (Also used by tools/turn_sizes.py.)
+    """
     chosen = []
-    for folder in sorted(p for p in lfw.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in dataset.iterdir() if p.is_dir()):
         for path in sorted(folder.glob("*.jpg")):
             image = cv2.cvtColor(read_photo(path), cv2.COLOR_BGR2RGB)
             face = detector.detect_centre(image)
             mesh = None if face is None else landmarker.landmarks(image, face)
-            if mesh is not None and abs(mesh.yaw_deg) < 4 and abs(mesh.pitch_deg) < 12:
+            if mesh is not None and abs(mesh.yaw_deg) < max_yaw and abs(mesh.pitch_deg) < max_pitch:
                 chosen.append((folder.name, read_photo(path)))
                 break
-        if len(chosen) == PEOPLE:
-            return chosen
-    pytest.skip("too few frontal photos in the dataset")
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def frontal_photos(models, lfw):
+    """(person, photo) for the first PEOPLE folders with a photo facing the camera (|yaw| < 4, |pitch| < 12)."""
+    chosen = frontal_photos_in(lfw, *models, limit=PEOPLE, max_yaw=4, max_pitch=12)
+    if len(chosen) < PEOPLE:
+        pytest.skip("too few frontal photos in the dataset")
+    return chosen
 
 
 def challenge_on(models, kind, frames):

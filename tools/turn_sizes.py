@@ -23,38 +23,20 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_head_model import flat_turn, in_frame  # noqa: E402  (the tests' own drawing of these cases)
+from test_head_model import flat_turn, frontal_photos_in, in_frame  # noqa: E402  (the tests' own drawing)
 
 from kiosk.models.detector import make_detector  # noqa: E402
 from kiosk.models.landmarks import FaceLandmarker  # noqa: E402
 from kiosk.models.liveness import ActiveChallenge, ChallengeKind, planar_residual  # noqa: E402
 from kiosk_sim import head_model  # noqa: E402
-from kiosk_sim.scenarios import read_photo  # noqa: E402
 
 SHEET_DEGREES = (20, 35, 50, 65)
 HEAD_DEGREES = 35
-
-
-def frontal_people(dataset, detector, landmarker, limit):
-    """(name, BGR photo) of the first photo per person that the mesh reads as near-frontal."""
-    chosen = []
-    for folder in sorted(p for p in Path(dataset).iterdir() if p.is_dir()):
-        for path in sorted(folder.glob("*.jpg")):
-            image = cv2.cvtColor(read_photo(path), cv2.COLOR_BGR2RGB)
-            face = detector.detect_centre(image)
-            mesh = None if face is None else landmarker.landmarks(image, face)
-            if mesh is not None and abs(mesh.yaw_deg) < 8 and abs(mesh.pitch_deg) < 15:
-                chosen.append((folder.name, read_photo(path)))
-                break
-        if len(chosen) == limit:
-            break
-    return chosen
 
 
 def main(argv=None):
@@ -67,7 +49,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     detector, landmarker = make_detector("blazeface_short_then_full"), FaceLandmarker()
     rule = ActiveChallenge(ChallengeKind.TURN_LEFT, started_s=0.0)
-    people = frontal_people(args.dataset, detector, landmarker, args.people)
+    people = frontal_photos_in(Path(args.dataset), detector, landmarker, limit=args.people, max_yaw=8, max_pitch=15)
     rng = np.random.default_rng(args.seed)
 
     def mesh(image):
