@@ -84,6 +84,19 @@ def test_no_face_has_nobody(faces, haar):
     assert detect(haar, frame.image) == []
 
 
+def test_the_empty_room_in_uint8_is_the_float_room_with_the_same_sensor_noise(faces):
+    """no_face draws in uint8 (cheap at rest); it must show the room the float drawing shows, as noisy."""
+    scenario = scenarios.build("no_face", seed=2, faces=faces)
+    room = scenario._ctx.room()
+    for index in range(3):
+        image = scenario.render(index).image.astype(np.float32)
+        flicker = float(np.median(image / np.maximum(room, 1.0)))
+        residual = image - room * flicker
+        assert abs(flicker - 1.0) < 0.05
+        assert abs(float(residual.mean())) < 0.6  # the same room, not a shifted one
+        assert 0.8 * scenarios.SENSOR_NOISE < float(residual.std()) < 1.25 * scenarios.SENSOR_NOISE
+
+
 def test_printed_photo_moves_rigidly_with_a_white_border(faces):
     scenario = scenarios.build("printed_photo", seed=4, faces=faces)
     frames = [scenario.render(i) for i in range(0, 40, 8)]

@@ -128,6 +128,30 @@ def test_model_sets_the_default_capacity():
         SensorSimulator(model="X1")
 
 
+def test_the_matcher_loads_only_when_a_finger_first_touches_the_glass(datasets):
+    """NBIS's extractor costs about 80 MB resident: a simulated kiosk nobody touches never loads it."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from pyfingerprint.pyfingerprint import PyFingerprint
+from kiosk_sim import r30x_minutiae
+from kiosk_sim.r30x import SensorSimulator
+with SensorSimulator(capacity=8, speed=0, fingers_dir={str(datasets / "fingers")!r}) as sim:
+    fp = PyFingerprint(sim.port, 57600, 0xFFFFFFFF, 0)
+    assert fp.verifyPassword() and fp.readImage() is False
+    assert "nbis" not in sys.modules and not r30x_minutiae._extractor_made, "loaded before any finger"
+    sim.place_finger({GENUINE!r}, 1)
+    assert fp.readImage()
+    fp.convertImage(1)
+    assert r30x_minutiae._extractor_made
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
 @pytest.fixture
 def sim(datasets, tmp_path):
     with SensorSimulator(capacity=64, library_path=tmp_path / "lib.json", speed=0,

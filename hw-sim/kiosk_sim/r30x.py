@@ -65,7 +65,6 @@ class SensorSimulator:
             self.library.set_setting("password", password)
         self.faults = Faults()
         self.catalog = FingerCatalog(fingers_dir)
-        r30x_minutiae.warm_up()
         self.matcher = Matcher(false_reject_rate=false_reject_rate, false_accept_rate=false_accept_rate,
                                seed=seed)
         self.logic = ModuleLogic(model=model, library=self.library, matcher=self.matcher,
@@ -143,6 +142,7 @@ class SensorSimulator:
 
     def place_finger(self, identity, impression=1, *, condition="clean"):
         """Put a finger on the glass: ``identity`` like "FVC2002_DB1_B/101", impression 1-8."""
+        r30x_minutiae.warm_up(background=True)  # the matcher's first use comes soon: load it meanwhile
         self.logic.place_finger(identity, impression, condition)
 
     def lift_finger(self):

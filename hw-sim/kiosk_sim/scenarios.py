@@ -45,6 +45,7 @@ DEFAULT_FPS = 15.0
 # where the face sits in an LFW deep-funneled 250x250 photo (median Haar box over the set)
 LFW_FACE_BOX = (69, 68, 113, 113)
 SENSOR_NOISE = 2.5  # grey levels, standard deviation; a live sensor never repeats a frame exactly
+NOISE_PAD = 64  # a uint8 noise field is this much larger than the frame, and read at a random offset
 
 SCENARIOS = {}
 PARAMS = {}  # scenario name -> the parameter names its spec string may carry
@@ -204,6 +205,7 @@ class SceneContext:
         self.params = dict(params or {})
         self.rng = np.random.default_rng(seed)
         self._room = None
+        self._room_u8 = None
 
     @property
     def faces(self):
@@ -244,6 +246,17 @@ class SceneContext:
         flicker = 1.0 + float(rng.normal(0.0, 0.01))
         return self.room() * (gain * flicker)
 
+    def empty_room(self, rng):
+        """The room alone, with the same flicker as ``background``, drawn in uint8.
+
+        A quarter of the float canvas's memory traffic: nothing is drawn on it, and an idle
+        kiosk looks at it all day (``kiosk bench idle``).
+        """
+        if self._room_u8 is None:
+            self._room_u8 = np.rint(np.clip(self.room(), 0, 255)).astype(np.uint8)
+        flicker = 1.0 + float(rng.normal(0.0, 0.01))
+        return cv2.convertScaleAbs(self._room_u8, alpha=flicker)
+
 
 class Scenario:
     """A finite, replayable frame sequence; ``render(index)`` is deterministic."""
@@ -257,6 +270,7 @@ class Scenario:
         self._ctx = ctx
         self._noise = noise
         self._noise_bank = None
+        self._noise_bank_u8 = None  # (positive part, negative part), padded by NOISE_PAD
 
     def _add_noise(self, canvas, rng):
         """Add sensor noise for one frame: a seeded field from a small bank, shifted at random.
@@ -277,12 +291,33 @@ class Scenario:
         canvas[:dy, dx:] += field[h - dy:, :w - dx]
         canvas[:dy, :dx] += field[h - dy:, w - dx:]
 
+    def _add_noise_u8(self, image, rng):
+        """``_add_noise`` for a uint8 frame: a seeded field from a padded bank at a random offset,
+        added as its positive and negative parts with saturation (two passes over the frame)."""
+        height, width = image.shape[:2]
+        if self._noise_bank_u8 is None or self._noise_bank_u8[0].shape[:2] != (height + NOISE_PAD, width + NOISE_PAD):
+            bank_rng = np.random.default_rng((self._ctx.seed, 0xB0C))
+            field = np.rint(bank_rng.normal(0.0, self._noise, (height + NOISE_PAD, width + NOISE_PAD) + image.shape[2:]))
+            self._noise_bank_u8 = (np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8))
+        dy, dx = int(rng.integers(0, NOISE_PAD)), int(rng.integers(0, NOISE_PAD))
+        up, down = (part[dy:dy + height, dx:dx + width] for part in self._noise_bank_u8)
+        cv2.add(image, up, dst=image)
+        cv2.subtract(image, down, dst=image)
+
     def render(self, index):
-        """Frame ``index`` (taken modulo the frame count) as uint8 BGR with its ground truth."""
+        """Frame ``index`` (taken modulo the frame count) as uint8 BGR with its ground truth.
+
+        A drawing may be a float32 canvas (noise added, then clipped to uint8) or, for a scene
+        with nothing drawn on the room (``SceneContext.empty_room``), already uint8.
+        """
         index = int(index)
         local = index % self.frame_count if self.frame_count else index
         rng = np.random.default_rng((self._ctx.seed, local))
         canvas, faces = self._draw(local, rng)
+        if canvas.dtype == np.uint8:
+            if self._noise:
+                self._add_noise_u8(canvas, rng)
+            return SceneFrame(canvas, index, list(faces))
         if self._noise:
             self._add_noise(canvas, rng)
         image = np.clip(canvas, 0, 255, out=canvas).astype(np.uint8)
@@ -433,7 +468,7 @@ def two_faces(ctx):
 @register("no_face")
 def no_face(ctx):
     """The empty room: nobody in front of the kiosk."""
-    return Scenario("no_face", 45, lambda index, rng: (ctx.background(rng), []), ctx=ctx,
+    return Scenario("no_face", 45, lambda index, rng: (ctx.empty_room(rng), []), ctx=ctx,
                     description="the empty room")
 
 
