@@ -109,7 +109,7 @@ class FaceSettings:
     embedder: str = setting("sface-int8-v2", choices=("sface-int8-v2", "sface-fp16-v1", "mobilefacenet-v1"),
                             doc="model id of the embedder (see kiosk/models/assets/MODELS.md); "
                                 "sface-fp16-v1: set match_threshold to its calibrated 0.56; mobilefacenet-v1 has research-only training data")
-    threads: int = setting(2, min=1, max=8)
+    threads: int = setting(2, min=1, max=8, doc="CPU threads of the face mesh and the embedder (the detector uses one)")
     # 0.57: per-comparison FAR ~1e-7, i.e. FAR 1e-4 at 1:N with 1,000 enrolled, extrapolated from
     # the impostor tail of sface-int8-v2 on LFW (TAR 0.84 per single comparison there; the same
     # rule gives 0.56 for sface-fp16-v1); figures and method in docs/benchmarks.md "Threshold

@@ -25,6 +25,8 @@ FINGER_PROBLEMS = (NoMatchError, PoorImageError, FingerMovedError, FingerMismatc
 DETECT_FPS = 5.0  # idle: the detector alone, a few times a second, is enough to wake up
 # frame times wander by a few ms: a frame this share early still counts as on time for the idle rate
 FRAME_JITTER = 0.1
+POLL_S = 0.02  # how often to look for a frame from a camera that cannot say when one arrived
+_FRAME_ARRIVED = object()  # queued by the camera's thread to wake the flows thread; never delivered
 
 
 class FlowHost:
@@ -46,6 +48,10 @@ class FlowHost:
         self._last_detect_s = None
         self._thread = None
         self.flow_factories = {}  # event name -> callable returning a flow to switch to
+        # a camera that says when a frame arrives wakes the flows thread; others are polled
+        self._woken_by_frames = camera is not None and hasattr(camera, "when_frame") and camera.when_frame is None
+        if self._woken_by_frames:
+            camera.when_frame = self._frame_arrived
 
     # --- from any thread ------------------------------------------------------------------------
 
@@ -55,6 +61,14 @@ class FlowHost:
             self._events.put_nowait((event, data))
         except queue.Full:
             log.warning("flow event %s dropped: %d events already queued", event, MAX_QUEUED_EVENTS)
+
+    def _frame_arrived(self, frame):
+        """The camera's thread: a frame is ready. Wakes the flows thread only if frames are wanted."""
+        if self.face_mode is not None:
+            try:
+                self._events.put_nowait((_FRAME_ARRIVED, None))
+            except queue.Full:
+                pass  # the flows thread is behind: it will take the newest frame when it gets there
 
     def set_face_mode(self, mode):
         """What to do with camera frames: None (nothing), 'detect' or 'identify'."""
@@ -107,11 +121,11 @@ class FlowHost:
         busy = False
         try:
             event, data = self._events.get(timeout=wait_s) if wait_s > 0 else self._events.get_nowait()
-            self.deliver(event, **data)
-            busy = True
             while True:
+                if event is not _FRAME_ARRIVED:
+                    self.deliver(event, **data)
+                    busy = True
                 event, data = self._events.get_nowait()
-                self.deliver(event, **data)
         except queue.Empty:
             pass
         busy = self._camera_step() or busy
@@ -145,10 +159,15 @@ class FlowHost:
         return True
 
     def run(self, stop):
-        """Step until ``stop`` (a threading.Event) is set."""
+        """Step until ``stop`` (a threading.Event) is set.
+
+        Between steps the thread sleeps until an event, a camera frame (when the camera says so)
+        or the next tick: an idle kiosk wakes for the frames it looks at and ``tick_s``.
+        """
+        idle_wait_s = self.tick_s if self._woken_by_frames else min(self.tick_s, POLL_S)
         while not stop.is_set():
             if not self.step(wait_s=0.0):
-                self.step(wait_s=min(self.tick_s, 0.02))
+                self.step(wait_s=idle_wait_s)
 
     def start(self, stop):
         self._thread = threading.Thread(target=self.run, args=(stop,), name="flows", daemon=True)

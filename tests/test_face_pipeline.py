@@ -131,3 +131,13 @@ def test_the_default_embedder_runs_whole_in_xnnpack():
     assert float_depthwise.int8_depthwise_filters(model, schema) == []
     int8_weights = [t for t in model.subgraphs[0].tensors if t.type == schema.TensorType.INT8]
     assert len(int8_weights) >= 14  # the convolutions and the fully connected layer stay int8
+
+
+def test_the_detector_runs_on_one_thread_and_the_mesh_and_embedder_on_face_threads():
+    """An idle kiosk runs the detector all day: XNNPACK's second thread only cost CPU there (see DETECTOR_THREADS)."""
+    settings = config.build([]).face
+    assert settings.threads == 2 and settings.detector == "blazeface_short_then_full"
+    pipeline = FacePipeline.from_settings(settings)
+    assert [stage.model.threads for stage in pipeline.detector.stages] == [1, 1]
+    assert pipeline.landmarker.model.threads == 2
+    assert pipeline.embedder.model.threads == 2

@@ -73,3 +73,41 @@ def test_another_flow_is_entered_by_its_event_and_left_when_finished():
     admin.state = "finished"
     host.step()
     assert host.flow is home and home.events[-1] == ("cancelled", {})
+
+
+class FrameCounter:
+    """A stand-in face engine: counts the frames the host hands it (nobody in them)."""
+
+    def __init__(self):
+        self.modes = []
+
+    def analyse(self, image, timestamp_s, *, mode):
+        from kiosk.models.face_frame import FaceFrame
+
+        self.modes.append(mode)
+        return FaceFrame(timestamp_s, guidance="no_face", failures=("no_face",))
+
+
+def test_a_frame_from_the_camera_wakes_the_waiting_flows_thread_only_when_frames_are_wanted():
+    """The host sleeps until an event, a frame or its tick; it must not sleep through a frame it wants."""
+    import time
+
+    from kiosk.drivers import camera
+    from kiosk.drivers.camera_backends import PlayerSource
+    from kiosk_sim.camera import ScenarioPlayer
+
+    clock = FakeClock()
+    cam = camera.Camera(PlayerSource(ScenarioPlayer("no_face")), clock=clock)
+    cam.start(worker=False)
+    engine = FrameCounter()
+    host = FlowHost(Recording(), clock=clock, camera=cam, engine=engine, tick_s=30.0)
+    cam.step()  # face mode None: a frame arrives, nobody wants it, nothing wakes the host
+    assert host._events.empty()
+    host.set_face_mode("detect")
+    clock.advance(1.0)
+    cam.step()
+    began = time.monotonic()
+    host.step(wait_s=20.0)  # would sleep the whole 20 s if the frame did not wake it
+    assert time.monotonic() - began < 10.0
+    assert engine.modes == ["detect"]
+    cam.stop()

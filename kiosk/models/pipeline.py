@@ -19,6 +19,10 @@ from kiosk.models.landmarks import FaceLandmarker
 log = logging.getLogger(__name__)
 
 ALIGN_SOURCES = ("mesh", "detector")
+# BlazeFace runs on one thread whatever ``threads`` says: a second thread made it slower here
+# (short 2.0 -> 2.5 ms, full 5.3 -> 6.7 ms of CPU per frame), and an idle kiosk runs it all day,
+# where XNNPACK's waiting worker thread cost about 2% of a core (``kiosk bench idle``)
+DETECTOR_THREADS = 1
 
 
 @dataclass
@@ -36,7 +40,7 @@ class Face:
 
 
 class FacePipeline:
-    """Detector, face mesh and embedder, each loaded once.
+    """Detector, face mesh and embedder, each loaded once (``threads``: the mesh's and the embedder's).
 
     ``align_source="mesh"`` aligns on 5 points from the face mesh (measured more accurate;
     when the mesh model sees no face in the box it falls back to the detector's points);
@@ -44,11 +48,11 @@ class FacePipeline:
     """
 
     def __init__(self, *, detector="blazeface_short", embedder="sface-int8-v2", threads=1,
-                 runtime=None, align_source="mesh", min_score=None):
+                 runtime=None, align_source="mesh", min_score=None, detector_threads=DETECTOR_THREADS):
         if align_source not in ALIGN_SOURCES:
             raise ModelError(f"align_source must be one of {ALIGN_SOURCES}, got {align_source!r}")
         self.align_source = align_source
-        self.detector = make_detector(detector, threads=threads, runtime=runtime, min_score=min_score)
+        self.detector = make_detector(detector, threads=detector_threads, runtime=runtime, min_score=min_score)
         self.landmarker = FaceLandmarker(threads=threads, runtime=runtime) if align_source == "mesh" else None
         self.embedder = load_embedder(embedder, threads=threads, runtime=runtime)
         self.threads = threads
