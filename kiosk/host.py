@@ -14,6 +14,8 @@ import logging
 import queue
 import threading
 
+from kiosk.models.motion import MotionGate
+
 from kiosk.errors import (CancelledError, FingerMismatchError, FingerMovedError, HardwareError, NoFingerError,
                           NoMatchError, PoorImageError, SensorError)
 
@@ -32,7 +34,8 @@ _FRAME_ARRIVED = object()  # queued by the camera's thread to wake the flows thr
 class FlowHost:
     """The flows' thread: ``post(event, **data)`` from anywhere; ``run(stop)`` or ``step()``."""
 
-    def __init__(self, flow, *, clock, camera=None, engine=None, tick_s=0.1, detect_fps=DETECT_FPS):
+    def __init__(self, flow, *, clock, camera=None, engine=None, tick_s=0.1, detect_fps=DETECT_FPS,
+                 motion_gate=True):
         self.home = flow
         self.flow = flow
         self.clock = clock
@@ -42,6 +45,8 @@ class FlowHost:
         self.detect_fps = float(detect_fps)
         self.detect_interval_s = 1.0 / self.detect_fps
         self.face_mode = None
+        # idle: the detector looks only when the room changed, or once in a while (off: every detect frame)
+        self.motion = MotionGate() if motion_gate else None
         self.last_step_s = None  # the clock's monotonic time of the last completed step
         self._events = queue.Queue(maxsize=MAX_QUEUED_EVENTS)
         self._last_index = None
@@ -72,6 +77,8 @@ class FlowHost:
 
     def set_face_mode(self, mode):
         """What to do with camera frames: None (nothing), 'detect' or 'identify'."""
+        if mode != self.face_mode and self.motion is not None:
+            self.motion.reset()  # whatever was in front of the camera, look again
         self.face_mode = mode
         pace = getattr(self.camera, "pace", None)
         if pace is not None:  # idle: the camera need not read more frames than the detector looks at
@@ -153,7 +160,12 @@ class FlowHost:
             return False
         self._last_index = frame.index
         self._last_detect_s = frame.timestamp_s
+        gated = mode == "detect" and self.motion is not None
+        if gated and not self.motion.worth_looking(frame.lores, frame.timestamp_s):
+            return True  # a still, empty room: nothing for the detector
         face_frame = self.engine.analyse(frame.lores_rgb(), frame.timestamp_s, mode=mode)
+        if gated:
+            self.motion.looked(found=face_frame.box is not None)
         if face_frame.box is not None or mode == "identify":
             self.deliver("face_seen", frame=face_frame)
         return True
