@@ -93,6 +93,22 @@ def test_a_short_run_prints_every_key_and_accepts_no_attack(datasets, capsys):
     assert result["printed_photo_attacks"] == 1 and result["photo_swap_attacks"] == 1
     assert result["false_accepts"] == 0 and result["photo_attacks_accepted"] == 0
     assert result["accepted"] >= 1 and result["median_ms"] is not None
+    assert result["target"] == attendance.verdict(result)
+
+
+def test_the_verdict_holds_each_target_apart_and_all_of_issue_9s_together():
+    good = {"walkups": 50, "accepted": 50, "median_ms": 420.0, "false_accepts": 0, "photo_attacks_accepted": 0,
+            "people_per_min": 52.2}
+    holds = attendance.verdict(good)["holds"]
+    assert holds["met"] and not holds["median_ms_issue13"]
+    assert attendance.verdict(dict(good, median_ms=290.0))["holds"]["median_ms_issue13"]
+    for change, name in ((dict(accepted=48), "accepted"), (dict(median_ms=501.0), "median_ms"),
+                         (dict(median_ms=None), "median_ms"), (dict(false_accepts=1), "false_accepts"),
+                         (dict(photo_attacks_accepted=1), "photo_attacks_accepted"),
+                         (dict(people_per_min=19.9), "people_per_min"), (dict(people_per_min=None), "people_per_min"),
+                         (dict(walkups=0, accepted=0), "accepted")):
+        holds = attendance.verdict(dict(good, **change))["holds"]
+        assert not holds[name] and not holds["met"], change
 
 
 def test_a_negative_reaction_time_is_refused(datasets, capsys):
