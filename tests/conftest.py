@@ -32,3 +32,12 @@ def datasets():
 def lfw(datasets):
     """The LFW deep-funneled photo folders (one per person)."""
     return datasets / "faces" / "lfw"
+
+
+@pytest.fixture
+def server(tmp_path):
+    """The central server simulator on loopback (plain HTTP, a database of its own); a test file may define its own."""
+    from kiosk_sim.server import ServerSimulator
+
+    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
+        yield sim

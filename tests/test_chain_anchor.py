@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-from kiosk_sim.server import ServerSimulator
 from sync_helpers import make_device
 
 from kiosk.errors import ChainError, RejectedError
@@ -21,12 +20,6 @@ from kiosk.sync import keys, protocol
 
 CONFIRMED = 12  # events uploaded and confirmed by the server
 PENDING = 4  # events recorded after the last upload
-
-
-@pytest.fixture
-def server(tmp_path):
-    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
-        yield sim
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from kiosk_sim.server import ServerSimulator
 from sync_helpers import make_device
 
 from kiosk.clock import FakeClock
@@ -178,12 +177,6 @@ def test_sealbox_round_trip_and_every_tampering_fails(server_key):
 
 
 # --- end to end through the server simulator on loopback ----------------------------------------
-
-@pytest.fixture
-def server(tmp_path):
-    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
-        yield sim
-
 
 def test_enrolment_and_deletion_reach_the_server_simulator(server, tmp_path, key):
     device = make_device(tmp_path, server, data_key=key)

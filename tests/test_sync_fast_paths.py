@@ -14,7 +14,6 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kiosk_sim.server import ServerSimulator
 from kiosk_sim.server_input import decode_request_body, json_problem
 from kiosk_sim.server_store import Refusal
 from sync_helpers import make_device
@@ -24,12 +23,6 @@ from kiosk.storage import chain, outbox, sync_state
 from kiosk.sync import protocol
 from kiosk.sync.uploader import Uploader
 from kiosk.sync.worker import status
-
-
-@pytest.fixture
-def server(tmp_path):
-    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
-        yield sim
 
 
 def _pending(device):

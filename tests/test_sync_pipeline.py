@@ -18,12 +18,6 @@ from kiosk.sync.client import ServerUnavailableError
 from kiosk.sync.uploader import Uploader
 
 
-@pytest.fixture
-def server(tmp_path):
-    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
-        yield sim
-
-
 def _acked(device):
     return [row[0] for row in device.database.execute(
         "SELECT record_id FROM outbox WHERE acked_at IS NOT NULL ORDER BY id")]

@@ -16,12 +16,6 @@ from kiosk.sync.client import ServerUnavailableError, SyncClient
 from kiosk.sync.worker import status
 
 
-@pytest.fixture
-def server(tmp_path):
-    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
-        yield sim
-
-
 def test_health_schema_and_server_time(server):
     answer = requests.get(server.url + "/v1/health", timeout=5)
     assert answer.json()["status"] == "ok"

@@ -7,8 +7,6 @@ import sys
 import threading
 
 import numpy as np
-import pytest
-from kiosk_sim.server import ServerSimulator
 from sync_helpers import make_device, sync_settings
 
 from kiosk.storage import db, outbox, people, seal, sync_state
@@ -16,12 +14,6 @@ from kiosk.storage.db import get_meta
 from kiosk.sync import keys, protocol
 from kiosk.sync.client import SyncClient
 from kiosk.sync.worker import SyncHooks, SyncWorker, status
-
-
-@pytest.fixture
-def server(tmp_path):
-    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
-        yield sim
 
 
 class Recorder:

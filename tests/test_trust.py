@@ -27,12 +27,6 @@ from kiosk.sync.client import SyncClient
 from kiosk.sync.worker import SyncHooks, SyncWorker, status
 
 
-@pytest.fixture
-def server(tmp_path):
-    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
-        yield sim
-
-
 class Door:
     """Stands in for the app's door hook: records each opening."""
 

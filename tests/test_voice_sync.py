@@ -4,19 +4,12 @@ import base64
 
 import numpy as np
 import pytest
-from kiosk_sim.server import ServerSimulator
 from sync_helpers import make_device
 
 from kiosk.storage import people, seal
 from kiosk.sync import protocol
 
 MODEL = "campplus-fp16-v1"
-
-
-@pytest.fixture
-def server(tmp_path):
-    with ServerSimulator(db_path=tmp_path / "server.db") as sim:
-        yield sim
 
 
 def unit(seed):
