@@ -40,7 +40,6 @@ class MotionGate:
         self.max_quiet_s = float(max_quiet_s)
         self.change_level = float(change_level)
         self.min_cells = int(min_cells)
-        self.skipped = 0  # frames the detector did not look at (for figures)
         self.reset()
 
     def reset(self):
@@ -60,10 +59,7 @@ class MotionGate:
             return True
         change = current - self._reference
         change -= np.median(change)
-        if int(np.count_nonzero(np.abs(change) > self.change_level)) >= self.min_cells:
-            return True
-        self.skipped += 1
-        return False
+        return int(np.count_nonzero(np.abs(change) > self.change_level)) >= self.min_cells
 
     def looked(self, *, found):
         """The detector looked at the image last given to ``worth_looking``; ``found``: it saw a face."""
