@@ -14,10 +14,9 @@ import logging
 import queue
 import threading
 
-from kiosk.models.motion import MotionGate
-
 from kiosk.errors import (CancelledError, FingerMismatchError, FingerMovedError, HardwareError, NoFingerError,
                           NoMatchError, PoorImageError, SensorError)
+from kiosk.models.motion import MotionGate
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,7 @@ class FlowHost:
         self.flow_factories = {}  # event name -> callable returning a flow to switch to
         # a camera that says when a frame arrives wakes the flows thread; others are polled
         self._woken_by_frames = camera is not None and hasattr(camera, "when_frame") and camera.when_frame is None
+        self._wake_queued = False  # at most one frame wake-up waits in the queue: they never crowd out events
         if self._woken_by_frames:
             camera.when_frame = self._frame_arrived
 
@@ -69,11 +69,12 @@ class FlowHost:
 
     def _frame_arrived(self, frame):
         """The camera's thread: a frame is ready. Wakes the flows thread only if frames are wanted."""
-        if self.face_mode is not None:
+        if self.face_mode is not None and not self._wake_queued:
+            self._wake_queued = True
             try:
                 self._events.put_nowait((_FRAME_ARRIVED, None))
             except queue.Full:
-                pass  # the flows thread is behind: it will take the newest frame when it gets there
+                self._wake_queued = False  # the flows thread is behind: it takes the newest frame when it gets there
 
     def set_face_mode(self, mode):
         """What to do with camera frames: None (nothing), 'detect' or 'identify'."""
@@ -129,7 +130,9 @@ class FlowHost:
         try:
             event, data = self._events.get(timeout=wait_s) if wait_s > 0 else self._events.get_nowait()
             while True:
-                if event is not _FRAME_ARRIVED:
+                if event is _FRAME_ARRIVED:
+                    self._wake_queued = False  # before the camera step below reads the newest frame
+                else:
                     self.deliver(event, **data)
                     busy = True
                 event, data = self._events.get_nowait()

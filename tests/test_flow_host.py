@@ -110,4 +110,10 @@ def test_a_frame_from_the_camera_wakes_the_waiting_flows_thread_only_when_frames
     host.step(wait_s=20.0)  # would sleep the whole 20 s if the frame did not wake it
     assert time.monotonic() - began < 10.0
     assert engine.modes == ["detect"]
+    for _ in range(MAX_QUEUED_EVENTS + 10):  # a stalled flows thread: frames keep coming
+        clock.advance(0.2)
+        cam.step()
+    host.post("finger_matched", slot=1)  # frame wake-ups never crowd out an event
+    host.step()
+    assert host.flow.events == [("finger_matched", {"slot": 1})]
     cam.stop()
