@@ -48,7 +48,7 @@ def register(sub):
     parser.add_argument("--dataset", required=True, metavar="DIR", help="folder of per-person image folders")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     parser.add_argument("--threads", type=positive_ints("--threads"), default=[1, 2], metavar="N,N",
-                        help="interpreter thread counts to time (default 1,2; the first one runs every image)")
+                        help="thread counts of the face mesh and embedder to time (default 1,2; the first one runs every image; the detector runs on one, as in the kiosk)")
     parser.add_argument("--impostors", type=argtypes.non_negative_int, default=protocol.DEFAULT_IMPOSTORS, metavar="N",
                         help="impostor pairs sampled with a fixed seed (default 20000; 0 = all pairs)")
     parser.add_argument("--seed", type=int, default=protocol.DEFAULT_SEED, help="impostor sampling seed")
