@@ -50,7 +50,8 @@ def _prepare_database(settings, count, *, seed=0):
     people.upsert_people(database, [{"person_id": p, "name": f"Employee {n}"} for n, p in enumerate(ids)])
     vectors = rng.standard_normal((count, dim)).astype("<f4")
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    rows = [(p, model_id, key.seal(v.tobytes(), context=f"face:{p}:{model_id}"), 0.0) for p, v in zip(ids, vectors)]
+    rows = [(p, model_id, key.seal(v.tobytes(), context=people.face_context(p, model_id)), 0.0)
+            for p, v in zip(ids, vectors)]
     with db.transaction(database):
         database.conn.executemany("INSERT INTO face_templates (person_id, model_id, sealed, created_at) "
                                   "VALUES (?, ?, ?, ?)", rows)

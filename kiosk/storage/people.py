@@ -108,11 +108,25 @@ def bind_key(database, key):
                         "restore the original key file")
 
 
+def face_context(person_id, model_id):
+    """What a face template is sealed to: its person and model (a sealed row moved to another fails to open)."""
+    return f"face:{person_id}:{model_id}"
+
+
+def _unsealed_faces(key, model_id, rows):
+    """[(person_id, float32 vector)] of ``face_templates`` rows (``person_id``, ``sealed``) of ``model_id``."""
+    out = []
+    for row in rows:
+        raw = key.unseal(row["sealed"], context=face_context(row["person_id"], model_id))
+        out.append((row["person_id"], np.frombuffer(raw, dtype="<f4").copy()))
+    return out
+
+
 def add_face_template(database, key, person_id, model_id, vector, *, now=0.0):
     """Seal and store one face embedding; returns its row id."""
     bind_key(database, key)
     vector = np.ascontiguousarray(vector, dtype="<f4")
-    sealed = key.seal(vector.tobytes(), context=f"face:{person_id}:{model_id}")
+    sealed = key.seal(vector.tobytes(), context=face_context(person_id, model_id))
     with transaction(database):
         cursor = database.execute(
             "INSERT INTO face_templates (person_id, model_id, sealed, created_at) VALUES (?, ?, ?, ?)",
@@ -126,11 +140,7 @@ def face_templates(database, key, model_id):
     rows = database.query(
         "SELECT t.person_id, t.sealed FROM face_templates t JOIN people p USING (person_id) "
         "WHERE t.model_id = ? AND p.active = 1 ORDER BY t.id", [model_id])
-    out = []
-    for row in rows:
-        raw = key.unseal(row["sealed"], context=f"face:{row['person_id']}:{model_id}")
-        out.append((row["person_id"], np.frombuffer(raw, dtype="<f4").copy()))
-    return out
+    return _unsealed_faces(key, model_id, rows)
 
 
 def face_templates_of(database, key, model_id, person_ids):
@@ -146,9 +156,7 @@ def face_templates_of(database, key, model_id, person_ids):
             "SELECT t.person_id, t.sealed FROM face_templates t JOIN people p USING (person_id) "
             f"WHERE t.person_id IN ({', '.join('?' * len(chunk))}) AND +t.model_id = ? AND p.active = 1 "
             "ORDER BY t.id", [*chunk, model_id])
-        for row in rows:
-            raw = key.unseal(row["sealed"], context=f"face:{row['person_id']}:{model_id}")
-            out.append((row["person_id"], np.frombuffer(raw, dtype="<f4").copy()))
+        out.extend(_unsealed_faces(key, model_id, rows))
     return out
 
 
