@@ -103,10 +103,14 @@ class Uploader:
                 if head is not None:
                     chain_anchor.record_confirmed_head(self._db, *head, now=self._clock.time())
         except DiskFullError:
-            if len(self.unrecorded) < MAX_UNRECORDED:
-                self.unrecorded.update(dict.fromkeys(acked))
-                self.unrecorded.update(refused)
+            self._keep_unrecorded(acked, refused)
             raise
+
+    def _keep_unrecorded(self, acked, refused):
+        """Hold answers the full disk could not take, up to ``MAX_UNRECORDED`` (written by the next batch)."""
+        if len(self.unrecorded) < MAX_UNRECORDED:
+            self.unrecorded.update(dict.fromkeys(acked))
+            self.unrecorded.update(refused)
 
     def _flush_unrecorded(self):
         """Write answers held in memory since the disk was full; quietly keep them while it still is."""
@@ -249,9 +253,7 @@ class Uploader:
         except Exception as e:  # noqa: BLE001 - the full disk is what the caller must hear
             log.warning("batch sent while the disk filled got no usable answer: %s", e)
             return
-        if len(self.unrecorded) < MAX_UNRECORDED:
-            self.unrecorded.update(dict.fromkeys(answer.acked))
-            self.unrecorded.update(answer.refused)
+        self._keep_unrecorded(answer.acked, answer.refused)
         self._count(batch, answer, report)
 
     @staticmethod
