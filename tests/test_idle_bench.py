@@ -26,3 +26,21 @@ def test_bench_idle_reports_cpu_memory_and_the_target(capsys):
     assert figures["people"] == 200 and figures["seconds"] >= 2
     assert 0 <= figures["cpu_percent"] <= 200 and 50 < figures["rss_mb"] < 2000
     assert figures["target"]["met"] == (figures["cpu_percent"] <= 10 and figures["rss_mb"] <= 250)
+
+
+def test_cpu_seconds_reads_a_process_own_time_and_refuses_one_that_is_gone():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from kiosk_sim import proc_stat
+
+    spent = time.process_time()
+    while time.process_time() - spent < 0.3:  # burn a few clock ticks
+        pass
+    assert proc_stat.cpu_seconds(os.getpid()) == pytest.approx(time.process_time(), abs=0.1)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    with pytest.raises(OSError):
+        proc_stat.cpu_seconds(child.pid)  # reaped: no /proc entry

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from kiosk_sim import proc_stat
+
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0  # imports, keys and a TLS certificate on a slow, busy machine
@@ -83,12 +85,12 @@ class ServerProcess:
 
     def cpu_seconds(self):
         """User + system CPU time of the server process so far; None where /proc is not there."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError, TypeError):
+        if self.pid is None:
             return None
-        # utime and stime are fields 14 and 15 of the line, 12 and 13 after the name's ")"
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        try:
+            return proc_stat.cpu_seconds(self.pid)
+        except (OSError, IndexError, ValueError):
+            return None
 
     def record_count(self):
         """Records the server holds, read from its database (works after close too)."""

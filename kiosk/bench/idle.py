@@ -65,13 +65,6 @@ def enrol(data_dir, key_file, people_count, *, seed=0):
     database.conn.close()
 
 
-def _cpu_s(pid):
-    """User + system CPU seconds of a process, all threads (fields 14 and 15 of /proc/PID/stat)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _memory_mb(pid):
     """``{VmRSS, VmHWM, RssAnon, RssFile}`` of a process in MB (RssFile: mapped files, such as model files)."""
     values = {}
@@ -96,6 +89,8 @@ def _wait_ready(listener, child):
 
 
 def measure(people_count, *, seconds, warmup_s):
+    from kiosk_sim import proc_stat
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         began = time.perf_counter()
@@ -116,9 +111,9 @@ def measure(people_count, *, seconds, warmup_s):
         try:
             _wait_ready(listener, child)
             time.sleep(warmup_s)
-            cpu0, wall0 = _cpu_s(child.pid), time.monotonic()
+            cpu0, wall0 = proc_stat.cpu_seconds(child.pid), time.monotonic()
             time.sleep(seconds)
-            cpu1, wall1 = _cpu_s(child.pid), time.monotonic()
+            cpu1, wall1 = proc_stat.cpu_seconds(child.pid), time.monotonic()
             memory = _memory_mb(child.pid)
         finally:
             child.send_signal(signal.SIGTERM)

@@ -65,12 +65,6 @@ def _env(workdir, display):
                 KIOSK_CAMERA__SCENARIO="no_face", KIOSK_UI__DISPLAY=display, QT_QPA_PLATFORM="offscreen")
 
 
-def _cpu_s(pid):
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _drain(listener):
     try:
         while listener.recv(4096):
@@ -100,9 +94,11 @@ def run_kiosk(workdir, *, display, seconds):
         # keep reading (as systemd does): a full socket would block the kiosk's heartbeat
         threading.Thread(target=_drain, args=(listener,), daemon=True).start()
         time.sleep(3.0)  # let the start-up's last work finish before measuring idle
-        cpu0, wall0 = _cpu_s(child.pid), time.perf_counter()
+        from kiosk_sim.proc_stat import cpu_seconds
+
+        cpu0, wall0 = cpu_seconds(child.pid), time.perf_counter()
         time.sleep(seconds)
-        cpu = (_cpu_s(child.pid) - cpu0) / (time.perf_counter() - wall0)
+        cpu = (cpu_seconds(child.pid) - cpu0) / (time.perf_counter() - wall0)
         child.send_signal(signal.SIGTERM)
         child.wait(30)
     finally:
