@@ -8,6 +8,7 @@ from kiosk.host import FlowHost
 from kiosk.models.motion import MAX_QUIET_S, MotionGate
 from kiosk_sim import scenarios
 from kiosk_sim.scripted_person import ScriptedPerson
+from test_flow_host import FrameCounter, Recording
 
 FPS = 5.0  # the idle detect rate (kiosk.host.DETECT_FPS)
 
@@ -63,27 +64,6 @@ def test_after_a_face_was_found_every_frame_is_looked_at_and_reset_forgets():
     assert gate.worth_looking(still, 0.4)
 
 
-class CountingEngine:
-    def __init__(self):
-        self.frames = 0
-
-    def analyse(self, image, timestamp_s, *, mode):
-        from kiosk.models.face_frame import FaceFrame
-
-        self.frames += 1
-        return FaceFrame(timestamp_s, guidance="no_face", failures=("no_face",))
-
-
-class Still:
-    state = "idle"
-
-    def handle(self, event, **data):
-        return True
-
-    def tick(self):
-        pass
-
-
 @pytest.mark.parametrize("gate", [True, False])
 def test_the_host_skips_the_detector_on_a_still_empty_room_only_with_the_gate(gate):
     from kiosk.drivers import camera
@@ -93,17 +73,17 @@ def test_the_host_skips_the_detector_on_a_still_empty_room_only_with_the_gate(ga
     clock = FakeClock()
     cam = camera.Camera(PlayerSource(ScenarioPlayer("no_face")), clock=clock)
     cam.start(worker=False)
-    engine = CountingEngine()
-    host = FlowHost(Still(), clock=clock, camera=cam, engine=engine, motion_gate=gate)
+    engine = FrameCounter()
+    host = FlowHost(Recording(), clock=clock, camera=cam, engine=engine, motion_gate=gate)
     host.set_face_mode("detect")
     for _ in range(15):  # 3 s at the idle rate
         cam.step()
         host.step()
         clock.advance(1.0 / FPS)
-    assert engine.frames == (3 if gate else 15)
+    assert len(engine.modes) == (3 if gate else 15)
     host.set_face_mode("identify")
     host.set_face_mode("detect")  # a new idle spell looks at once
     cam.step()
     host.step()
-    assert engine.frames == (4 if gate else 16)
+    assert len(engine.modes) == (4 if gate else 16)
     cam.stop()
