@@ -186,8 +186,9 @@ def gallery_rank1(embeddings, found, labels, model_id):
     from kiosk.models.gallery import Gallery
 
     embeddings, found, labels, first = _protocol_arrays(embeddings, found, labels)
-    enrolled = [index for index in sorted(first.values()) if found[index]]
-    probes = [index for index in range(len(labels)) if index not in set(first.values()) and found[index]]
+    enrolment = set(first.values())
+    enrolled = [index for index in sorted(enrolment) if found[index]]
+    probes = [index for index in range(len(labels)) if index not in enrolment and found[index]]
     if not enrolled or not probes:
         return {"probes": 0, "rank1_equal_float32": None, "exact_rescores": 0, "exact_rescore_rate": None,
                 "exact_fallbacks": 0}
