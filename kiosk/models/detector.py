@@ -189,7 +189,15 @@ def make_detector(model_id="blazeface_short", **options):
     return FaceDetector(model_id, **options)
 
 
-class CascadeDetector:
+class _TakesCentreFace:
+    """What both detectors share: the face the kiosk takes among those ``detect`` finds."""
+
+    def detect_centre(self, image):
+        """The face the kiosk would take: nearest the image centre, or None when there is none."""
+        return nearest_centre(self.detect(image), image.shape[1], image.shape[0])
+
+
+class CascadeDetector(_TakesCentreFace):
     """BlazeFace variants tried in order on each frame until one is sure of a face it found."""
 
     def __init__(self, model_ids, *, model_id, confident_score=CONFIDENT_SCORE, min_fraction=SHORT_RANGE_FRACTION,
@@ -217,16 +225,12 @@ class CascadeDetector:
             unsure = unsure or faces
         return unsure
 
-    def detect_centre(self, image):
-        """The face the kiosk would take: nearest the image centre, or None when there is none."""
-        return nearest_centre(self.detect(image), image.shape[1], image.shape[0])
-
     def detect_near(self, image):
         """The first stage alone: a cheap look (an idle kiosk between full looks)."""
         return self.stages[0].detect(image)
 
 
-class FaceDetector:
+class FaceDetector(_TakesCentreFace):
     """A BlazeFace variant loaded once; ``detect(image_rgb)`` returns faces best first."""
 
     def __init__(self, model_id="blazeface_short", *, threads=1, runtime=None, min_score=None,
@@ -272,10 +276,6 @@ class FaceDetector:
             pts_px = (pts * size - [pad_x, pad_y]) / scale
             faces.append(Detection(tuple(float(v) for v in box_px), pts_px.astype(np.float32), score))
         return faces
-
-    def detect_centre(self, image):
-        """The face the kiosk would take: nearest the image centre, or None when there is none."""
-        return nearest_centre(self.detect(image), image.shape[1], image.shape[0])
 
     def detect_near(self, image):
         """The same as ``detect`` (one model: nothing cheaper to do)."""
