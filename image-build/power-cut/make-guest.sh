@@ -6,9 +6,9 @@
 # The same emulated machine as the image boot test (qemu-system-aarch64 -M virt, cortex-a72,
 # TCG) and the same Debian 12 arm64 kernel and Python 3.11, but instead of the full kiosk image
 # (systemd, a boot of minutes under TCG) an initramfs holding only what the event writer needs:
-# busybox, python3.11 and its libraries (Debian arm64 packages fetched with apt-get download
-# through a private apt state, so the host's apt setup is untouched), the kiosk storage code
-# and its pure-Python dependencies, and ./init. The events go to a separate virtio disk that the
+# busybox, python3.11, numpy and their libraries (Debian arm64 packages fetched with apt-get
+# download through a private apt state, so the host's apt setup is untouched), the kiosk modules
+# the guest's scripts import and their pure-Python dependencies (guest_tree.py), and ./init. The events go to a separate virtio disk that the
 # test opens with cache=none and formats here as ext4 (data=ordered, barriers on: the defaults
 # a Pi's root filesystem uses).
 # Writes OUTDIR/vmlinuz and OUTDIR/initrd.cpio.gz; the Debian packages are cached in
@@ -22,11 +22,12 @@ HOST_PY=${KIOSK_IMG_BUILD_PYTHON:-$REPO/.venv/bin/python}
 KERNEL_ABI=${KIOSK_POWERCUT_KERNEL:-}
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 64; }
 OUT=$(mkdir -p "$1" && cd "$1" && pwd)
+# numpy: kiosk.storage.people keeps face and voice templates as numpy vectors; BLAS and LAPACK
+# are what Debian's numpy links against
 PACKAGES="busybox-static python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6
- libsqlite3-0 zlib1g libexpat1 libffi8 libssl3 libbz2-1.0 liblzma5 libuuid1 libcrypt1"
+ libsqlite3-0 zlib1g libexpat1 libffi8 libssl3 libbz2-1.0 liblzma5 libuuid1 libcrypt1
+ python3-numpy libblas3 liblapack3 libgfortran5 libgcc-s1"
 MODULES="virtio_mmio virtio_blk crc16 crc32c_generic mbcache jbd2 ext4"
-# pure-Python packages the storage code imports (sqlite-utils and what it imports)
-PURE="sqlite_utils sqlite_fts4 click click_default_group.py dateutil pluggy tabulate"
 
 APT=$CACHE/apt
 if [ ! -f "$APT/apt.conf" ]; then
@@ -50,13 +51,15 @@ CONF
 fi
 export APT_CONFIG=$APT/apt.conf
 DEBS=$CACHE/debs
-if [ ! -f "$DEBS/.complete" ]; then
+# the marker holds the package list it was fetched for: a changed list fetches again
+WANT="$(echo $PACKAGES)"
+if [ "$(cat "$DEBS/.complete" 2>/dev/null)" != "$WANT" ]; then
     apt-get update -q >/dev/null
     [ -n "$KERNEL_ABI" ] || KERNEL_ABI=$(apt-cache depends linux-image-arm64 | sed -n 's/.*Depends: linux-image-\(.*-arm64\)$/\1/p' | head -1)
     rm -rf "$DEBS" && mkdir -p "$DEBS"
     (cd "$DEBS" && apt-get download -q "linux-image-$KERNEL_ABI" $PACKAGES >/dev/null 2>&1 ||
         { cd "$DEBS" && apt-get download -q "linux-image-$KERNEL_ABI" $PACKAGES; })
-    touch "$DEBS/.complete"
+    echo "$WANT" >"$DEBS/.complete"
 fi
 
 ROOT=$OUT/rootfs
@@ -85,13 +88,14 @@ rm -rf "$ROOT/usr/share/doc" "$ROOT/usr/share/man" "$ROOT/usr/share/locale" "$RO
 mkdir -p "$ROOT/proc" "$ROOT/sys" "$ROOT/dev" "$ROOT/data" "$ROOT/tmp" "$ROOT/kiosk-guest" "$ROOT/etc"
 ln -sf python3.11 "$ROOT/usr/bin/python3"
 
-SITE=$("$HOST_PY" -c 'import sqlite_utils, pathlib; print(pathlib.Path(sqlite_utils.__file__).parents[1])')
+# dpkg-deb -x runs no maintainer scripts: make the links update-alternatives would have made
+ARCHLIB=$ROOT/usr/lib/aarch64-linux-gnu
+ln -sfn blas/libblas.so.3 "$ARCHLIB/libblas.so.3"
+ln -sfn lapack/liblapack.so.3 "$ARCHLIB/liblapack.so.3"
 DEST=$ROOT/usr/lib/python3/dist-packages
-mkdir -p "$DEST/kiosk/storage"
-for name in $PURE; do cp -a "$SITE/$name" "$DEST/"; done
-find "$DEST" -name '*.so' -print -delete  # nothing compiled for the host may come along
-cp "$REPO"/kiosk/__init__.py "$REPO"/kiosk/clock.py "$REPO"/kiosk/errors.py "$DEST/kiosk/"
-cp "$REPO"/kiosk/storage/*.py "$DEST/kiosk/storage/"
+"$HOST_PY" "$HERE/guest_tree.py" "$DEST" >/dev/null
+find "$DEST" -name '*.so' -path '*-x86_64-*' -print -delete  # nothing compiled for the host may come along
+rm -rf "$DEST"/numpy/*/tests "$DEST"/numpy/tests "$DEST"/numpy/f2py  # not imported, a quarter of numpy's size
 cp "$REPO/tests/helpers/write_events.py" "$HERE/guest_check.py" "$ROOT/kiosk-guest/"
 find "$ROOT" -name __pycache__ -prune -exec rm -rf {} +
 install -m 0755 "$HERE/init" "$ROOT/init"
