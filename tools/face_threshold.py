@@ -11,7 +11,7 @@ is extrapolated from the upper tail of the impostor scores, two ways:
   1987) to the scores above the top ``--tail`` share, the standard peaks-over-threshold model;
 - a normal distribution fitted to all impostor scores (z = 5.2 for 1e-7).
 The recommendation is the highest of the two and of the highest impostor score ever seen,
-rounded up to 0.01; TAR at that threshold is reported per file. This is an extrapolation from
+rounded up to 0.01; TAR at that threshold (a score at it accepted, as the decision rule does) is reported per file. This is an extrapolation from
 ~100 people of LFW: re-run it on a larger impostor set of the deployment's population when one
 exists, and keep the decision rule's margin and K-of-N frames as further protection.
 
@@ -69,6 +69,11 @@ def empirical_threshold(scores, far):
     return float(ordered[index]) if index < len(ordered) else None
 
 
+def recommend(*estimates):
+    """The rule: the highest of the estimates (tail fits, highest impostor seen), rounded up to 0.01."""
+    return math.ceil(round(max(estimates) * 100.0, 9)) / 100.0
+
+
 def load(path):
     data = np.load(path)
     impostor = data["impostor_all"] if "impostor_all" in data.files else data["impostor"]
@@ -90,7 +95,7 @@ def main(argv=None):
     gpd, k, scale, u = gpd_tail_threshold(impostor, p, tail=args.tail)
     normal = normal_threshold(impostor, p)
     observed_max = float(impostor.max())
-    recommended = math.ceil(max(gpd, normal, observed_max) * 100.0) / 100.0
+    recommended = recommend(gpd, normal, observed_max)
     result = {
         "enrolled": args.enrolled,
         "far_1n": args.far,
@@ -103,7 +108,7 @@ def main(argv=None):
         "gpd_fit": {"u": u, "k": k, "scale": scale, "tail_share": args.tail, "threshold": gpd},
         "normal_fit_threshold": normal,
         "recommended_threshold": recommended,
-        "tar_at_recommended": {path: float((gen > recommended).mean()) for path, (gen, _) in loaded.items()},
+        "tar_at_recommended": {path: float((gen >= recommended).mean()) for path, (gen, _) in loaded.items()},
     }
     if args.json:
         print(json.dumps(result, indent=2))
