@@ -8,9 +8,9 @@
 # (systemd, a boot of minutes under TCG) an initramfs holding only what the event writer needs:
 # busybox, python3.11, numpy and their libraries (Debian arm64 packages fetched with apt-get
 # download through a private apt state, so the host's apt setup is untouched), the kiosk modules
-# the guest's scripts import and their pure-Python dependencies (guest_tree.py), and ./init. The events go to a separate virtio disk that the
-# test opens with cache=none and formats here as ext4 (data=ordered, barriers on: the defaults
-# a Pi's root filesystem uses).
+# the guest's scripts import and their pure-Python dependencies (guest_tree.py), and ./init.
+# The events go to a separate virtio disk that the test opens with cache=none and formats here
+# as ext4 (data=ordered, barriers on: the defaults a Pi's root filesystem uses).
 # Writes OUTDIR/vmlinuz and OUTDIR/initrd.cpio.gz; the Debian packages are cached in
 # image-build/cache/power-cut/ (KIOSK_POWERCUT_CACHE).
 set -euo pipefail
@@ -94,8 +94,9 @@ ln -sfn blas/libblas.so.3 "$ARCHLIB/libblas.so.3"
 ln -sfn lapack/liblapack.so.3 "$ARCHLIB/liblapack.so.3"
 DEST=$ROOT/usr/lib/python3/dist-packages
 "$HOST_PY" "$HERE/guest_tree.py" "$DEST" >/dev/null
-find "$DEST" -name '*.so' -path '*-x86_64-*' -print -delete  # nothing compiled for the host may come along
-rm -rf "$DEST"/numpy/*/tests "$DEST"/numpy/tests "$DEST"/numpy/f2py  # not imported, a quarter of numpy's size
+# nothing compiled for the host may come along (numpy's extensions are Debian's, for arm64)
+find "$DEST" -name '*.so' -not -path "$DEST/numpy/*" -print -delete
+rm -rf "$DEST"/numpy/*/tests "$DEST"/numpy/tests "$DEST"/numpy/f2py  # never imported by the guest
 cp "$REPO/tests/helpers/write_events.py" "$HERE/guest_check.py" "$ROOT/kiosk-guest/"
 find "$ROOT" -name __pycache__ -prune -exec rm -rf {} +
 install -m 0755 "$HERE/init" "$ROOT/init"

@@ -424,12 +424,14 @@ class Demo:
             "SELECT person_id FROM people WHERE adms_pin IS NULL ORDER BY person_id")]
         for n, person_id in enumerate(unnumbered, start=1001):
             people.set_adms_pin(database, person_id, str(n))
+        zone = "+03:00"  # the HR system's local time, as ZKTeco devices send it
         adapter = AdmsAdapter.from_settings(settings.replace(sync={"adms_url": hr.url, "adms_serial": "KIOSKDEMO1",
-                                                                   "adms_timezone": "+03:00"}),
+                                                                   "adms_timezone": zone}),
                                             database, clock=clock)
         adapter.run_once()
         rows = hr.records()
-        self.say(f"ATTLOG rows accepted by the ADMS server: {len(rows)}")
+        self.say(f"ATTLOG rows accepted by the ADMS server: {len(rows)} "
+                 f"(times in its zone, UTC{zone}: sync.adms_timezone)")
         for row in rows[:3]:
             self.say(f"  {row}")
         return len(rows)
