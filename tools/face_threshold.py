@@ -11,9 +11,10 @@ is extrapolated from the upper tail of the impostor scores, two ways:
   1987) to the scores above the top ``--tail`` share, the standard peaks-over-threshold model;
 - a normal distribution fitted to all impostor scores (z = 5.2 for 1e-7).
 The recommendation is the highest of the two and of the highest impostor score ever seen,
-rounded up to 0.01; TAR at that threshold (a score at it accepted, as the decision rule does) is reported per file. This is an extrapolation from
-~100 people of LFW: re-run it on a larger impostor set of the deployment's population when one
-exists, and keep the decision rule's margin and K-of-N frames as further protection.
+rounded up to 0.01; TAR at that threshold (a score at it accepted, as the decision rule does)
+is reported per file. This is an extrapolation from ~100 people of LFW: re-run it on a larger
+impostor set of the deployment's population when one exists, and keep the decision rule's
+margin and K-of-N frames as further protection.
 
     .venv/bin/python tools/face_threshold.py /tmp/lfw150.npz /tmp/lfw.npz --json
 """
