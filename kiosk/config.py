@@ -167,7 +167,8 @@ class AttendanceSettings:
     status_rule: str = setting("toggle", choices=("time_windows", "toggle", "first_in_last_out", "ask", "fixed"),
                                doc="how the punch state is chosen (see docs/flows/README.md)")
     time_windows: list = setting(["00:00-11:00=0", "11:00-24:00=1"], kind="windows",
-                                 doc="for time_windows: 'HH:MM-HH:MM=code' local time, first match wins; "
+                                 doc="for time_windows: 'HH:MM-HH:MM=code' local time (may wrap past midnight; "
+                                     "24:00 ends a day, 00:00-24:00 is all of it), first match wins; "
                                      "codes 0 check-in, 1 check-out, 2 break-out, 3 break-in, 4 overtime-in, "
                                      "5 overtime-out; outside every window the toggle rule decides")
     fixed_status: int = setting(0, min=0, max=5, doc="for fixed: the status code every punch gets")

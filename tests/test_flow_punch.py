@@ -51,6 +51,21 @@ def test_day_starts_at_local_midnight():
     assert local_clock_text(at("2026-11-28 08:02"), "Asia/Riyadh") == "08:02"
 
 
+def test_a_window_to_24_00_reaches_midnight_and_00_00_to_24_00_is_the_whole_day():
+    evening = PunchRule("time_windows", windows=["18:00-24:00=5"], timezone="Asia/Riyadh")
+    assert evening.decide(at("2026-11-28 23:59"), [Punch(0, 0)]) == 5
+    assert evening.decide(at("2026-11-28 17:59"), [Punch(0, 0)]) == 1     # outside: toggle
+    whole_day = PunchRule("time_windows", windows=["00:00-24:00=4"], timezone="Asia/Riyadh")
+    for moment in ("2026-11-28 00:00", "2026-11-28 08:00", "2026-11-28 23:59"):
+        assert whole_day.decide(at(moment), [Punch(0, 0)]) == 4, moment
+
+
+@pytest.mark.parametrize("empty", ["08:00-08:00=0", "00:00-00:00=1", "24:00-24:00=1"])
+def test_a_window_of_no_time_is_refused_rather_than_never_matching(empty):
+    with pytest.raises(ConfigError, match="time_windows"):
+        parse_windows([empty])
+
+
 @pytest.mark.parametrize("bad", ["8-9=0", "08:00-09:00=6", "25:00-26:00=1", "08:61-09:00=1", "08:00-24:30=1", ""])
 def test_malformed_windows_name_the_entry(bad):
     with pytest.raises(ConfigError, match="time_windows"):
