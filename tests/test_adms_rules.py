@@ -96,6 +96,34 @@ def test_the_server_offset_is_checked_not_obeyed_and_the_handshake_repeats(datab
         assert adapter.status()["timezone_mismatch"] is None
 
 
+@pytest.mark.parametrize("zone, utc_moment, offset_h", [
+    # 01:30 EST, half an hour before New York moves to EDT (its UTC wall time, 06:30, read as New York time is EDT)
+    (NEW_YORK, "2026-03-08T06:30:00+00:00", -5),
+    (NEW_YORK, "2026-03-08T07:30:00+00:00", -4),   # 03:30 EDT
+    # 02:30 AEST, just after Sydney left summer time (16:30 read as Sydney time is still AEDT)
+    ("Australia/Sydney", "2026-04-04T16:30:00+00:00", 10),
+    ("Australia/Lord_Howe", "2026-04-04T15:30:00+00:00", 10.5),  # its 30-minute step back, at 02:00
+])
+def test_the_server_offset_is_compared_with_ours_at_this_instant_near_a_dst_change(database, db_path, zone,
+                                                                                    utc_moment, offset_h, caplog):
+    caplog.set_level(logging.INFO, logger="kiosk.sync.adms")
+    clock = FakeClock(start=datetime.fromisoformat(utc_moment).timestamp())
+    with AdmsServer(options={"TimeZone": offset_h, "Delay": 3600}) as server, \
+            make_adapter(db_path, server, clock, device_timezone=zone) as adapter:
+        adapter.run_once()
+        assert adapter.status()["timezone_mismatch"] is None
+    assert f"rows in UTC{offset_h:+.1f}h" in caplog.text
+
+
+def test_a_half_hour_disagreement_is_logged_with_its_half_hours(database, db_path, caplog):
+    clock = FakeClock(start=datetime.fromisoformat("2026-06-01T00:00:00+00:00").timestamp())  # Lord Howe +10:30
+    with AdmsServer(options={"TimeZone": 9.5, "Delay": 3600}) as server, \
+            make_adapter(db_path, server, clock, device_timezone="Australia/Lord_Howe") as adapter:
+        adapter.run_once()
+        assert adapter.status()["timezone_mismatch"] == {"server_min": 570, "ours_min": 630}
+    assert "TimeZone is UTC+9.5h but rows are written in Australia/Lord_Howe (UTC+10.5h now)" in caplog.text
+
+
 def test_a_person_without_an_adms_pin_is_reported_not_sent(database, db_path, server, clock, caplog):
     employees(database, 1)
     people.upsert_people(database, [{"person_id": "no-number"}])

@@ -24,7 +24,7 @@ import logging
 import random
 import socket
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import urlparse
 
 import requests
@@ -232,9 +232,14 @@ class AdmsAdapter:
         if self._last_trans_check is None:
             self._last_trans_check = self._clock.time()
         log.info("ADMS handshake with %s: Delay=%gs ErrorDelay=%gs Realtime=%d, rows in UTC%+.1fh",
-                 self.url, options.delay_s, options.error_delay_s, options.realtime,
-                 self.tz.utcoffset(datetime.fromtimestamp(self._clock.time(), timezone.utc)).total_seconds() / 3600)
+                 self.url, options.delay_s, options.error_delay_s, options.realtime, self._offset_now_min() / 60)
         return options
+
+    def _offset_now_min(self):
+        """Our zone's offset from UTC at this instant, in minutes."""
+        # tz.utcoffset(dt) reads dt's fields as local time: a UTC datetime would give the offset
+        # of the wrong hour, wrong for hours around a daylight-saving change
+        return int(datetime.fromtimestamp(self._clock.time(), self.tz).utcoffset().total_seconds() // 60)
 
     def _handshake_stale(self):
         return self._handshake_at is not None and \
@@ -242,11 +247,10 @@ class AdmsAdapter:
 
     def _check_server_offset(self, server_offset_min):
         """Compare the server's TimeZone with our zone's offset now; log and record a disagreement."""
-        now = datetime.fromtimestamp(self._clock.time(), timezone.utc)
-        ours_min = int(self.tz.utcoffset(now).total_seconds() // 60)
+        ours_min = self._offset_now_min()
         mismatch = server_offset_min is not None and server_offset_min != ours_min
         if mismatch:
-            log.warning("ADMS server TimeZone is UTC%+.2gh but rows are written in %s (UTC%+.2gh now): "
+            log.warning("ADMS server TimeZone is UTC%+gh but rows are written in %s (UTC%+gh now): "
                         "set the device's zone in the HR system, or sync.adms_timezone here, so they agree",
                         server_offset_min / 60, self.tz, ours_min / 60)
         recorded = {"server_min": server_offset_min, "ours_min": ours_min} if mismatch else None
