@@ -215,6 +215,21 @@ def test_data_query_attlog_resends_that_range_only(database, db_path, server, cl
     assert server.stamp(SN) == 6  # the re-sent batch carried the cursor: the resume point did not go back
 
 
+# west of UTC, 9999-12-31 23:59:59 local is in the year 10000 UTC; east of it, 0001-01-01 00:00:00 is in the year 0
+@pytest.mark.parametrize("zone", [NEW_YORK, "Asia/Riyadh"])
+def test_data_query_attlog_for_all_time_resends_everything_in_any_zone(database, db_path, server, clock, zone):
+    employees(database)
+    for n in range(3):
+        punch(database, clock, f"p{n}", after_s=3600)
+    with make_adapter(db_path, server, clock, device_timezone=zone) as adapter:
+        adapter.run_once()
+        query = server.enqueue(SN, "DATA QUERY ATTLOG StartTime=0001-01-01 00:00:00\tEndTime=9999-12-31 23:59:59")
+        clock.advance(adapter.run_once())
+        adapter.run_once()
+    assert server.results[query]["code"] == 0 and server.results[query]["data"] == {"Count": "3"}
+    assert server.rows_received == 3 + 3
+
+
 def test_commands_answered_once_also_after_a_restart(database, db_path, server, clock):
     employees(database)
     punch(database, clock, "p0")

@@ -35,6 +35,7 @@ RETURN_BAD_SYNTAX = -1002
 MAX_OFFSET_H = 14
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 LATEST_TIME_S = 253402300799.0  # 9999-12-31 23:59:59 UTC: a query with no EndTime
+EARLIEST_TIME_S = -62135596800.0  # 0001-01-01 00:00:00 UTC
 _OK_RE = re.compile(r"^\s*OK\s*(?::\s*(-?\d+))?\s*$", re.IGNORECASE)
 _COMMAND_RE = re.compile(r"^C:([^:\s]+):(.*)$")
 _HHMM_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
@@ -318,7 +319,9 @@ def parse_query_attlog(argument, tz):
         return RETURN_BAD_SYNTAX
     if end_s < start_s:
         return RETURN_BAD_SYNTAX
-    return start_s, end_s
+    # "all of time" in a zone off UTC reaches the year 0 or 10000 in UTC, where no event is and
+    # no date can be written
+    return max(start_s, EARLIEST_TIME_S), min(end_s, LATEST_TIME_S)
 
 
 def parse_set_option(argument):
