@@ -474,7 +474,7 @@ def _check_value(where, f, value):
     return value
 
 
-UTC_OFFSET_RE = re.compile(r"^[+-](0\d|1[0-4]):[0-5]\d$")
+UTC_OFFSET_RE = re.compile(r"^[+-]((0\d|1[0-3]):[0-5]\d|14:00)$")  # no zone is further than 14 h from UTC
 
 
 def timezone_problem(value):

@@ -4,6 +4,7 @@ import copy
 import math
 import random
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import tomli_w
 
 from kiosk import config, pinhash, provision_file
 from kiosk.errors import ConfigError, ProvisioningError
+from kiosk.sync.adms_codec import resolve_timezone
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVISION_EXAMPLE = ROOT / "image-build" / "kiosk-provision.toml.example"
@@ -47,6 +49,18 @@ def test_unknown_time_zones_are_config_errors(zone):
     config.build([("t", {"device": {"timezone": "Asia/Riyadh"}, "sync": {"adms_timezone": "+03:00"}})])
     with pytest.raises(ConfigError, match="adms_timezone"):
         config.build([("t", {"sync": {"adms_timezone": zone or "+3"}})])
+
+
+@pytest.mark.parametrize("offset, minutes", [("+14:00", 840), ("-12:00", -720), ("-00:30", -30), ("+05:45", 345)])
+def test_an_adms_offset_the_settings_accept_is_one_the_rows_can_use(offset, minutes):
+    settings = config.build([("t", {"sync": {"adms_timezone": offset}})])
+    assert resolve_timezone(settings.sync.adms_timezone, None).utcoffset(None) == timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("offset", ["+14:30", "-14:59", "+15:00"])
+def test_an_adms_offset_past_14_hours_is_a_config_error_not_a_kiosk_that_will_not_start(offset):
+    with pytest.raises(ConfigError, match="adms_timezone"):
+        config.build([("t", {"sync": {"adms_timezone": offset}})])
 
 
 BAD_HASHES = [
