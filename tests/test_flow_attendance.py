@@ -407,6 +407,20 @@ def test_the_same_person_again_is_told_already_recorded(kiosk):
     assert len(ports.records) == 2 and ports.records[1].status == 1  # toggle: check-out
 
 
+def test_the_guard_holds_when_the_clock_is_stepped_back_but_not_for_a_punch_dated_far_ahead(kiosk):
+    flow, ports, clock, _ = kiosk()
+    flow.handle("finger_matched", slot=3, score=100)
+    clock.set_wall(clock.time() - 30)  # NTP steps a clock that ran fast back by 30 s
+    clock.advance(5)
+    flow.handle("cancelled")
+    flow.handle("finger_matched", slot=3, score=100)
+    assert len(ports.records) == 1 and ports.screen["already"] is True  # not a check-out 5 s after the check-in
+    clock.set_wall(clock.time() - 86400)  # the first punch was made a day ahead of the true time
+    flow.handle("cancelled")
+    flow.handle("finger_matched", slot=3, score=100)
+    assert len(ports.records) == 2 and ports.screen["already"] is False
+
+
 def test_asked_punch_state_is_chosen_on_screen(kiosk):
     flow, ports, clock, _ = kiosk(attendance={"status_rule": "ask"})
     flow.handle("finger_matched", slot=3, score=100)

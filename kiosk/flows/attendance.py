@@ -366,7 +366,9 @@ class AttendanceFlow(Flow):
         now = self.clock.time()
         last = self.ports.last_punch(pending.person.person_id)
         guard = self.settings.attendance.repeat_guard_s
-        if last is not None and 0 <= now - last.wall_time_s < guard:
+        # either way: a clock stepped back a few seconds must not turn a second tap into a check-out,
+        # and a punch dated far ahead by a wrong clock must not block the person until then
+        if last is not None and abs(now - last.wall_time_s) < guard:
             self.send("already_recorded", last=last)
             return
         if self._voice_still_needed(pending):
