@@ -13,6 +13,7 @@ from kiosk.digits import western_digits
 from kiosk.errors import NoMatchError
 from kiosk.flows import ports
 from kiosk.storage import enrolment, events, people, pins, sensor_slots
+from kiosk.storage.sensor_slots import template_digest
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,20 @@ class DevicePorts:
         if slot is None:
             return None
         # the sensor slot table names whom each slot we wrote is for (the working set moves people
-        # between slots); a slot it does not name falls back to the slot the database gave the template
-        person_id = sensor_slots.person_at(self.db, int(slot), sensor_model=self.sensor_model)
-        return self.person(person_id or people.person_for_slot(self.db, self.sensor_model, int(slot)))
+        # between slots); a row from before it named people falls back to the slot the database gave
+        # the template. A slot we never wrote (a lost database's, left alone) names nobody
+        written = sensor_slots.written_at(self.db, int(slot))
+        if written is None or written.sensor_model not in (self.sensor_model, ""):
+            return None
+        person_id = written.person_id or people.person_for_slot(self.db, self.sensor_model, int(slot))
+        if person_id is None:
+            return None
+        # what we wrote there must still be one of their templates: a deleted or re-enrolled
+        # person's old finger stays on the sensor until a reconcile reaches it (unplugged, budget)
+        theirs = people.finger_templates_of(self.db, self.key, self.sensor_model, person_id)
+        if written.digest not in {template_digest(t) for t in theirs}:
+            return None
+        return self.person(person_id)
 
     def has_fingers(self, person_id):
         row = self.db.execute("SELECT 1 FROM finger_templates WHERE person_id = ? AND sensor_model = ? LIMIT 1",

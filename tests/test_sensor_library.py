@@ -131,6 +131,20 @@ def test_reconcile_rewrites_a_slot_emptied_behind_our_back(rig):
     assert sensor.slots() == [2]
 
 
+def test_a_deactivated_persons_fingers_leave_the_sensor_and_return_when_reactivated(rig):
+    sim, sensor, database, key = rig
+    template = sensor_template(sim, sensor, "FVC2002_DB1_B/104")
+    people.upsert_person(database, {"person_id": "a"})
+    people.add_finger_template(database, key, "a", "R307", 2, template)
+    assert run(sensor, database, key).written == (2,)
+
+    people.upsert_person(database, {"person_id": "a", "active": 0})  # deactivated centrally
+    assert run(sensor, database, key).deleted == (2,)
+    assert sensor.slots() == []
+    people.upsert_person(database, {"person_id": "a", "active": 1})
+    assert run(sensor, database, key).written == (2,)
+
+
 def test_migration_carries_over_the_digests_kept_in_meta(tmp_path, monkeypatch):
     path = tmp_path / "old.db"
     monkeypatch.setattr(db, "MIGRATIONS", [m for m in migrations.MIGRATIONS if m[0] < 4])
@@ -173,3 +187,53 @@ def test_doctor_warns_about_templates_the_database_did_not_write(rig, tmp_path):
     assert doctor.check_fingerprint(reopen, written_slots=lambda: sensor_slots.written_slot_numbers_at(path)
                                     ).status == doctor.PASS
     sensor.open()
+
+
+def _ports(database, key):
+    from kiosk import config
+    from kiosk.device_ports import DevicePorts, HeadlessScreen
+
+    settings = config.build([("test", {"fingerprint": {"sensor_model": "R307"}})])
+    return DevicePorts(settings=settings, database=database, data_key=key, clock=CLOCK, screen=HeadlessScreen())
+
+
+def test_a_blocked_slot_does_not_name_the_person_the_database_wants_there(rig):
+    # a lost database: the sensor still holds someone's finger at slot 4; the new database gives
+    # slot 4 to "a" (from the server, or an enrolment at the kiosk); reconcile leaves it alone
+    sim, sensor, database, key = rig
+    old, new = (sensor_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (4, 7))
+    sensor.upload_template(4, old)
+    people.upsert_person(database, {"person_id": "a"})
+    people.add_finger_template(database, key, "a", "R307", 4, new)
+    assert run(sensor, database, key).blocked == (4,)
+
+    sim.place_finger("FVC2002_DB1_B/104", 6)  # the finger the lost database knew
+    slot, _score = sensor.identify(timeout_s=2)
+    sim.lift_finger()
+    assert slot == 4
+    assert _ports(database, key).person_for_finger(slot) is None  # not "a": it is not a's finger
+
+
+def test_a_deleted_persons_slot_left_on_the_sensor_does_not_name_the_re_enrolled_id(rig):
+    from kiosk.storage import enrolment
+
+    sim, sensor, database, key = rig
+    first, second = (sensor_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (4, 7))
+    people.upsert_person(database, {"person_id": "a"})
+    people.add_finger_template(database, key, "a", "R307", 3, first)
+    assert run(sensor, database, key).written == (3,)
+    ports = _ports(database, key)
+    assert ports.person_for_finger(3).person_id == "a"
+
+    # deleted while the sensor was unplugged (its slot stays until a reconcile reaches the sensor),
+    # and the id enrolled again with another finger (the wrong person had been enrolled under it)
+    enrolment.delete_person(database, "a", now=0.0)
+    people.upsert_person(database, {"person_id": "a"})
+    people.add_finger_template(database, key, "a", "R307", 8, second)
+
+    sim.place_finger("FVC2002_DB1_B/104", 6)
+    slot, _score = sensor.identify(timeout_s=2)
+    sim.lift_finger()
+    assert slot == 3
+    assert ports.person_for_finger(slot) is None  # the deleted finger does not clock in as the new "a"
+    assert run(sensor, database, key).deleted == (3,)

@@ -40,6 +40,13 @@ def written_slots(database):
     return {row[0]: WrittenSlot(*row) for row in rows}
 
 
+def written_at(database, slot):
+    """The WrittenSlot this database wrote at ``slot``, or None (a slot it never wrote)."""
+    row = database.execute("SELECT slot, sensor_model, person_id, digest, written_at FROM sensor_slots "
+                           "WHERE slot = ?", [int(slot)]).fetchone()
+    return WrittenSlot(*row) if row else None
+
+
 def person_at(database, slot, *, sensor_model):
     """The person the template we wrote at ``slot`` is for, or None (not ours, or another model's)."""
     row = database.execute("SELECT person_id FROM sensor_slots WHERE slot = ? AND sensor_model = ?",
