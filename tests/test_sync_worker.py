@@ -65,6 +65,36 @@ def test_delta_download_applies_people_templates_settings_and_revocations(server
     assert recorder.faces[-1] >= {"p1", "p2", "p4"}
 
 
+def test_a_person_deactivated_centrally_leaves_the_gallery_and_comes_back_when_reactivated(server, tmp_path):
+    from kiosk.app import refresh_gallery
+    from kiosk.models.gallery import Gallery
+
+    key = seal.DataKey.create(tmp_path / "data.key")
+    fingers, running = [], {}
+    hooks = SyncHooks(on_faces_changed=lambda ids: refresh_gallery(running["gallery"], device.database, key, ids),
+                      on_fingers_changed=fingers.append)
+    device = make_device(tmp_path, server, data_key=key, hooks=hooks, face_model="sface_int8", finger_sensor="R307")
+    rng = np.random.default_rng(1)
+    for person_id in ("p1", "p2"):
+        server.add_person(person_id)
+        server.set_face_templates(person_id, "sface_int8", rng.standard_normal((2, 16)).astype(np.float32))
+    server.set_finger_templates("p1", "R307", [(4, b"\x01" * 512)])
+    running["gallery"] = Gallery.load(device.database, key, "sface_int8", dim=16)  # the kiosk starts
+    device.drain()
+    assert set(running["gallery"].person_ids()) == {"p1", "p2"}
+
+    server.add_person("p1", active=False)  # left, or on leave: their templates stay on the device
+    device.worker.run_once()
+    assert people.get_person(device.database, "p1")["active"] == 0
+    assert set(running["gallery"].person_ids()) == {"p2"}
+    assert fingers[-1] == {"p1"}  # the sensor library is reconciled for them too
+
+    server.add_person("p1", active=True)  # back: by face again without a restart
+    device.worker.run_once()
+    assert set(running["gallery"].person_ids()) == {"p1", "p2"}
+    assert fingers[-1] == {"p1"}
+
+
 def test_delta_page_is_atomic_with_its_cursor(server, tmp_path):
     """A template for a person the kiosk cannot seal (no data key) rolls the whole download back."""
     device = make_device(tmp_path, server, data_key=None)

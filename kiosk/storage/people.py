@@ -217,10 +217,11 @@ def add_finger_template(database, key, person_id, sensor_model, slot, template_b
 
 
 def finger_templates(database, key, sensor_model):
-    """[(person_id, slot, template bytes)] for one sensor model, by slot."""
+    """[(person_id, slot, template bytes)] of every active person's templates for one sensor model, by slot."""
     bind_key(database, key)
-    rows = database.query("SELECT person_id, slot, sealed FROM finger_templates WHERE sensor_model = ? "
-                          "ORDER BY slot", [sensor_model])
+    rows = database.query("SELECT t.person_id, t.slot, t.sealed FROM finger_templates t JOIN people p "
+                          "USING (person_id) WHERE t.sensor_model = ? AND p.active = 1 ORDER BY t.slot",
+                          [sensor_model])
     return [(row["person_id"], row["slot"],
              key.unseal(row["sealed"], context=f"finger:{row['person_id']}:{sensor_model}")) for row in rows]
 

@@ -152,6 +152,7 @@ def _person(database, key, change, summary, now):
             log.warning("person %s: ignoring an adms_pin that is not 1-%d digits", row.get("person_id"),
                         people.ADMS_PIN_MAX_DIGITS)
             del row["adms_pin"]
+    before = people.get_person(database, str(row["person_id"]))
     try:
         people.upsert_people(database, [row], now=now)
     except StorageError as e:
@@ -161,6 +162,11 @@ def _person(database, key, change, summary, now):
         row.pop("adms_pin")
         people.upsert_people(database, [row], now=now)
     summary.people.add(str(row["person_id"]))
+    if before is not None and bool(before["active"]) != bool(row.get("active", 1)):
+        # only active people are in the gallery and on the sensor: deactivated, their templates
+        # (kept on the device) leave both; reactivated, they come back
+        summary.faces.add(str(row["person_id"]))
+        summary.fingers.add(str(row["person_id"]))
 
 
 def _known(database, person_id, summary, what):
