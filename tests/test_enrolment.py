@@ -148,7 +148,7 @@ def test_delete_removes_templates_keeps_events_and_queues_the_deletion(database,
     assert pins.lockout_state(database, "pin:1042", now=NOW).failures == 0
     assert events.last_event_for(database, "1042").id == event.id and events.verify_chain(database) == 1
     kinds = [r.kind for r in outbox.pending(database)]
-    assert kinds == [enrolment.ENROLLED_KIND, "event", enrolment.DELETED_KIND]
+    assert kinds == ["event", enrolment.DELETED_KIND]  # the enrolment, still queued, never leaves
     assert outbox.pending(database)[-1].payload == {"person_id": "1042", "deleted_at": "2024-05-29T16:26:45.000Z"}
     with pytest.raises(UnknownPersonError):
         enrolment.delete_person(database, "1042", now=NOW)
@@ -200,6 +200,32 @@ def test_enrolment_and_deletion_reach_the_server_simulator(server, tmp_path, key
     assert [d["person_id"] for d in server.deleted_people()] == ["7001"]
     device.drain()  # nothing re-sent, nothing stored twice
     assert len(server.enrolled_people()) == 1 and len(server.deleted_people()) == 1
+
+
+def test_an_enrolment_still_queued_when_the_person_is_deleted_never_reaches_the_server(server, tmp_path, key):
+    device = make_device(tmp_path, server, data_key=key)
+    server_public = protocol.public_key_hex(server.server_private_key)
+    for person_id in ("7001", "7002"):  # enrolled while the server was out of reach
+        enrolment.enrol_person(device.database, key, person_id=person_id, name="Omar", face=[("m", vectors(1)[0])],
+                               fingers=[("R307", int(person_id[-1]), b"\x5a" * 512)], server_key=server_public,
+                               now=device.clock.time())
+    enrolment.delete_person(device.database, "7001", now=device.clock.time())  # the wrong person
+    device.drain()
+    assert [p["person_id"] for p in server.enrolled_people()] == ["7002"]  # 7001's templates stayed home
+    assert [d["person_id"] for d in server.deleted_people()] == ["7001"]
+    assert sync_state.pending_stats(device.database)["pending"] == 0
+
+    # one the server refused is kept on the device for ever, with its sealed templates: not once deleted
+    wrong = protocol.public_key_hex(X25519PrivateKey.generate())
+    enrolment.enrol_person(device.database, key, person_id="7003", name="Z", face=[("m", vectors(1)[0])],
+                           server_key=wrong, now=device.clock.time())
+    device.drain()
+    assert sync_state.pending_stats(device.database)["rejected"] == 1
+    enrolment.delete_person(device.database, "7003", now=device.clock.time())
+    device.drain()
+    assert sync_state.pending_stats(device.database) == {"pending": 0, "oldest_pending": None, "rejected": 0,
+                                                         "acknowledged_kept": 0}
+    assert sync_state.rejected_records(device.database) == []
 
 
 def test_server_rejects_enrolments_it_cannot_open_or_that_were_tampered_with(server, tmp_path, key):

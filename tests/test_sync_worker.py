@@ -95,6 +95,31 @@ def test_a_person_deactivated_centrally_leaves_the_gallery_and_comes_back_when_r
     assert fingers[-1] == {"p1"}
 
 
+def test_people_deleted_centrally_take_their_queued_enrolment_with_them(server, tmp_path):
+    from kiosk.storage import enrolment
+
+    key = seal.DataKey.create(tmp_path / "data.key")
+    # one record a cycle: the download comes before the kiosk's enrolments are all uploaded
+    device = make_device(tmp_path, server, data_key=key,
+                         settings=sync_settings(batch_size=1, max_batch_size=1, max_batches_per_cycle=1))
+    server_public = protocol.public_key_hex(server.server_private_key)
+    for n, person_id in enumerate(("a", "gone", "revoked", "purged")):
+        enrolment.enrol_person(device.database, key, person_id=person_id, name="N", fingers=[("R307", n, b"\x5a" * 64)],
+                               server_key=server_public, now=device.clock.time())
+    server.remove_person("gone")
+    server.revoke("revoked", reason="left")
+    server.queue_command(device.device_id, "purge_person", {"person_id": "purged"})
+    device.worker.run_once()
+    assert [p["person_id"] for p in server.enrolled_people()] == ["a"]
+    assert people.get_person(device.database, "gone") is None
+    device.drain()
+    assert [p["person_id"] for p in server.enrolled_people()] == ["a"]  # their templates never left the kiosk
+    assert sync_state.pending_stats(device.database)["pending"] == 0
+    left = device.database.execute("SELECT json_extract(payload, '$.person_id') FROM outbox WHERE kind = ?",
+                                   [enrolment.ENROLLED_KIND]).fetchall()
+    assert not {row[0] for row in left} & {"gone", "revoked", "purged"}
+
+
 def test_delta_page_is_atomic_with_its_cursor(server, tmp_path):
     """A template for a person the kiosk cannot seal (no data key) rolls the whole download back."""
     device = make_device(tmp_path, server, data_key=None)

@@ -3,9 +3,10 @@
 ``enrol_person`` stores the person, their templates sealed with the data key, and an outbox
 record of kind ``person_enrolled`` whose templates are sealed to the server's X25519 key
 (kiosk/storage/sealbox.py), so the server learns about the enrolment and no template rests in
-the outbox or travels in clear. ``delete_person`` removes the person and their templates and
-queues a ``person_deleted`` record; their attendance events stay (the hash chain and the
-payroll need them). The record formats are in docs/sync-protocol.md.
+the outbox or travels in clear. ``delete_person`` removes the person, their templates and their
+``person_enrolled`` records still in the outbox, and queues a ``person_deleted`` record; their
+attendance events stay (the hash chain and the payroll need them). The record formats are in
+docs/sync-protocol.md.
 """
 
 import base64
@@ -163,6 +164,7 @@ def delete_person(database, person_id, *, now, actor="admin"):
         voices = database.execute("DELETE FROM voice_templates WHERE person_id = ?", [person_id]).rowcount
         database.execute("DELETE FROM people WHERE person_id = ?", [person_id])
         database.execute("DELETE FROM pin_lockouts WHERE subject = ?", [f"pin:{person_id}"])
+        drop_enrolment_records(database, [person_id])
         outbox.enqueue(database, DELETED_KIND, record_id, {"person_id": person_id, "deleted_at": iso_utc(now)},
                        now=now)
         audit(database, actor=actor, action="person_deleted",
@@ -170,6 +172,29 @@ def delete_person(database, person_id, *, now, actor="admin"):
     log.info("deleted person %s (%d face, %d finger templates, %d voice prints); attendance events kept", person_id,
              faces, fingers, voices)
     return Deleted(person_id, record_id, faces, fingers, slots)
+
+
+def drop_enrolment_records(database, person_ids):
+    """Delete the ``person_enrolled`` outbox records of ``person_ids``, sent or not; returns how many.
+
+    Their templates (sealed to the server) must not outlive the person on the device, nor reach
+    the server after the person was deleted. Joins the caller's transaction if one is open.
+    """
+    ids = sorted(set(person_ids))
+    records = []
+    with transaction(database):
+        for start in range(0, len(ids), people.IDS_PER_QUERY):
+            chunk = ids[start:start + people.IDS_PER_QUERY]
+            # one pass over the outbox for many people: a delta may delete thousands at once
+            records += [row[0] for row in database.execute(
+                "SELECT record_id FROM outbox WHERE kind = ? AND "
+                f"json_extract(payload, '$.person_id') IN ({', '.join('?' * len(chunk))})", [ENROLLED_KIND, *chunk])]
+        for table in ("sync_rejected", "outbox"):
+            database.conn.executemany(f"DELETE FROM {table} WHERE record_id = ?", [(r,) for r in records])
+    dropped = len(records)
+    if dropped:
+        log.info("dropped %d enrolment record(s) of deleted people from the outbox", dropped)
+    return dropped
 
 
 def next_free_slot(database, sensor_model, *, occupied, capacity):

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kiosk.errors import StorageError
-from kiosk.storage import people
+from kiosk.storage import enrolment, people
 from kiosk.storage.db import get_meta, set_meta, transaction
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class ChangeSummary:
     fingers: set = field(default_factory=set)
     voices: set = field(default_factory=set)
     revoked: set = field(default_factory=set)
+    deleted: set = field(default_factory=set)
     settings: dict = field(default_factory=dict)
     skipped: int = 0
 
@@ -112,7 +113,7 @@ class ChangeSummary:
         return not (self.people or self.faces or self.fingers or self.voices or self.revoked or self.settings)
 
     def merge(self, other):
-        for name in ("people", "faces", "fingers", "voices", "revoked"):
+        for name in ("people", "faces", "fingers", "voices", "revoked", "deleted"):
             getattr(self, name).update(getattr(other, name))
         self.settings.update(other.settings)
         self.skipped += other.skipped
@@ -130,6 +131,8 @@ def apply_changes(database, data_key, changes, *, now):
                 summary.skipped += 1
                 continue
             handler(database, data_key, change, summary, now)
+        # an enrolment made here and not yet uploaded must not take their templates to the server
+        enrolment.drop_enrolment_records(database, summary.deleted | summary.revoked)
     return summary
 
 
@@ -137,6 +140,7 @@ def _person(database, key, change, summary, now):
     if change.get("op") == "delete":
         person_id = str(change["person_id"])
         database.execute("DELETE FROM people WHERE person_id = ?", [person_id])
+        summary.deleted.add(person_id)
         summary.people.add(person_id)
         summary.faces.add(person_id)
         summary.fingers.add(person_id)

@@ -10,7 +10,8 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from kiosk.storage import sync_state
+from kiosk.storage import enrolment, sync_state
+from kiosk.storage.db import transaction
 from kiosk.sync import keys
 from kiosk.sync.command_path import DONE, UNSUPPORTED, Command, CommandPath, DoneLog, Limits
 
@@ -62,7 +63,9 @@ class CommandRunner:
         return {}
 
     def _purge_person(self, args):
-        removed = sync_state.purge_person(self._db, args["person_id"])
+        with transaction(self._db):
+            removed = sync_state.purge_person(self._db, args["person_id"])
+            enrolment.drop_enrolment_records(self._db, [args["person_id"]])
         self._outcome.people_purged.add(args["person_id"])
         return removed
 
