@@ -220,9 +220,12 @@ class DevicePorts:
         model_id = self.settings.face.embedder
         db.ensure_room_for_enrolment(self.settings.storage.data_dir, self.settings.storage)
         finger_items, taken = [], []
-        capacity = self._sensor_capacity()
+        capacity, occupied = self._sensor_library() if fingers else (0, [])
         for template in fingers:
-            slot = enrolment.next_free_slot(self.db, self.sensor_model, occupied=taken, capacity=capacity)
+            # not a slot holding a template we did not write (a lost database's): reconcile would
+            # leave it there and never write this finger
+            slot = enrolment.next_free_slot(self.db, self.sensor_model, occupied=[*occupied, *taken],
+                                            capacity=capacity)
             taken.append(slot)
             finger_items.append((self.sensor_model, slot, bytes(template)))
         saved = enrolment.enrol_person(self.db, self.key, person_id=person_id, name=name, role=role,
@@ -238,10 +241,11 @@ class DevicePorts:
         log.info("enrolled %s at the kiosk: %d face, %d finger template(s)", person_id, len(faces), len(fingers))
         return ports.EnrolResult(person_id, len(faces), len(finger_items), tuple(taken), saved.voices)
 
-    def _sensor_capacity(self):
+    def _sensor_library(self):
+        """(capacity, occupied slots) of the sensor; (0, []) without one."""
         if self.poller is None:
-            return 0
-        return int(self.poller.worker.run(lambda sensor: sensor.capacity).result(timeout=30))
+            return 0, []
+        return self.poller.worker.run(lambda sensor: (int(sensor.capacity), sensor.slots())).result(timeout=30)
 
     def delete_person(self, person_id):
         enrolment.delete_person(self.db, person_id, now=self.clock.time())

@@ -189,12 +189,14 @@ def test_doctor_warns_about_templates_the_database_did_not_write(rig, tmp_path):
     sensor.open()
 
 
-def _ports(database, key):
+def _ports(database, key, **parts):
     from kiosk import config
     from kiosk.device_ports import DevicePorts, HeadlessScreen
 
-    settings = config.build([("test", {"fingerprint": {"sensor_model": "R307"}})])
-    return DevicePorts(settings=settings, database=database, data_key=key, clock=CLOCK, screen=HeadlessScreen())
+    settings = config.build([("test", {"fingerprint": {"sensor_model": "R307"},
+                                       "storage": {"data_dir": str(parts.pop("data_dir", "/tmp"))}})])
+    return DevicePorts(settings=settings, database=database, data_key=key, clock=CLOCK, screen=HeadlessScreen(),
+                       **parts)
 
 
 def test_a_blocked_slot_does_not_name_the_person_the_database_wants_there(rig):
@@ -237,3 +239,23 @@ def test_a_deleted_persons_slot_left_on_the_sensor_does_not_name_the_re_enrolled
     assert slot == 3
     assert ports.person_for_finger(slot) is None  # the deleted finger does not clock in as the new "a"
     assert run(sensor, database, key).deleted == (3,)
+
+
+def test_an_enrolment_at_the_kiosk_takes_a_slot_the_sensor_has_free(rig, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from kiosk.drivers.fingerprint_worker import SensorWorker
+    from kiosk.host import SensorPoller
+    from kiosk.sync import protocol
+
+    sim, sensor, database, key = rig
+    old, new = (sensor_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (4, 7))
+    sensor.upload_template(0, old)  # a lost database's templates, left alone on the sensor
+    sensor.upload_template(1, old)
+    with SensorWorker(sensor, close_sensor=False) as worker:
+        ports = _ports(database, key, data_dir=tmp_path, poller=SensorPoller(worker, lambda *a, **k: None),
+                       server_key=protocol.public_key_hex(X25519PrivateKey.generate()))
+        result = ports.enrol(person_id="new", name="New", role="employee", faces=[], fingers=[new])
+    assert result.slots == (2,)
+    report = run(sensor, database, key)
+    assert report.written == (2,) and report.blocked == ()  # written, so the new employee's finger works
