@@ -118,15 +118,17 @@ class DevicePorts:
 
     # --- attendance -----------------------------------------------------------------------------
 
-    def _person(self, row):
-        if row is None or not row.get("active", 1):
+    def _person(self, row, *, include_inactive=False):
+        if row is None or not (include_inactive or row.get("active", 1)):
             return None
         return ports.Person(row["person_id"], row.get("name") or row["person_id"], row.get("role") or "employee",
                             has_pin=bool(row.get("pin_hash")),
                             has_voice=people.has_voice_template(self.db, row["person_id"]))
 
-    def person(self, person_id):
-        return None if person_id is None else self._person(people.get_person(self.db, person_id))
+    def person(self, person_id, *, include_inactive=False):
+        if person_id is None:
+            return None
+        return self._person(people.get_person(self.db, person_id), include_inactive=include_inactive)
 
     def person_for_finger(self, slot):
         if slot is None:

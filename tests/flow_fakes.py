@@ -83,7 +83,7 @@ class RecordingPorts:
         return sum(1 for n, d in self.calls if n == name and all(d.get(k) == v for k, v in match.items()))
 
     # questions
-    def person(self, person_id):
+    def person(self, person_id, *, include_inactive=False):
         return self.people.get(person_id)
 
     def person_for_finger(self, slot):

@@ -609,6 +609,28 @@ def test_delete_asks_for_confirmation_then_deletes(enrol):
     assert ports.screen["action"] == "deleted" and ports.screen["person_id"] == "bob"
 
 
+def test_a_person_deactivated_centrally_can_still_be_deleted_at_the_kiosk(tmp_path):
+    # on the real ports: they cannot clock in, but the People page lists them and their templates are here
+    from kiosk.device_ports import DevicePorts, HeadlessScreen
+    from kiosk.storage import db, outbox, people
+    from kiosk.storage.seal import DataKey
+
+    clock = FakeClock(start=1_700_000_000.0)
+    settings = config.build([("test", {"ui": {"inactivity_timeout_s": 30.0}})])
+    database, key = db.open_db(":memory:"), DataKey.create(tmp_path / "data.key")
+    people.upsert_person(database, {"person_id": "dan", "name": "Dan Dark", "active": 0})
+    people.add_face_template(database, key, "dan", "sface_int8", np.ones(8, np.float32))
+    ports = DevicePorts(settings=settings, database=database, data_key=key, clock=clock, screen=HeadlessScreen())
+    assert ports.person("dan") is None  # no clock-in for them
+    flow = EnrolmentFlow(ports=ports, clock=clock, settings=settings)
+    flow.handle("person_delete_requested", person_id="dan")
+    assert flow.state == "confirming_delete" and ports.screen.current[1]["name"] == "Dan Dark"
+    flow.handle("confirmed")
+    assert flow.state == "done" and people.get_person(database, "dan") is None
+    assert database.execute("SELECT count(*) FROM face_templates").fetchone()[0] == 0
+    assert [r.kind for r in outbox.pending(database)] == ["person_deleted"]
+
+
 def test_deleting_someone_unknown_is_an_error_without_retry(enrol):
     flow, ports, _, _ = enrol()
     flow.handle("person_delete_requested", person_id="zed")

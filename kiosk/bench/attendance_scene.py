@@ -49,7 +49,7 @@ class BenchPorts:
         if kind == "face":
             self.host.set_face_mode(None)
 
-    def person(self, person_id):
+    def person(self, person_id, *, include_inactive=False):
         return self.people.get(person_id)
 
     def person_for_finger(self, slot):

@@ -265,7 +265,8 @@ class EnrolmentFlow(Flow):
         return digits if len(digits) == PIN_DIGITS else None
 
     def deletable(self, person_id=None):
-        return isinstance(person_id, str) and self.ports.person(person_id) is not None
+        # a person deactivated centrally cannot clock in, but their templates are still here to delete
+        return isinstance(person_id, str) and self.ports.person(person_id, include_inactive=True) is not None
 
     def can_retry_save(self):
         return self.error == "save"
@@ -505,7 +506,7 @@ class EnrolmentFlow(Flow):
     # --- deleting -------------------------------------------------------------------------------
 
     def remember_target(self, person_id=None):
-        self.target = self.ports.person(person_id)
+        self.target = self.ports.person(person_id, include_inactive=True)
         self._show("delete_confirm", person_id=self.target.person_id, name=self.target.name,
                    role=self.target.role)
 

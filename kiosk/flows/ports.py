@@ -77,7 +77,7 @@ class Ports(Protocol):
     def stop_capture(self, kind): ...
 
     # attendance
-    def person(self, person_id): ...              # -> Person | None
+    def person(self, person_id, *, include_inactive=False): ...  # -> Person | None (active only unless asked)
     def person_for_finger(self, slot): ...        # -> Person | None
     def find_person(self, typed_id): ...          # employee number / national ID typed -> Person | None
     def has_fingers(self, person_id): ...         # -> bool: fingerprint templates on record (claim and verify)
