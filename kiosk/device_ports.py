@@ -133,21 +133,25 @@ class DevicePorts:
     def person_for_finger(self, slot):
         if slot is None:
             return None
+        return self.person(self._slot_owner(int(slot))[1])
+
+    def _slot_owner(self, slot):
+        """(whether we wrote ``slot``, whose current template we wrote there or None)."""
         # the sensor slot table names whom each slot we wrote is for (the working set moves people
         # between slots); a row from before it named people falls back to the slot the database gave
         # the template. A slot we never wrote (a lost database's, left alone) names nobody
-        written = sensor_slots.written_at(self.db, int(slot))
+        written = sensor_slots.written_at(self.db, slot)
         if written is None or written.sensor_model not in (self.sensor_model, ""):
-            return None
-        person_id = written.person_id or people.person_for_slot(self.db, self.sensor_model, int(slot))
+            return False, None
+        person_id = written.person_id or people.person_for_slot(self.db, self.sensor_model, slot)
         if person_id is None:
-            return None
+            return True, None
         # what we wrote there must still be one of their templates: a deleted or re-enrolled
         # person's old finger stays on the sensor until a reconcile reaches it (unplugged, budget)
         theirs = people.finger_templates_of(self.db, self.key, self.sensor_model, person_id)
         if written.digest not in {template_digest(t) for t in theirs}:
-            return None
-        return self.person(person_id)
+            return True, None
+        return True, person_id
 
     def has_fingers(self, person_id):
         row = self.db.execute("SELECT 1 FROM finger_templates WHERE person_id = ? AND sensor_model = ? LIMIT 1",
@@ -213,8 +217,10 @@ class DevicePorts:
             slot, _score = self.poller.worker.run(search).result(timeout=30)
         except NoMatchError:
             return None
-        person = self.person_for_finger(slot)
-        return person.person_id if person is not None else f"slot {slot}"
+        ours, person_id = self._slot_owner(int(slot))
+        if ours and person_id is None:
+            return None  # a template we wrote for nobody now (deleted, replaced), waiting for a reconcile
+        return person_id if person_id is not None else f"slot {slot}"
 
     def enrol(self, *, person_id, name, role, faces, fingers, pin=None, voice=None):
         from kiosk.storage import db

@@ -259,3 +259,21 @@ def test_an_enrolment_at_the_kiosk_takes_a_slot_the_sensor_has_free(rig, tmp_pat
     assert result.slots == (2,)
     report = run(sensor, database, key)
     assert report.written == (2,) and report.blocked == ()  # written, so the new employee's finger works
+
+
+def test_a_deleted_persons_finger_left_on_the_sensor_is_no_duplicate_when_enrolled_again(rig):
+    from kiosk.drivers.fingerprint_worker import SensorWorker
+    from kiosk.host import SensorPoller
+    from kiosk.storage import enrolment
+
+    sim, sensor, database, key = rig
+    people.upsert_person(database, {"person_id": "a"})
+    people.add_finger_template(database, key, "a", "R307", 3, sensor_template(sim, sensor, "FVC2002_DB1_B/104"))
+    assert run(sensor, database, key).written == (3,)
+    enrolment.delete_person(database, "a", now=0.0)  # the reconcile that empties slot 3 did not reach the sensor
+    sensor.upload_template(9, sensor_template(sim, sensor, "FVC2002_DB1_B/107"))  # not ours: somebody's
+    again, other = (sensor_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (4, 7))
+    with SensorWorker(sensor, close_sensor=False) as worker:
+        ports = _ports(database, key, poller=SensorPoller(worker, lambda *a, **k: None))
+        assert ports.finger_duplicate(again) is None  # the admin may enrol that finger again
+        assert ports.finger_duplicate(other) == "slot 9"
