@@ -55,8 +55,8 @@ class PunchRecorder:
 
     The flow (``AttendanceFlow``) runs on the real ports (``DevicePorts``: storage, the duplicate
     guard's and punch rule's queries, the commit) with a headless screen and no GPIO board: each
-    punch is ``finger_matched`` for the next of ``PEOPLE`` enrolled people, then ``cancelled`` back
-    home. The repeat guard is off (the same person punches again within seconds here on purpose).
+    punch is ``finger_matched`` for the next of ``PEOPLE`` enrolled people (their templates recorded
+    as written to the sensor's slots, as reconciliation records them), then ``cancelled`` back home. The repeat guard is off (the same person punches again within seconds here on purpose).
     """
 
     PEOPLE = 3000
@@ -66,14 +66,20 @@ class PunchRecorder:
         from kiosk import config
         from kiosk.device_ports import DevicePorts, HeadlessScreen
         from kiosk.flows.attendance import AttendanceFlow
-        from kiosk.storage import people
+        from kiosk.storage import people, sensor_slots
+        from kiosk.storage.db import transaction
 
         settings = config.build([("soak", {"attendance": {"repeat_guard_s": 0.0, "status_rule": "toggle"},
                                            "fingerprint": {"sensor_model": self.SENSOR}})])
         people.upsert_people(database, [{"person_id": str(100000 + n), "name": f"Employee {n}"}
                                         for n in range(self.PEOPLE)])
-        for n in range(self.PEOPLE):
-            people.add_finger_template(database, data_key, str(100000 + n), self.SENSOR, n, bytes([n % 251]) * 512)
+        with transaction(database):
+            for n in range(self.PEOPLE):
+                template = bytes([n % 251]) * 512
+                people.add_finger_template(database, data_key, str(100000 + n), self.SENSOR, n, template)
+                # as reconciliation records a template it wrote: only such a slot names its person
+                sensor_slots.record_written(database, n, sensor_model=self.SENSOR, person_id=str(100000 + n),
+                                            digest=sensor_slots.template_digest(template), now=clock.time())
         self.ports = DevicePorts(settings=settings, database=database, data_key=data_key, clock=clock,
                                  screen=HeadlessScreen())
         self.flow = AttendanceFlow(ports=self.ports, clock=clock, settings=settings)
