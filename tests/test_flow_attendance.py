@@ -644,6 +644,33 @@ def test_claim_screen_goes_home_on_cancel_or_inactivity(kiosk):
     assert flow.state == "idle"
 
 
+def finger_capture(ports):
+    """The finger capture as the flow last left it: its mode and person, or None when stopped."""
+    for name, data in reversed(ports.calls):
+        if data.get("kind") == "finger" and name in ("start_capture", "stop_capture"):
+            return (data.get("mode"), data.get("person_id")) if name == "start_capture" else None
+    return None
+
+
+def test_after_a_verified_claim_the_sensor_identifies_everyone_again(kiosk):
+    """The claimed person's templates must not stay on the sensor while the next person walks up:
+    the result screen goes on to watching (face enabled), not home, and a finger placed there
+    would be verified against the last person's templates and refused."""
+    flow, ports, clock, _ = kiosk()
+    ports.fingers_off_sensor.add("alice")
+    flow.handle("pin_requested")
+    flow.handle("finger_claimed", typed="alice")
+    assert finger_capture(ports) == ("verify", "alice")
+    flow.handle("finger_verified", score=88)
+    assert flow.state == "showing_result"
+    assert finger_capture(ports) == ("identify", None)
+    clock.advance(flow.settings.attendance.result_s + 0.1)
+    flow.tick()
+    assert flow.state == "watching" and finger_capture(ports) == ("identify", None)
+    flow.handle("finger_matched", slot=3, score=100)  # the next person: bob's finger
+    assert [r.person_id for r in ports.records] == ["alice", "bob"]
+
+
 def test_two_factor_door_confirms_the_face_with_the_same_persons_finger(kiosk):
     flow, ports, clock, faces = kiosk(attendance={"face_then_finger": True})
     ports.fingers_off_sensor.add("alice")

@@ -49,4 +49,7 @@ def tries_left(flow):
 
 def verified(flow, score=None):
     flow.pending.score = score
+    # the sensor goes back to searching everyone now: the result screen hands over to the next
+    # person (watching, not home), whose finger must not be verified against this person's templates
+    flow.ports.start_capture("finger", mode="identify")
     log.info("claim verified on the sensor (%s)", flow.claim_mode)
