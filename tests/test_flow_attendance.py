@@ -764,6 +764,28 @@ def test_second_factor_screen_times_out_and_cancels_home(kiosk):
     assert flow.state == "idle"
 
 
+def voice_capture_running(ports):
+    """True when the flow's last word to the voice worker was a start (an attempt it still wants)."""
+    voice = [name for name, data in ports.calls if data.get("kind") == "voice"]
+    return bool(voice) and voice[-1] == "start_capture"
+
+
+@pytest.mark.parametrize("leave", ["cancelled", "timed_out"])
+def test_leaving_the_voice_screen_stops_the_recording(kiosk, leave):
+    """A person who walks away from the voice step: the attempt is dropped, so its phrase and meter
+    do not come back over the home screen and its late answer cannot pass the next person's voice step."""
+    flow, ports, clock, _ = voice_kiosk(kiosk)
+    flow.handle("pin_requested")
+    flow.handle("id_entered", typed="carol")
+    assert flow.state == "speaking" and voice_capture_running(ports)
+    if leave == "cancelled":
+        flow.handle("cancelled")
+    else:
+        clock.advance(flow.settings.ui.inactivity_timeout_s + 0.1)
+        flow.tick()
+    assert flow.state == "idle" and not voice_capture_running(ports)
+
+
 def test_zz_every_declared_transition_was_taken():
     missing = declared_transitions(AttendanceFlow) - TAKEN
     assert not missing, f"transitions never exercised: {sorted(missing)}"

@@ -403,6 +403,11 @@ class AttendanceFlow(Flow):
         self.ports.stop_capture("face")
         self.ports.start_capture("voice", person_id=self.pending.person.person_id, language=self.language)
 
+    def on_exit_speaking(self):
+        # however the step ends (matched, refused, cancelled, inactivity): the worker drops the attempt,
+        # so a recording still under way neither draws over the next screen nor answers a later voice step
+        self.ports.stop_capture("voice")
+
     def retry_voice(self, guidance=None):
         # the voice worker has shown the guidance; a new phrase follows, up to the attempt limit
         self.voice_attempts += 1
@@ -421,7 +426,6 @@ class AttendanceFlow(Flow):
             pending.verify_mode = f"{pending.verify_mode}+voice"
 
     def on_voice_refused(self, score=None, reason=None):
-        self.ports.stop_capture("voice")
         self.ports.signal("error")
         self._show("refused", reason=reason or "voice_not_matched")
 
