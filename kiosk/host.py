@@ -139,7 +139,11 @@ class FlowHost:
         except queue.Empty:
             pass
         busy = self._camera_step() or busy
-        self.flow.tick()
+        try:
+            self.flow.tick()
+        except Exception:  # a timeout runs flow callbacks as an event does: the same rule, or the thread ends
+            log.exception("flow %s failed on its timeout; going home", type(self.flow).__name__)
+            self.go_home()
         if self.flow is not self.home and self.flow.state == "finished":
             self.go_home()
         self.last_step_s = self.clock.monotonic()

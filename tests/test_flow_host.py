@@ -21,6 +21,9 @@ class Recording:
 
     def tick(self):
         self.ticks += 1
+        if self.state == "boom_on_tick":
+            self.state = "idle"
+            raise RuntimeError("a bug in a flow's timeout")
 
 
 def test_posted_events_reach_the_flow_in_order_on_the_next_step():
@@ -49,6 +52,20 @@ def test_a_failing_flow_is_sent_home_and_the_host_goes_on():
     host.post("presence_detected")
     host.step()
     assert ("cancelled", {}) in flow.events and flow.events[-1] == ("presence_detected", {})
+
+
+def test_a_flow_failing_on_its_timeout_is_sent_home_and_the_host_goes_on():
+    """A timeout runs the flow's callbacks as an event does (the attendance flow records on the punch
+    choice's timeout): what they raise must not end the flows thread, which would leave the screen
+    frozen until the watchdog restarts the kiosk."""
+    flow = Recording()
+    host = FlowHost(flow, clock=FakeClock())
+    flow.state = "boom_on_tick"
+    host.step()
+    assert ("cancelled", {}) in flow.events
+    host.post("presence_detected")
+    host.step()
+    assert flow.events[-1] == ("presence_detected", {})
 
 
 def test_a_stalled_flows_thread_shows_in_stalled_s():
