@@ -8,7 +8,8 @@ hear the digits shown), or ``voice_unusable(guidance)`` (the gate's code, or ``m
 lost). ``request_enrol(language=...)`` (the enrolment flow's ``start_capture("voice",
 mode="enrol")``) takes a voice print from 3 readings and posts ``voice_enrolled(template,
 model_id)`` or ``voice_failed(guidance)``. ``cancel()`` (the flow's ``stop_capture("voice")``)
-drops the outcome of an attempt under way: a recording cannot be cut short, but nobody acts on it.
+drops an attempt under way: a recording cannot be cut short, but it shows nothing more and nobody
+acts on its outcome.
 """
 
 import logging
@@ -91,20 +92,26 @@ class VoiceWorker:
             if generation == self._generation:
                 self.post(event, **data)
 
+        def show(screen, **data):
+            # an attempt the flow has dropped (cancel, inactivity) records on, but out of sight:
+            # the screen belongs to whatever the flow shows now (home, or the next person)
+            if generation == self._generation:
+                self.show(screen, language=language, **data)
+
         if mode == "enrol":
-            self._enrol(post, language)
+            self._enrol(post, show)
             return
 
         template = self.template_for(person_id)
         if template is None:
             post("voice_refused", score=None, reason="no_voice_print")
             return
-        self.step.show = lambda screen, **data: self.show(screen, language=language, **data)
+        self.step.show = show
         try:
             match = self.step.verify(template, before=self.before)
         except MicrophoneError as e:
             log.error("voice attempt: %s", e)
-            self.show("voice_guidance", language=language, guidance="microphone")
+            show("voice_guidance", guidance="microphone")
             post("voice_unusable", guidance="microphone")
             return
         if match is None:
@@ -118,13 +125,13 @@ class VoiceWorker:
             log.info("voice not matched for the claimed person")
             post("voice_refused", score=match.score, reason="voice_not_matched")
 
-    def _enrol(self, post, language):
-        self.step.show = lambda screen, **data: self.show(screen, language=language, **data)
+    def _enrol(self, post, show):
+        self.step.show = show
         try:
             template = self.step.enrol(before_each=self.before)
         except MicrophoneError as e:
             log.error("voice enrolment: %s", e)
-            self.show("voice_guidance", language=language, guidance="microphone")
+            show("voice_guidance", guidance="microphone")
             post("voice_failed", guidance="microphone")
             return
         if template is None:

@@ -106,6 +106,25 @@ def test_noisy_and_clipped_recordings_get_guidance_then_a_good_one_passes(rig):
     assert rig.flow.state == "showing_result" and rig.recorded() == [("1042", "voice")]
 
 
+def test_a_person_who_cancels_during_the_recording_leaves_the_home_screen_home(rig):
+    """Cancel pressed while the phrase shows: the flow goes home and drops the attempt; the recording
+    still runs out (it cannot be cut short), but neither its meter nor its guidance comes back
+    over the home screen, and its answer goes nowhere."""
+    rig.flow.handle("pin_requested")
+    rig.flow.handle("id_entered", typed="1042")
+    assert rig.flow.state == "speaking"
+
+    def walks_off(phrase, digits):
+        rig.player.play("noise:carlo_it:8")
+        rig.flow.handle("cancelled")
+
+    rig.ports.voice.before = walks_off
+    rig.ports.voice.run_pending()
+    assert rig.flow.state == "idle" and rig.posted == []
+    assert rig.shown[-1][0] == "attendance_idle"
+    assert rig.recorded() == []
+
+
 def test_someone_without_a_voice_print_is_refused(rig):
     people.upsert_person(rig.database, {"person_id": "2001", "name": "No Voice", "pin_hash": None})
     rig.flow.handle("pin_requested")
