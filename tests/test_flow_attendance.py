@@ -595,6 +595,9 @@ def test_what_a_flow_remembers_is_bounded(kiosk):
         flow.handle("finger_matched", slot=3, score=100)
         flow.handle("cancelled")
     assert len(flow.transitions_taken) == TRANSITIONS_KEPT
+    # and a full trail does not change what handle() answers: taken, or ignored
+    assert flow.handle("finger_matched", slot=3, score=100) is True
+    assert flow.handle("finger_matched", slot=3, score=100) is False  # the result is showing
 
 
 def test_claim_and_verify_records_like_a_1_to_n_match(kiosk):

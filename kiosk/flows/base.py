@@ -37,6 +37,7 @@ class Flow(StateMachine):
         self.deadline_s = None
         # the latest (source, event, target), for tests and diagnostics; bounded: a kiosk runs for months
         self.transitions_taken = collections.deque(maxlen=TRANSITIONS_KEPT)
+        self.transitions_count = 0  # all of them: the trail's length stops growing once it is full
         super().__init__(**kwargs)
 
     # --- the state ------------------------------------------------------------------------------
@@ -53,12 +54,12 @@ class Flow(StateMachine):
 
     def handle(self, event, **data):
         """Deliver one event; unexpected ones are ignored (logged at DEBUG). Returns True if taken."""
-        before = len(self.transitions_taken)
+        before = self.transitions_count
         if event not in self.allowed_event_names():
             log.debug("%s: %s ignored in %s", type(self).__name__, event, self.state)
             return False
         self.send(event, **data)
-        return len(self.transitions_taken) > before
+        return self.transitions_count > before
 
     def allowed_event_names(self):
         return {e.id for e in self.allowed_events}
@@ -87,6 +88,7 @@ class Flow(StateMachine):
 
     def after_transition(self, event, source, target):
         self.transitions_taken.append((source.id, str(event), target.id))
+        self.transitions_count += 1
 
     def _arm(self, state_id):
         timeout = self.timeouts.get(state_id)
