@@ -27,6 +27,7 @@ DETECT_FPS = 5.0  # idle: the detector alone, a few times a second, is enough to
 # frame times wander by a few ms: a frame this share early still counts as on time for the idle rate
 FRAME_JITTER = 0.1
 POLL_S = 0.02  # how often to look for a frame from a camera that cannot say when one arrived
+FACE_FAILURE_LOG_EVERY_S = 60.0  # a face engine failing on every frame is logged once a minute, not 15 times a second
 _FRAME_ARRIVED = object()  # queued by the camera's thread to wake the flows thread; never delivered
 
 
@@ -55,6 +56,8 @@ class FlowHost:
         # a camera that says when a frame arrives wakes the flows thread; others are polled
         self._woken_by_frames = camera is not None and hasattr(camera, "when_frame") and camera.when_frame is None
         self._wake_queued = False  # at most one frame wake-up waits in the queue: they never crowd out events
+        self._face_failures = 0  # frames the face engine failed on since the last log line
+        self._face_failure_logged_s = None
         if self._woken_by_frames:
             camera.when_frame = self._frame_arrived
 
@@ -170,12 +173,29 @@ class FlowHost:
         gated = mode == "detect" and self.motion is not None
         if gated and not self.motion.worth_looking(frame.lores, frame.timestamp_s):
             return True  # a still, empty room: nothing for the detector
-        face_frame = self.engine.analyse(frame.lores_rgb(), frame.timestamp_s, mode=mode)
+        try:
+            face_frame = self.engine.analyse(frame.lores_rgb(), frame.timestamp_s, mode=mode)
+        except Exception:  # a broken frame or model costs that frame: the finger and PIN paths go on
+            self._face_failed()
+            return True
         if gated:
             self.motion.looked(found=face_frame.box is not None)
         if face_frame.box is not None or mode == "identify":
             self.deliver("face_seen", frame=face_frame)
         return True
+
+    def _face_failed(self):
+        self._face_failures += 1
+        now = self.clock.monotonic()
+        if self._face_failure_logged_s is None:
+            log.exception("the face engine failed on a frame; the face path skips such frames")
+        elif now - self._face_failure_logged_s >= FACE_FAILURE_LOG_EVERY_S:
+            log.error("the face engine failed on %d frame(s) in the last %.0f s", self._face_failures,
+                      now - self._face_failure_logged_s)
+        else:
+            return
+        self._face_failures = 0
+        self._face_failure_logged_s = now
 
     def run(self, stop):
         """Step until ``stop`` (a threading.Event) is set.

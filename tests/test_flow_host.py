@@ -134,3 +134,42 @@ def test_a_frame_from_the_camera_wakes_the_waiting_flows_thread_only_when_frames
     host.step()
     assert host.flow.events == [("finger_matched", {"slot": 1})]
     cam.stop()
+
+
+class BrokenEngine(FrameCounter):
+    """A face engine that raises on every frame (a model error, a frame of the wrong shape)."""
+
+    def analyse(self, image, timestamp_s, *, mode):
+        self.modes.append(mode)
+        raise ValueError("expected an RGB image (H, W, 3)")
+
+
+def test_a_face_engine_that_raises_costs_its_frames_not_the_flows_thread(caplog):
+    from kiosk.drivers import camera
+    from kiosk.drivers.camera_backends import PlayerSource
+    from kiosk_sim.camera import ScenarioPlayer
+
+    clock = FakeClock()
+    cam = camera.Camera(PlayerSource(ScenarioPlayer("no_face")), clock=clock)
+    cam.start(worker=False)
+    engine = BrokenEngine()
+    host = FlowHost(Recording(), clock=clock, camera=cam, engine=engine, tick_s=30.0)
+    host.set_face_mode("identify")
+    with caplog.at_level("WARNING", logger="kiosk.host"):
+        for _ in range(30):  # two seconds of frames, each one failing
+            clock.advance(1 / 15)
+            cam.step()
+            host.step()
+        host.post("finger_matched", slot=1)  # the fingerprint and PIN paths still work
+        host.step()
+    assert len(engine.modes) == 30 and host.flow.ticks == 31
+    assert host.flow.events == [("finger_matched", {"slot": 1})]
+    failures = [r for r in caplog.records if r.name == "kiosk.host"]
+    assert len(failures) == 1 and failures[0].exc_info is not None  # once with its traceback, not 30 times
+    clock.advance(61.0)
+    cam.step()
+    with caplog.at_level("WARNING", logger="kiosk.host"):
+        host.step()
+    again = [r for r in caplog.records if r.name == "kiosk.host"][1:]
+    assert len(again) == 1 and "30 frame(s)" in again[0].getMessage()  # 29 after the first, and this one
+    cam.stop()
