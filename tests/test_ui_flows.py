@@ -227,6 +227,29 @@ def test_admin_session_and_enrolment_through_the_widgets(kiosk):
     assert k.shown == "attendance_idle" and k.host.flow is k.flow
 
 
+def test_admin_log_page_shows_the_recent_log_lines_as_plain_text(kiosk):
+    import logging
+
+    from kiosk.admin_pages import RECENT, AdminPages
+
+    k = kiosk()
+    pages = AdminPages(settings=k.settings, database=None, clock=k.clock)
+    k.ports.admin_page = lambda page, **args: pages.answer(page, **args)   # the real log page
+    server_log = logging.getLogger("kiosk.sync.worker")
+    server_log.addHandler(RECENT)
+    try:    # a server's words reach the log: markup in them must be shown, not rendered
+        server_log.warning("sync: the server said <b>busy</b> <img src=x>")
+    finally:
+        server_log.removeHandler(RECENT)
+    k.click("top_action")
+    k.type_digits(k.ports.admin_pin)
+    k.click("key_ok")
+    k.click("page_log")
+    assert k.shown == "admin_page"
+    shown = [w for w in k.window.screen.findChildren(QLabel) if "<b>busy</b> <img src=x>" in w.text()]
+    assert len(shown) == 1 and shown[0].textFormat() == Qt.PlainText
+
+
 def test_camera_view_paints_only_the_newest_frame_without_copying_it(kiosk):
     k = kiosk()
 

@@ -118,6 +118,10 @@ class AdminPage(Screen):
                                       on_click=lambda p=row["person_id"]: self.post("person_delete_requested",
                                                                                     person_id=p)))
             lines.addLayout(line)
+        for text in content.get("lines", [])[-MAX_ROWS_SHOWN:]:    # the log page: plain text, left to right
+            line = label(str(text), role="small")
+            line.setLayoutDirection(Qt.LeftToRight)
+            lines.addWidget(line)
         for key, value in content.items():
             if key in ("checks", "rows", "page", "error") or isinstance(value, (list, dict)) or value in (None, ""):
                 continue
