@@ -237,19 +237,29 @@ def test_enrolment_runs_inside_the_admin_session_and_returns_to_the_menu(admin):
     assert flow.state == "menu" and flow.sub is None and ports.screen["screen"] == "admin_menu"
 
 
-def test_inactivity_in_enrolment_wipes_and_returns_to_the_menu_then_locks(admin):
+@pytest.mark.parametrize("where", ["entering_details", "capturing_face", "done"])
+def test_inactivity_in_enrolment_wipes_it_and_ends_the_session(admin, where):
     flow, ports, clock, faces = admin()
     enter(flow, ports)
     flow.handle("enrol_requested")
-    flow.handle("details_entered", person_id="carol", name="Carol Cole", role="employee")
-    flow.handle("face_seen", frame=faces.frame("carol"))
+    if where != "entering_details":
+        flow.handle("details_entered", person_id="carol", name="Carol Cole", role="employee")
+        flow.handle("face_seen", frame=faces.frame("carol"))
+    if where == "done":
+        flow.handle("face_skipped")
+        flow.handle("fingers_skipped")
+        flow.handle("pin_entered", pin="246802")
+        flow.handle("pin_entered", pin="246802")
+        flow.handle("confirmed")
     sub = flow.sub
+    assert sub.state == where
     clock.advance(31)
     flow.tick()
-    assert flow.state == "menu" and sub.state == "finished" and sub.vectors == [] and sub.person_id is None
-    clock.advance(31)
-    flow.tick()
-    assert flow.state == "finished" and not ports.enrolled
+    # the admin walked away: nobody who comes next finds the admin menu
+    assert flow.state == "finished" and flow.entered_by is None
+    assert sub.state == "finished" and sub.vectors == [] and sub.person_id is None
+    assert ports.screen["screen"] != "admin_menu"
+    assert [p["person_id"] for p in ports.enrolled] == (["carol"] if where == "done" else [])
 
 
 def test_exit_during_enrolment_wipes_it(admin):

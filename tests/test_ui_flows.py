@@ -247,7 +247,7 @@ def test_admin_log_page_shows_the_recent_log_lines_as_plain_text(kiosk):
     k.click("page_log")
     assert k.shown == "admin_page"
     shown = [w for w in k.window.screen.findChildren(QLabel) if "<b>busy</b> <img src=x>" in w.text()]
-    assert len(shown) == 1 and shown[0].textFormat() == Qt.PlainText
+    assert shown and all(w.textFormat() == Qt.PlainText for w in shown)
 
 
 def test_camera_view_paints_only_the_newest_frame_without_copying_it(kiosk):

@@ -13,7 +13,8 @@ The chart (``docs/flows/admin.md`` is drawn from it by ``kiosk flows diagrams``)
 Enrolment and deletion run as a sub-flow (``EnrolmentFlow``) while the admin flow is in
 ``enrolling``: every event the admin chart does not take there is handed to the sub-flow, and
 ``tick()`` ticks it; when it reaches ``finished`` (done, cancelled or inactive: it has wiped
-what it captured) the admin flow returns to the menu. A sub-flow keeps each chart small, lets
+what it captured) the admin flow returns to the menu, or, when the sub-flow timed out (the admin
+walked away), finishes: the next person at the kiosk never finds the admin menu open. A sub-flow keeps each chart small, lets
 enrolment be tested and drawn on its own, and guarantees that leaving enrolment always wipes.
 
 ``finished`` is final: the host sees ``flow.state == "finished"``, goes back to attendance, and
@@ -101,7 +102,7 @@ class AdminFlow(Flow):
     exit_requested = (locked.to(finished) | menu.to(finished) | viewing_page.to(finished)
                       | confirming_action.to(finished) | enrolling.to(finished))
     timed_out = (locked.to(finished) | menu.to(finished) | viewing_page.to(finished)
-                 | confirming_action.to(finished))
+                 | confirming_action.to(finished) | enrolling.to(finished))
 
     timeouts = dict.fromkeys(("locked", "menu", "viewing_page", "confirming_action"), "inactivity_s")
 
@@ -132,7 +133,9 @@ class AdminFlow(Flow):
 
     def _sub_check(self):
         if self.sub.state == "finished":
-            self.send("enrolment_finished")
+            # an enrolment left by inactivity means the admin walked away: the session ends with it
+            timed_out = bool(self.sub.transitions_taken) and self.sub.transitions_taken[-1][1] == "timed_out"
+            self.send("timed_out" if timed_out else "enrolment_finished")
 
     def on_enter_enrolling(self, event=None, person_id=None):
         self.sub = EnrolmentFlow(ports=self.ports, clock=self.clock, settings=self.settings)
