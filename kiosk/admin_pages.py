@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from kiosk.storage import db, events, outbox, people
+from kiosk.storage.audit import audit
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +188,13 @@ class AdminPages:
     def do_set_punch_mode(self, mode=""):
         if mode not in PUNCH_MODES:
             return {"done": False, "error": f"unknown mode {mode!r}"}
+        was = self.page_punch_mode()["mode"]
+        # the mode decides every punch's in or out: kept with the audit entry, then used
+        with db.transaction(self.db):
+            db.set_meta(self.db, PUNCH_MODE_META, mode)
+            audit(self.db, actor="admin", action="punch_mode_set", detail={"mode": mode, "was": was},
+                  now=self.clock.time())
         if self.attendance is not None:
             self.attendance.set_punch_rule(mode)
-        db.set_meta(self.db, PUNCH_MODE_META, mode)
         log.info("admin set the punch-state mode to %s", mode)
         return {"done": True, "mode": mode}

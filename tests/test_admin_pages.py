@@ -75,6 +75,20 @@ def test_punch_mode_changes_the_flow_and_is_remembered(parts):
     assert not admin.answer("punch_mode", action="set_punch_mode", mode="whenever")["done"]
 
 
+def test_a_punch_mode_change_is_audited(parts):
+    from kiosk.flows.attendance import AttendanceFlow
+    from kiosk.storage import audit
+
+    settings, database, clock, *_ = parts
+    flow = AttendanceFlow(ports=RecordingPorts(clock), clock=clock, settings=settings)
+    admin = pages(parts, attendance=flow)
+    admin.answer("punch_mode", action="set_punch_mode", mode="first_in_last_out")
+    admin.answer("punch_mode", action="set_punch_mode", mode="whenever")   # refused: not audited
+    # the mode decides whether every punch is "in" or "out": who changed it, and from what, is kept
+    assert [(e["actor"], e["detail"], e["at"]) for e in audit.entries(database, action="punch_mode_set")] == [
+        ("admin", {"mode": "first_in_last_out", "was": "toggle"}, clock.time())]
+
+
 def test_log_page_shows_recent_lines(parts):
     logging.getLogger("kiosk.test").addHandler(RECENT)
     try:
