@@ -250,6 +250,26 @@ def test_admin_log_page_shows_the_recent_log_lines_as_plain_text(kiosk):
     assert shown and all(w.textFormat() == Qt.PlainText for w in shown)
 
 
+def test_admin_sets_the_punch_mode_with_the_page_buttons(kiosk, tmp_path):
+    from kiosk.admin_pages import PUNCH_MODE_META, AdminPages
+    from kiosk.storage import db
+
+    k = kiosk()
+    database = db.open_db(tmp_path / "kiosk.db")
+    pages = AdminPages(settings=k.settings, database=database, clock=k.clock, attendance=k.flow)
+    k.ports.admin_page = lambda page, **args: pages.answer(page, **args)   # the real page and action
+    k.click("top_action")
+    k.type_digits(k.ports.admin_pin)
+    k.click("key_ok")
+    k.click("page_punch_mode")
+    assert k.shown == "admin_page" and k.flow.rule.rule == "toggle"
+    k.click("mode_first_in_last_out")
+    assert k.flow.rule.rule == "first_in_last_out"
+    assert db.get_meta(database, PUNCH_MODE_META) == "first_in_last_out"
+    assert k.text("result") == k.window.words()("admin_page.done")
+    database.close()
+
+
 def test_camera_view_paints_only_the_newest_frame_without_copying_it(kiosk):
     k = kiosk()
 

@@ -77,7 +77,17 @@ SAMPLES = {
                     "result": {"waiting": True, "said": "request_waiting"},
                     "content": {"device_id": "k-7f3a91", "site": "Riyadh HQ", "door": "Main entrance",
                                 "server": "https://attendance.example.org", "file_waiting": False,
-                                "request_waiting": True}}],
+                                "request_waiting": True}},
+                   # the punch-state mode: one button per other mode
+                   {"page": "punch_mode", "actions": ["set_punch_mode"], "result": {"done": True,
+                                                                                  "mode": "first_in_last_out"},
+                    "content": {"mode": "first_in_last_out", "modes": ["time_windows", "toggle", "first_in_last_out",
+                                                                       "ask", "fixed"]}},
+                   # the recent log lines (kiosk.admin_pages.RECENT), as plain text
+                   {"page": "log", "actions": [], "result": None,
+                    "content": {"lines": ["08:01:12 INFO kiosk.sync.worker: sync: 12 record(s) acknowledged",
+                                          "08:02:40 WARNING kiosk.drivers.fingerprint: sensor reconnected",
+                                          "08:03:05 INFO kiosk.flows.admin: admin session opened by pin"]}}],
     "admin_confirm": [{"page": "status", "action": "clear_unknown_slots"},
                       {"page": "provisioning", "action": "decommission"}],
     "enrol_details": [{"roles": ["employee", "admin"], "error": "already_enrolled"}],

@@ -53,6 +53,12 @@ def _value_text(words, value):
     return words.ltr(value) if isinstance(value, (int, float)) else str(value)
 
 
+def _field_text(words, key, value):
+    """``field: value`` for one value of a page or a result (a punch-state mode in words)."""
+    shown = words(f"punch_mode.{value}", default=str(value)) if key == "mode" else _value_text(words, value)
+    return f"{words(f'field.{key}', default=key)}: {shown}"
+
+
 def _error_text(words, error):
     """An error word in the screen's language when it has one (admin_pin_required), else as given."""
     return words(f"error.{error}", default=str(error))
@@ -94,7 +100,7 @@ class AdminPage(Screen):
             if result.get("said"):    # a sentence for what an action did (decommissioned, re-provisioned)
                 self.box.addWidget(label(w(f"admin_result.{result['said']}", default=str(result["said"])),
                                          role="ok" if ok else None, align=Qt.AlignCenter, name="result_said"))
-            said = [f"{w(f'field.{k}', default=k)}: {_value_text(w, v)}" for k, v in result.items()
+            said = [_field_text(w, k, v) for k, v in result.items()
                     if k not in ("done", "error", "page", "said", "waiting") and not isinstance(v, (list, dict))
                     and v not in (None, "")]
             if said:    # what an action did (re-provisioned as, wiped, restarts in)
@@ -125,18 +131,28 @@ class AdminPage(Screen):
         for key, value in content.items():
             if key in ("checks", "rows", "page", "error") or isinstance(value, (list, dict)) or value in (None, ""):
                 continue
-            lines.addWidget(label(f"{w(f'field.{key}', default=key)}: {_value_text(w, value)}"))
+            lines.addWidget(label(_field_text(w, key, value)))
         lines.addStretch(1)
         scroll.setWidget(inner)
         self.box.addWidget(scroll, 1)
         items = [(w(f"action.{a}", default=a), "action_requested", "primary", {"action": a, "args": {}})
-                 for a in d.get("actions", [])]
+                 for a in d.get("actions", []) if a != "set_punch_mode"]
         total, offset = content.get("total"), content.get("offset")
         if isinstance(total, int) and isinstance(offset, int) and offset + len(content.get("rows", [])) < total:
             items.append((w("btn.next"), "page_requested", None,
                           {"page": d.get("page"), "args": {"offset": offset + len(content.get("rows", []))}}))
         if items:
             self.actions(items)
+        if "set_punch_mode" in d.get("actions", []):    # the action takes a mode: one button per other mode
+            grid = QGridLayout()
+            grid.setSpacing(self.theme.spacing_px)
+            cols = 2 if self.theme.portrait else 4
+            modes = [m for m in content.get("modes", []) if m != content.get("mode")]
+            for i, mode in enumerate(modes):
+                grid.addWidget(button(w(f"punch_mode.{mode}", default=mode), self.theme, name=f"mode_{mode}",
+                                      on_click=lambda m=mode: self.post("action_requested", action="set_punch_mode",
+                                                                        args={"mode": m})), i // cols, i % cols)
+            self.box.addLayout(grid)
 
 
 class AdminConfirm(Screen):
