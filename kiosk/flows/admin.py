@@ -14,8 +14,9 @@ Enrolment and deletion run as a sub-flow (``EnrolmentFlow``) while the admin flo
 ``enrolling``: every event the admin chart does not take there is handed to the sub-flow, and
 ``tick()`` ticks it; when it reaches ``finished`` (done, cancelled or inactive: it has wiped
 what it captured) the admin flow returns to the menu, or, when the sub-flow timed out (the admin
-walked away), finishes: the next person at the kiosk never finds the admin menu open. A sub-flow keeps each chart small, lets
-enrolment be tested and drawn on its own, and guarantees that leaving enrolment always wipes.
+walked away), finishes: the next person at the kiosk never finds the admin menu open. A
+sub-flow keeps each chart small, lets enrolment be tested and drawn on its own, and guarantees
+that leaving enrolment always wipes.
 
 ``finished`` is final: the host sees ``flow.state == "finished"``, goes back to attendance, and
 builds a new AdminFlow (which starts ``locked``) for the next session. The lockout is counted by
