@@ -117,6 +117,18 @@ def test_template_round_trip_between_slots_and_sensors(sim, sensor, datasets):
             assert fresh.identify(timeout_s=2)[0] == 0
 
 
+def test_delete_empties_a_run_of_slots_within_the_library(sim, sensor, datasets):
+    template = sensor.enroll(slot=4, on_step=placing(sim, FINGERS[1])).template
+    for slot in (5, 6, 7, 99):
+        sensor.upload_template(slot, template)
+    sensor.delete(5, count=2)
+    assert sensor.slots() == [4, 7, 99]
+    for slot, count in ((98, 3), (5, 0), (-1, 1)):    # past the end, nothing, before the start
+        with pytest.raises(ValueError):
+            sensor.delete(slot, count=count)
+    assert sensor.slots() == [4, 7, 99]
+
+
 def test_library_survives_a_simulator_restart(sim, sensor, datasets):
     sensor.enroll(slot=2, on_step=placing(sim, FINGERS[0]))
     path = sim.library.path

@@ -91,6 +91,25 @@ def test_unknown_slots_stay_until_an_admin_clears_them(rig):
     assert run(sensor, database, key).unknown == ()
 
 
+def test_clearing_a_full_sensor_empties_each_run_of_slots_with_one_command(rig):
+    sim, sensor, database, key = rig
+    ours, theirs = (sensor_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4))
+    people.upsert_person(database, {"person_id": "a"})
+    people.add_finger_template(database, key, "a", "R307", 10, ours)
+    assert run(sensor, database, key).written == (10,)
+    for slot in set(range(20)) - {10}:   # the rest full of a lost database's templates: what the action is for
+        sensor.upload_template(slot, theirs)
+    before = sim.packets_received
+    sensor.slots()
+    listing = sim.packets_received - before
+    before = sim.packets_received
+    assert clear_unknown_slots(sensor, database) == tuple(s for s in range(20) if s != 10)
+    # a slot at a time, a full R307 (1,000 slots, ~50 ms each) held the flows' thread past the
+    # watchdog; the runs 0-9 and 11-19 are two delete commands (and one look at the capacity each)
+    assert sim.packets_received - before - listing <= 2 * 2
+    assert sensor.slots() == [10]
+
+
 def test_a_wanted_slot_holding_a_foreign_template_is_not_overwritten(rig):
     sim, sensor, database, key = rig
     ours, theirs = (sensor_template(sim, sensor, f"FVC2002_DB1_B/10{n}") for n in (7, 4))

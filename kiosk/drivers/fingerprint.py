@@ -443,11 +443,14 @@ class FingerprintSensor:
             raise NoMatchError("the finger matches no template on the sensor")
         return slot, score
 
-    def delete(self, slot):
-        """Empty one slot (emptying an empty slot is fine)."""
+    def delete(self, slot, *, count=1):
+        """Empty ``count`` slots from ``slot`` on, in one command (emptying an empty slot is fine)."""
         self._check_slot(slot)
-        if not self._call("delete template", self._fp_call("deleteTemplate", slot)):
-            raise SensorError(f"the sensor could not delete slot {slot}")
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive int, got {count!r}")
+        self._check_slot(slot + count - 1)
+        if not self._call("delete template", self._fp_call("deleteTemplate", slot, count)):
+            raise SensorError(f"the sensor could not delete slots {slot}..{slot + count - 1}")
 
     def clear(self):
         """Empty the whole library."""
