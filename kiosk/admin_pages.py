@@ -3,12 +3,14 @@
 The admin flow (``kiosk.flows.admin``) checks page and argument names; this module reads the
 running parts (storage, camera, sensor poller, board, sync worker, recent log lines) and runs
 the few actions an admin may take. Every answer is a plain dict the screen renders. Nothing here
-starts a process or reaches a shell; an export writes only into the folder given, refusing links.
+starts a process or reaches a shell; an export writes only onto a mounted USB stick (a block
+device mounted under ``STICK_ROOTS``, as the image's udev rule mounts one), refusing links.
 """
 
 import collections
 import logging
 import os
+import re
 from pathlib import Path
 
 from kiosk.storage import db, events, outbox, people
@@ -19,6 +21,27 @@ log = logging.getLogger(__name__)
 PAGE_ROWS = 50
 PUNCH_MODES = ("time_windows", "toggle", "first_in_last_out", "ask", "fixed")
 PUNCH_MODE_META = "attendance.status_rule"  # the admin's choice, kept across restarts
+# where USB sticks are mounted (the image's udev rule: /media/kiosk-usb; a desktop: /media/USER/LABEL)
+STICK_ROOTS = ("/media", "/mnt")
+MOUNTS = "/proc/self/mounts"
+
+
+def mounted_sticks(*, roots=STICK_ROOTS, mounts=MOUNTS):
+    """Sorted mount points of block devices under ``roots``: the folders an export may write to."""
+    try:
+        table = Path(mounts).read_text()
+    except OSError:
+        return []
+    found = set()
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or not fields[0].startswith("/dev/"):
+            continue
+        # the kernel writes a space, tab, newline or backslash in a path as an octal escape
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        if any(point.startswith(root.rstrip("/") + "/") for root in roots):
+            found.add(point)
+    return sorted(found)
 
 
 class RecentLines(logging.Handler):
@@ -43,7 +66,7 @@ class AdminPages:
     """The admin pages over the running kiosk's parts (any may be None: the page says so)."""
 
     def __init__(self, *, settings, database, clock, board=None, camera=None, poller=None, gallery=None,
-                 sync_worker=None, attendance=None, sensor_model=None):
+                 sync_worker=None, attendance=None, sensor_model=None, stick_roots=STICK_ROOTS, mounts=MOUNTS):
         self.settings = settings
         self.db = database
         self.clock = clock
@@ -55,6 +78,8 @@ class AdminPages:
         self.attendance = attendance
         self.sensor_model = sensor_model or settings.fingerprint.sensor_model
         self.provisioning = None    # kiosk.admin_provisioning.AdminProvisioning, set by `kiosk run`
+        self.stick_roots = tuple(stick_roots)
+        self.mounts = mounts
 
     def answer(self, page, action=None, **args):
         handler = getattr(self, f"do_{action}" if action else f"page_{page}", None)
@@ -98,7 +123,7 @@ class AdminPages:
         return {"rows": [dict(r) for r in rows], "offset": offset}
 
     def page_export(self):
-        return {"formats": ["csv", "attlog"], "hint": "give the mounted USB stick's folder"}
+        return {"sticks": mounted_sticks(roots=self.stick_roots, mounts=self.mounts)}
 
     def page_sync(self):
         return {"server": self.settings.sync.server_url or "(not provisioned)",
@@ -164,13 +189,25 @@ class AdminPages:
         log.warning("admin cleared sensor templates the database did not know: %s", cleared)
         return {"done": True, "cleared": list(cleared) if cleared is not None else []}
 
-    def do_export(self, path="", format="both"):
+    def do_export(self, path=""):
+        from kiosk.errors import ExportError
         from kiosk.storage.export import export_events
 
-        result = export_events(self.db, path, tz=self.settings.device.timezone, now=self.clock.time(),
-                               device_name=self.settings.sync.device_id or "kiosk")
-        log.info("admin exported events to %s", path)
-        return {"done": True, "result": str(result)}
+        if path not in mounted_sticks(roots=self.stick_roots, mounts=self.mounts):
+            return {"done": False, "error": "no_stick"}
+        try:
+            result = export_events(self.db, path, tz=self.settings.device.timezone, now=self.clock.time(),
+                                   device_name=self.settings.sync.device_id or "kiosk")
+        except ExportError as e:  # a full or write-protected stick, a link: the reason, in words
+            log.error("admin export to %s failed: %s", path, e)
+            return {"done": False, "error": "export_failed", "reason": str(e)}
+        # people's attendance leaves the kiosk on a stick: kept in the audit log as well as the journal
+        audit(self.db, actor="admin", action="events_exported",
+              detail={"folder": path, "events": result.events, "first_day": str(result.first_day),
+                      "last_day": str(result.last_day)}, now=self.clock.time())
+        log.info("admin exported %d event(s) to %s", result.events, path)
+        return {"done": True, "events": result.events,
+                "files": ", ".join(sorted((result.csv_path.name, result.attlog_path.name)))}
 
     def do_sync_now(self):
         if self.sync_worker is None:

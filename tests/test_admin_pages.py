@@ -55,12 +55,45 @@ def test_door_test_pulses_the_relay(parts):
     assert len(panel.pulses("door")) == 1
 
 
-def test_export_writes_csv_and_attlog_to_the_folder(parts, tmp_path):
-    stick = tmp_path / "usb"
-    stick.mkdir()
-    assert pages(parts).answer("export", action="export", path=str(stick))["done"]
-    written = sorted(p.suffix for p in stick.iterdir())
-    assert ".csv" in written and any("e1" in p.read_text() for p in stick.iterdir())
+def _mounts(tmp_path, *lines):
+    table = tmp_path / "mounts"
+    table.write_text("".join(line + "\n" for line in lines))
+    return table
+
+
+def test_the_export_page_offers_each_mounted_stick_and_writes_csv_and_attlog_there(parts, tmp_path):
+    media = tmp_path / "media"
+    stick, other = media / "kiosk usb", media / "KINGSTON"
+    stick.mkdir(parents=True)
+    other.mkdir()
+    table = _mounts(tmp_path, "/dev/root / ext4 rw 0 0", "proc /proc proc rw 0 0",
+                    f"/dev/sda1 {str(stick).replace(' ', chr(92) + '040')} vfat rw,nosuid 0 0",  # as the kernel escapes a space
+                    f"/dev/sdb1 {other} exfat rw 0 0", f"tmpfs {media}/not-a-stick tmpfs rw 0 0",
+                    f"/dev/mmcblk0p1 {tmp_path}/boot vfat rw 0 0")
+    admin = pages(parts, stick_roots=(str(media),), mounts=str(table))
+    assert admin.answer("export") == {"page": "export", "sticks": [str(other), str(stick)]}
+    done = admin.answer("export", action="export", path=str(stick))
+    assert done["done"] and done["events"] == 1
+    written = sorted(p.name for p in stick.iterdir())
+    assert done["files"] == ", ".join(written) and {p.suffix for p in stick.iterdir()} == {".csv", ".dat"}
+    assert any("e1" in p.read_text() for p in stick.iterdir())
+    _, database, *_ = parts
+    assert [r["action"] for r in database.query("SELECT action FROM audit ORDER BY rowid")][-1] == "events_exported"
+
+
+def test_an_export_goes_only_to_a_mounted_stick_and_says_why_it_failed(parts, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "usb").symlink_to(tmp_path)  # a link where the stick should be: the writer refuses it
+    table = _mounts(tmp_path, f"/dev/sda1 {media}/usb vfat rw 0 0")
+    admin = pages(parts, stick_roots=(str(media),), mounts=str(table))
+    # a folder that is no mounted stick, even one the kiosk could write: refused, nothing written
+    assert admin.answer("export", action="export", path=str(tmp_path)) == {"page": "export", "done": False,
+                                                                            "error": "no_stick"}
+    failed = admin.answer("export", action="export", path=str(media / "usb"))
+    assert failed["done"] is False and failed["error"] == "export_failed" and "not a folder" in failed["reason"]
+    assert not list(tmp_path.glob("attendance-*"))
+    assert pages(parts, stick_roots=(str(media),), mounts=str(tmp_path / "gone")).answer("export")["sticks"] == []
 
 
 def test_punch_mode_changes_the_flow_and_is_remembered(parts):

@@ -143,7 +143,7 @@ def test_unknown_pages_and_arguments_are_refused(admin, page, args):
 
 
 @pytest.mark.parametrize("page, action, args", [
-    ("export", "export", {"path": "/media/usb0", "format": "attlog"}),
+    ("export", "export", {"path": "/media/usb0"}),
     ("sync", "sync_now", None),
     ("door", "door_test", None),
     ("punch_mode", "set_punch_mode", {"mode": "toggle"}),
@@ -176,7 +176,7 @@ def test_a_failing_action_is_shown_not_raised(admin):
     enter(flow, ports)
     flow.handle("page_requested", page="export")
     ports.fail_page = ExportError("no stick at /media/usb0")
-    flow.handle("action_requested", action="export", args={"path": "/media/usb0", "format": "csv"})
+    flow.handle("action_requested", action="export", args={"path": "/media/usb0"})
     assert flow.state == "viewing_page" and ports.screen["result"] == {"error": "ExportError"}
     assert ports.screen["content"] == {"error": "ExportError"}
     assert ("signal", {"kind": "error"}) in ports.calls[-3:]

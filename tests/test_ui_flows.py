@@ -270,6 +270,33 @@ def test_admin_sets_the_punch_mode_with_the_page_buttons(kiosk, tmp_path):
     database.close()
 
 
+def test_admin_exports_to_the_mounted_stick_with_its_button(kiosk, tmp_path):
+    from kiosk.admin_pages import AdminPages
+    from kiosk.storage import db
+
+    k = kiosk()
+    database = db.open_db(tmp_path / "kiosk.db")
+    media, table = tmp_path / "media", tmp_path / "mounts"
+    (media / "usb").mkdir(parents=True)
+    table.write_text(f"/dev/sda1 {media}/usb vfat rw,nosuid,nodev,noexec 0 0\n")
+    pages = AdminPages(settings=k.settings, database=database, clock=k.clock, stick_roots=(str(media),),
+                       mounts=str(table))
+    k.ports.admin_page = lambda page, **args: pages.answer(page, **args)   # the real page and action
+    k.click("top_action")
+    k.type_digits(k.ports.admin_pin)
+    k.click("key_ok")
+    k.click("page_export")
+    words = k.window.words()
+    k.click("export_0")
+    assert k.text("result") == words("admin_page.done")
+    assert sorted(p.suffix for p in (media / "usb").iterdir()) == [".csv", ".dat"]
+    table.write_text("")                                          # the stick is pulled out
+    k.click("export_0")
+    assert k.text("result") == words("admin_page.failed", error=words("error.no_stick"))
+    assert k.text("no_stick") == words("export.no_stick")       # and the page says so, with no button
+    database.close()
+
+
 def test_camera_view_paints_only_the_newest_frame_without_copying_it(kiosk):
     k = kiosk()
 

@@ -36,7 +36,7 @@ PAGES = {
     "status": ((), {"clear_unknown_slots": ()}),   # the doctor checks; sensor templates we did not write
     "people": (("offset",), {}),                   # enrolled people; each row offers "delete"
     "events": (("offset",), {}),                   # today's attendance events
-    "export": ((), {"export": ("path", "format")}),  # CSV or ZKTeco ATTLOG to a USB stick
+    "export": ((), {"export": ("path",)}),         # CSV and ZKTeco ATTLOG onto a mounted USB stick
     "sync": ((), {"sync_now": ()}),
     "outbox": ((), {}),                            # records waiting to be sent
     "network": ((), {}),

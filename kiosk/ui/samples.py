@@ -87,7 +87,13 @@ SAMPLES = {
                    {"page": "log", "actions": [], "result": None,
                     "content": {"lines": ["08:01:12 INFO kiosk.sync.worker: sync: 12 record(s) acknowledged",
                                           "08:02:40 WARNING kiosk.drivers.fingerprint: sensor reconnected",
-                                          "08:03:05 INFO kiosk.flows.admin: admin session opened by pin"]}}],
+                                          "08:03:05 INFO kiosk.flows.admin: admin session opened by pin"]}},
+                   # the export page: one button per mounted USB stick, after an export
+                   {"page": "export", "actions": ["export"],
+                    "result": {"done": True, "events": 214,
+                               "files": "attendance-k-7f3a91-20261128-20261128-20261128T170512.csv, "
+                                        "attendance-k-7f3a91-20261128-20261128-20261128T170512.dat"},
+                    "content": {"sticks": ["/media/kiosk-usb"]}}],
     "admin_confirm": [{"page": "status", "action": "clear_unknown_slots"},
                       {"page": "provisioning", "action": "decommission"}],
     "enrol_details": [{"roles": ["employee", "admin"], "error": "already_enrolled"}],

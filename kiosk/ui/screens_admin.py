@@ -136,7 +136,7 @@ class AdminPage(Screen):
         scroll.setWidget(inner)
         self.box.addWidget(scroll, 1)
         items = [(w(f"action.{a}", default=a), "action_requested", "primary", {"action": a, "args": {}})
-                 for a in d.get("actions", []) if a != "set_punch_mode"]
+                 for a in d.get("actions", []) if a not in ("set_punch_mode", "export")]
         total, offset = content.get("total"), content.get("offset")
         if isinstance(total, int) and isinstance(offset, int) and offset + len(content.get("rows", [])) < total:
             items.append((w("btn.next"), "page_requested", None,
@@ -153,6 +153,14 @@ class AdminPage(Screen):
                                       on_click=lambda m=mode: self.post("action_requested", action="set_punch_mode",
                                                                         args={"mode": m})), i // cols, i % cols)
             self.box.addLayout(grid)
+        if "export" in d.get("actions", []):    # the action takes a stick: one button per mounted stick
+            sticks = [str(stick) for stick in content.get("sticks", [])]
+            if not sticks:
+                self.box.addWidget(label(w("export.no_stick"), align=Qt.AlignCenter, name="no_stick"))
+            for i, stick in enumerate(sticks):
+                self.box.addWidget(button(w("action.export_to", path=w.name(stick)), self.theme, name=f"export_{i}",
+                                          on_click=lambda p=stick: self.post("action_requested", action="export",
+                                                                             args={"path": p})))
 
 
 class AdminConfirm(Screen):
