@@ -231,7 +231,8 @@ def test_udev_rules_are_well_formed_and_use_the_kiosk_groups():
     for number, line in enumerate((SYSTEMD / "udev" / "99-kiosk.rules").read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
-        parts = [p.strip() for p in line.split(",")]
+        # commas separate keys, except inside a quoted value (mount options)
+        parts = [p.strip() for p in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', line)]
         for part in parts:
             assert pair.match(part), f"99-kiosk.rules:{number}: cannot parse {part!r}"
         assert any("==" in p for p in parts), f"99-kiosk.rules:{number}: no match key"
@@ -240,6 +241,19 @@ def test_udev_rules_are_well_formed_and_use_the_kiosk_groups():
                 seen.add(part.split('"')[1])
     assert seen <= groups, f"rules assign groups the kiosk user is not in: {seen - groups}"
     assert {"video", "dialout", "gpio", "input"} <= seen
+
+
+def test_usb_sticks_are_mounted_where_the_export_page_looks_and_run_nothing():
+    from kiosk.admin_pages import STICK_ROOTS
+
+    rules = [line for line in (SYSTEMD / "udev" / "99-kiosk.rules").read_text().splitlines()
+             if "systemd-mount" in line and not line.startswith("#")]
+    assert len(rules) == 1 and 'ENV{ID_BUS}=="usb"' in rules[0] and 'ACTION=="add"' in rules[0]
+    command = re.search(r'RUN\{program\}\+="([^"]+)"', rules[0]).group(1).split()
+    options = next(a.split("=", 1)[1] for a in command if a.startswith("--options=")).split(",")
+    assert {"nosuid", "nodev", "noexec"} <= set(options)
+    mount_point = command[-1]
+    assert any(mount_point.startswith(root + "/") for root in STICK_ROOTS), mount_point
 
 
 @needs_systemd
