@@ -479,6 +479,8 @@ UTC_OFFSET_RE = re.compile(r"^[+-]((0\d|1[0-3]):[0-5]\d|14:00)$")  # no zone is 
 
 def timezone_problem(value):
     """None if ``value`` names an IANA time zone known here, else a one-line reason."""
+    if value == "localtime":    # zoneinfo/localtime points back at /etc/localtime: provisioning would link a loop
+        return "'localtime' is the system's own setting, not a time zone (e.g. 'Asia/Riyadh', 'UTC')"
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):

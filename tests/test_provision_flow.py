@@ -296,3 +296,17 @@ def test_signed_reprovisioning_changes_settings_and_refuses_replays_and_forgerie
     assert json.loads(paths.registration_file.read_text())["door"] == "Side door"
     assert len(server.devices()) == devices
     assert audit_actions(paths)[:4] == ["provisioning_rejected"] * 3 + ["reprovisioned"]
+
+
+def test_time_zone_localtime_is_refused_before_anything_is_registered(server, paths):
+    # Debian's /usr/share/zoneinfo/localtime points at /etc/localtime: linking /etc/localtime to it
+    # made a loop, after which kiosk.toml never loaded again (registered, settings unwritable, every boot)
+    path = write_file(paths, server, token=server.issue_enrolment_token())
+    path.write_text(path.read_text().replace('timezone = "Asia/Riyadh"', 'timezone = "localtime"'))
+    with pytest.raises(ProvisioningError) as e:
+        run(paths)
+    assert "device.timezone" in str(e.value)
+    assert not paths.registration_file.exists()
+    assert not (paths.etc_dir / "localtime").is_symlink()
+    with pytest.raises(config.ConfigError):
+        config.build([("test", {"device": {"timezone": "localtime"}})])
