@@ -172,8 +172,12 @@ def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s
               "token_sha256": pf.token_sha256, "registered_at": clock.time(), "site": pf.site, "door": pf.door,
               "signers": [pf.signing_public_key] if pf.signing_public_key else [], "sequence": 0,
               "server_settings": registration.settings}
+    # the settings before the record: until registration.json exists the next boot provisions again
+    # (same key and token: the server answers with the same device id); after it, nothing would
+    _write_keys_and_settings(pf, record, paths=paths, console=console)
     _write_json(paths.registration_file, record)
-    _finish(pf, record, paths=paths, console=console, clock=clock, action="registered", extra=extra)
+    _finish(pf, record, paths=paths, console=console, clock=clock, action="registered", extra=extra,
+            settings_written=True)
     return Outcome("registered", registration.device_id)
 
 
@@ -248,14 +252,10 @@ def register_with_retry(pf, *, device_key, ca_file, console, sleep, clock, max_a
             sleep(delay_s)
 
 
-def _finish(pf, record, *, paths, console, clock, action, extra=None):
+def _finish(pf, record, *, paths, console, clock, action, extra=None, settings_written=False):
     """The steps after registration; each is idempotent."""
-    from kiosk.storage import seal
-
-    console.show("writing the settings")
-    seal.DataKey.load_or_create(paths.data_key)
-    _give_to_kiosk(paths.data_key, mode=0o600)
-    write_settings(pf, record, paths)
+    if not settings_written:
+        _write_keys_and_settings(pf, record, paths=paths, console=console)
     _audit(paths, clock, action, {"device_id": record["device_id"], "site": pf.site, "door": pf.door,
                                   "server_url": pf.server_url, **(extra or {})})
     if pf.raw:  # a file on the boot partition (a code has nothing to retire)
@@ -263,6 +263,16 @@ def _finish(pf, record, *, paths, console, clock, action, extra=None):
     console.show("done", f"Device {record['device_id']}", f"Site: {pf.site or '-'}   Door: {pf.door or '-'}",
                  "Starting the kiosk...")
     hook(console, "done", device_id=record["device_id"], site=pf.site, door=pf.door)
+
+
+def _write_keys_and_settings(pf, record, *, paths, console):
+    """The data key and kiosk.toml for ``record``."""
+    from kiosk.storage import seal
+
+    console.show("writing the settings")
+    seal.DataKey.load_or_create(paths.data_key)
+    _give_to_kiosk(paths.data_key, mode=0o600)
+    write_settings(pf, record, paths)
 
 
 def write_settings(pf, record, paths):

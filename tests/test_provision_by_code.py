@@ -201,3 +201,26 @@ def test_a_reprovisioning_code_on_a_new_kiosk_is_refused(server, fleet_key, path
     with pytest.raises(pc.CodeRefusedError) as info:
         run(reprovision_code(fleet_key, clock=clock, device_id="kiosk-x", server=server), paths, clock=clock)
     assert info.value.reason == "not_provisioned"
+
+
+def test_a_failure_after_registering_before_the_settings_lets_the_same_code_finish(server, fleet_key, paths):
+    # a power cut (here: an unwritable kiosk.toml.new) once the server answered but before kiosk.toml
+    # was written left registration.json and no settings: the firstboot unit no longer ran, and the
+    # code was refused 'already_provisioned', so the kiosk could only be re-flashed as a second device
+    clock = FakeClock()
+    text = make(server, fleet_key, clock=clock)
+    devices_before = len(server.devices())
+    blocker = paths.settings_file.with_name(paths.settings_file.name + ".new")
+    blocker.mkdir()
+    with pytest.raises(OSError):
+        run(text, paths, clock=clock)
+    assert not paths.settings_file.exists()
+    assert not paths.registration_file.exists()    # so the next boot provisions again
+    key_before = paths.device_key.read_bytes()
+    blocker.rmdir()
+    outcome = run(text, paths, clock=clock)        # the next boot: the same code shown again
+    assert outcome.action == "registered"
+    assert paths.device_key.read_bytes() == key_before      # one device identity, registered once
+    assert len(server.devices()) == devices_before + 1
+    assert config.load(paths.settings_file).sync.device_id == outcome.device_id
+    assert json.loads(paths.registration_file.read_text())["device_id"] == outcome.device_id
