@@ -8,6 +8,7 @@ the registration (``/etc/kiosk/registration.json``) and the key and registers no
 A signed re-provisioning file changes the settings of a registered kiosk (provision_file.py).
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -196,6 +197,8 @@ def _again(pf, record, *, paths, console, clock):
         except ProvisioningError as e:
             _reject(pf, paths, clock, device_id, str(e))
             raise
+        if not pf.admin_pin_hash:   # as a re-provisioning code: kiosk.toml is rewritten whole, the PIN stays
+            pf = dataclasses.replace(pf, admin_pin_hash=_current_admin_pin_hash(paths))
         record = {**record, "sequence": pf.reprovision["sequence"], "server_url": pf.server_url,
                   "site": pf.site, "door": pf.door}
         if pf.signing_public_key and pf.signing_public_key not in record["signers"]:
@@ -217,6 +220,15 @@ def _again(pf, record, *, paths, console, clock):
                "token cannot change it (re-flash the card, or use a signed re-provisioning file)")
     _reject(pf, paths, clock, device_id, message)
     raise ProvisioningError(message)
+
+
+def _current_admin_pin_hash(paths):
+    """The admin PIN hash in kiosk.toml; '' when it does not load (a signed file may be its repair)."""
+    try:
+        return config.load(paths.settings_file).security.admin_pin_hash
+    except ConfigError as e:
+        log.warning("the current settings do not load (%s): no admin PIN to keep", e)
+        return ""
 
 
 def register_with_retry(pf, *, device_key, ca_file, console, sleep, clock, max_attempts=0, max_backoff_s=300.0,

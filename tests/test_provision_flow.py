@@ -310,3 +310,25 @@ def test_time_zone_localtime_is_refused_before_anything_is_registered(server, pa
     assert not (paths.etc_dir / "localtime").is_symlink()
     with pytest.raises(config.ConfigError):
         config.build([("test", {"device": {"timezone": "localtime"}})])
+
+
+def test_a_signed_reprovisioning_file_without_a_pin_hash_keeps_the_admin_pin(server, paths):
+    # as a re-provisioning code does: a file that only moves the kiosk to another door must not leave it
+    # without an admin PIN (no admin menu by PIN, no decommission, every later re-provisioning code refused)
+    admin = Ed25519PrivateKey.generate()
+    signer = protocol.public_key_hex(admin)
+    write_file(paths, server, token=server.issue_enrolment_token(), signer=signer)
+    first = run(paths)
+    pin_hash = config.check_file(paths.settings_file).security.admin_pin_hash
+    assert provision_file.check_pin("4321", pin_hash)
+    path = write_file(paths, server, token="", signer=signer,
+                      extra=f'\n[reprovision]\ndevice_id = "{first.device_id}"\nsequence = 1\n')
+    text = path.read_text()
+    text = text.replace("Main entrance", "Side door").replace(text[text.index("pin_hash ="):].split("\n")[0], "")
+    path.write_text(text)
+    assert "pin_hash" not in text
+    provision_file.signature_path(path).write_text(provision_file.sign(path.read_bytes(), admin))
+    assert run(paths).action == "reprovisioned"
+    settings = config.check_file(paths.settings_file)
+    assert json.loads(paths.registration_file.read_text())["door"] == "Side door"
+    assert settings.security.admin_pin_hash == pin_hash
