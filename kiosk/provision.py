@@ -205,9 +205,11 @@ def _again(pf, record, *, paths, console, clock):
             record["signers"] = record["signers"] + [pf.signing_public_key]
         _write_ca(pf, paths)
         _apply_system(pf, paths)
+        # the settings before the record's new sequence: a run cut short in between is applied again
+        _write_keys_and_settings(pf, record, paths=paths, console=console)
         _write_json(paths.registration_file, record)
         _finish(pf, record, paths=paths, console=console, clock=clock, action="reprovisioned",
-                extra={"signer": signer[:16], "sequence": pf.reprovision["sequence"]})
+                extra={"signer": signer[:16], "sequence": pf.reprovision["sequence"]}, settings_written=True)
         return Outcome("reprovisioned", device_id)
     if pf.token_sha256 and pf.token_sha256 == record.get("token_sha256") and paths.device_key.exists():
         # the same file again: an earlier run registered, then stopped before it finished

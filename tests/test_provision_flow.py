@@ -332,3 +332,25 @@ def test_a_signed_reprovisioning_file_without_a_pin_hash_keeps_the_admin_pin(ser
     settings = config.check_file(paths.settings_file)
     assert json.loads(paths.registration_file.read_text())["door"] == "Side door"
     assert settings.security.admin_pin_hash == pin_hash
+
+
+def test_a_failure_while_reprovisioning_before_the_settings_lets_the_next_boot_apply_it(server, paths):
+    # a power cut (here: an unwritable kiosk.toml.new) after registration.json took the new sequence but
+    # before kiosk.toml was written: the next boot refused the same file as 'not newer' and set it aside,
+    # leaving the record on the new server and sequence while the settings stayed the old ones
+    admin = Ed25519PrivateKey.generate()
+    signer = protocol.public_key_hex(admin)
+    write_file(paths, server, token=server.issue_enrolment_token(), signer=signer)
+    first = run(paths)
+    path = write_file(paths, server, token="", signer=signer,
+                      extra=f'\n[reprovision]\ndevice_id = "{first.device_id}"\nsequence = 1\n'
+                            '\n[settings.attendance]\nstatus_rule = "first_in_last_out"\n')
+    provision_file.signature_path(path).write_text(provision_file.sign(path.read_bytes(), admin))
+    blocker = paths.settings_file.with_name(paths.settings_file.name + ".new")
+    blocker.mkdir()
+    with pytest.raises(OSError):
+        run(paths)
+    blocker.rmdir()
+    assert run(paths).action == "reprovisioned"      # the next boot: the file is still there
+    assert config.check_file(paths.settings_file).attendance.status_rule == "first_in_last_out"
+    assert json.loads(paths.registration_file.read_text())["sequence"] == 1
