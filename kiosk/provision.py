@@ -173,8 +173,10 @@ def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s
               "token_sha256": pf.token_sha256, "registered_at": clock.time(), "site": pf.site, "door": pf.door,
               "signers": [pf.signing_public_key] if pf.signing_public_key else [], "sequence": 0,
               "server_settings": registration.settings}
-    # the settings before the record: until registration.json exists the next boot provisions again
-    # (same key and token: the server answers with the same device id); after it, nothing would
+    # the settings before the record: a cut before kiosk.toml is done provisions again at the next
+    # boot (same key and token: the server answers with the same device id); a cut between the two
+    # files leaves a kiosk that runs on its settings (they hold its device id) without the record.
+    # The other order left a record with no settings: registered, and never starting
     _write_keys_and_settings(pf, record, paths=paths, console=console)
     _write_json(paths.registration_file, record)
     _finish(pf, record, paths=paths, console=console, clock=clock, action="registered", extra=extra,
