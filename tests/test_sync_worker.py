@@ -95,6 +95,41 @@ def test_a_person_deactivated_centrally_leaves_the_gallery_and_comes_back_when_r
     assert fingers[-1] == {"p1"}
 
 
+def test_a_face_template_the_gallery_cannot_hold_is_skipped_and_the_kiosk_still_starts(server, tmp_path):
+    # a zero vector, or one of another size than the model's, used to be stored: the refresh hook
+    # failed half way and the next start (Gallery.load) raised, so the kiosk did not come up
+    from kiosk.app import refresh_gallery
+    from kiosk.models.gallery import Gallery
+
+    key = seal.DataKey.create(tmp_path / "data.key")
+    running = {}
+    hooks = SyncHooks(on_faces_changed=lambda ids: refresh_gallery(running["gallery"], device.database, key, ids))
+    device = make_device(tmp_path, server, data_key=key, hooks=hooks, face_model="sface_int8")
+    rng = np.random.default_rng(2)
+    good = {p: rng.standard_normal((2, 16)).astype(np.float32) for p in ("p1", "p2", "p3", "p4")}
+    for person_id, vectors in good.items():
+        server.add_person(person_id)
+        server.set_face_templates(person_id, "sface_int8", vectors)
+    running["gallery"] = Gallery.load(device.database, key, "sface_int8", dim=16)
+    device.drain()
+    assert set(running["gallery"].person_ids()) == set(good)
+
+    server.set_face_templates("p1", "sface_int8", [np.zeros(16)])
+    server.set_face_templates("p2", "sface_int8", [rng.standard_normal(16), rng.standard_normal(8)])
+    server.set_face_templates("p3", "sface_int8", [rng.standard_normal(8)])
+    server.set_face_templates("p4", "sface_int8", [rng.standard_normal(16)])  # a good change beside them
+    device.worker.run_once()
+    assert status(device.database)["state"] == "ok"
+    assert set(running["gallery"].person_ids()) == set(good)
+    restarted = Gallery.load(device.database, key, "sface_int8", dim=16)  # the kiosk starts again
+    assert set(restarted.person_ids()) == set(good)
+    kept = {p: np.stack([v for q, v in people.face_templates(device.database, key, "sface_int8") if q == p])
+            for p in good}
+    for person_id in ("p1", "p2", "p3"):  # the set on the device stays as it was
+        np.testing.assert_array_equal(kept[person_id], good[person_id])
+    assert len(kept["p4"]) == 1
+
+
 def test_people_deleted_centrally_take_their_queued_enrolment_with_them(server, tmp_path):
     from kiosk.storage import enrolment
 

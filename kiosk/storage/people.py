@@ -122,6 +122,14 @@ def _unsealed_faces(key, model_id, rows):
     return out
 
 
+def face_template_size(database, key, model_id):
+    """How many numbers a stored ``model_id`` template holds (the first one's); None when there is none."""
+    bind_key(database, key)
+    rows = list(database.query("SELECT person_id, sealed FROM face_templates WHERE model_id = ? LIMIT 1",
+                               [model_id]))
+    return len(_unsealed_faces(key, model_id, rows)[0][1]) if rows else None
+
+
 def add_face_template(database, key, person_id, model_id, vector, *, now=0.0):
     """Seal and store one face embedding; returns its row id."""
     bind_key(database, key)

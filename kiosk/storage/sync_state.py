@@ -190,14 +190,21 @@ def _face_templates(database, key, change, summary, now):
     person_id, model_id = str(change["person_id"]), str(change["model_id"])
     if not _known(database, person_id, summary, "face templates"):
         return
-    vectors = [np.frombuffer(_unb64(text), dtype="<f4") for text in change.get("vectors") or []]
-    if not all(np.isfinite(vector).all() for vector in vectors):
-        # a NaN or infinite template would match nobody, or everybody: keep the set on the device as it was
-        log.warning("skipping face templates for %s: not finite numbers", person_id)
-        summary.skipped += 1
-        return
+    raws = [_unb64(text) for text in change.get("vectors") or []]
+    vectors = [np.frombuffer(raw[:len(raw) // 4 * 4], dtype="<f4") for raw in raws]
+    sizes = {vector.size for vector in vectors}
     if vectors:
         _need_key(key)
+        # the size of the templates already stored for this model (other people's too)
+        sizes.add(people.face_template_size(database, key, model_id) or vectors[0].size)
+    if len(sizes) > 1 or any(len(raw) % 4 or not vector.size or not np.isfinite(vector).all() or not vector.any()
+                             for raw, vector in zip(raws, vectors)):
+        # a NaN, infinite or zero template would match nobody, or everybody, and one of another size
+        # is refused by the gallery (the kiosk would not start): keep the set on the device as it was
+        log.warning("skipping face templates for %s: not finite, non-zero float32 vectors of the model's size",
+                    person_id)
+        summary.skipped += 1
+        return
     people.delete_face_templates(database, person_id, model_id=model_id)
     for vector in vectors:
         people.add_face_template(database, key, person_id, model_id, vector, now=now)
