@@ -34,5 +34,5 @@ def pull(database, client, *, data_key, clock, face_model="", finger_sensor="", 
     if changes:
         log.info("applied %d change(s): %d people, %d face / %d finger template sets, %d revocations%s",
                  len(changes), len(summary.people), len(summary.faces), len(summary.fingers), len(summary.revoked),
-                 ", settings" if summary.settings else "")
+                 ", settings stored (not applied)" if summary.settings else "")
     return summary, more
