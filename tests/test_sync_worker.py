@@ -130,6 +130,31 @@ def test_a_face_template_the_gallery_cannot_hold_is_skipped_and_the_kiosk_still_
     assert len(kept["p4"]) == 1
 
 
+def test_a_malformed_change_is_skipped_and_the_changes_after_it_still_arrive(server, tmp_path):
+    # one bad record on the server used to roll every download back at the same change, for ever:
+    # no new people, templates or revocations reached the kiosk
+    key = seal.DataKey.create(tmp_path / "data.key")
+    device = make_device(tmp_path, server, data_key=key, finger_sensor="R307")
+    server.add_person("p1")
+    server.add_person("p3")
+    server.set_finger_templates("p1", "R307", [(3, b"\x01" * 512)])
+    device.worker.run_once()
+    with server.store.lock:
+        server.store.add_change("finger_templates", {"person_id": "p1", "sensor_model": "R307",
+                                                     "templates": [{"slot": 4, "template": protocol.b64(b"\x02" * 512)},
+                                                                   {"slot": 5, "template": "not base64!"}]},
+                                model="R307", now=0.0)
+        server.store.add_change("person", {"op": "upsert", "person": {"name": "no id"}}, now=0.0)
+    server.add_person("p2")
+    server.revoke("p3", reason="left")
+    device.worker.run_once()
+    assert status(device.database)["state"] == "ok"
+    assert people.get_person(device.database, "p2") is not None
+    assert sync_state.is_revoked(device.database, "p3")
+    # none of the bad change was applied: p1's set stays as it was
+    assert people.finger_templates(device.database, key, "R307") == [("p1", 3, b"\x01" * 512)]
+
+
 def test_people_deleted_centrally_take_their_queued_enrolment_with_them(server, tmp_path):
     from kiosk.storage import enrolment
 

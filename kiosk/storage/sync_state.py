@@ -119,18 +119,33 @@ class ChangeSummary:
         self.skipped += other.skipped
 
 
+# a field missing, or of the wrong type or value, in a downloaded change
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
+
+
 def apply_changes(database, data_key, changes, *, now):
     """Apply downloaded changes in the caller's transaction (or one of its own); return a ChangeSummary."""
     summary = ChangeSummary()
     with transaction(database):
         for change in changes:
-            kind = change.get("type")
+            kind = change.get("type") if isinstance(change, dict) else None
             handler = _HANDLERS.get(kind)
             if handler is None:
                 log.warning("skipping a change of unknown type %r", kind)
                 summary.skipped += 1
                 continue
-            handler(database, data_key, change, summary, now)
+            database.conn.execute("SAVEPOINT one_change")
+            try:
+                handler(database, data_key, change, summary, now)
+            except MALFORMED as e:
+                # left in, one bad change would roll every download back at it, for ever: no new
+                # people, templates or revocations would reach the kiosk. Only its type is logged:
+                # its values may be template bytes.
+                database.conn.execute("ROLLBACK TO one_change")
+                log.warning("skipping a malformed %s change (%s)", kind, type(e).__name__)
+                summary.skipped += 1
+            finally:
+                database.conn.execute("RELEASE one_change")
         # an enrolment made here and not yet uploaded must not take their templates to the server
         enrolment.drop_enrolment_records(database, summary.deleted | summary.revoked)
     return summary
@@ -289,7 +304,7 @@ def _unb64(text):
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError, TypeError):
-        raise StorageError("a downloaded template is not valid base64") from None
+        raise ValueError("a downloaded template is not valid base64") from None
 
 
 _HANDLERS = {"person": _person, "face_templates": _face_templates, "finger_templates": _finger_templates,
