@@ -191,6 +191,24 @@ def test_delta_page_is_atomic_with_its_cursor(server, tmp_path):
     assert get_meta(device.database, "sync.delta_cursor") is None
 
 
+def test_a_server_that_says_more_without_moving_the_cursor_is_not_asked_again_at_once(server, tmp_path):
+    # the same page used to be fetched max_pages times a cycle and the next cycle started at once,
+    # for ever: the kiosk hammered the server and its CPU
+    device = make_device(tmp_path, server)
+    server.add_person("p1")
+    real_delta, asked = device.client.delta, []
+
+    def stuck(*, cursor, **options):
+        asked.append(cursor)
+        return {**real_delta(cursor=cursor, **options), "cursor": cursor, "more": True}
+
+    device.client.delta = stuck
+    delay = device.worker.run_once()
+    assert asked == [""]
+    assert delay == device.worker.settings.interval_s
+    assert people.get_person(device.database, "p1") is not None
+
+
 def test_commands_run_once_and_report_results(server, tmp_path):
     key = seal.DataKey.create(tmp_path / "data.key")
     recorder = Recorder()

@@ -21,9 +21,13 @@ def pull(database, client, *, data_key, clock, face_model="", finger_sensor="", 
     while more and pages < max_pages:
         page = client.delta(cursor=new_cursor, limit=page_size, face_model=face_model, finger_sensor=finger_sensor)
         changes.extend(page.get("changes") or [])
-        new_cursor = str(page.get("cursor", new_cursor))
+        asked, new_cursor = new_cursor, str(page.get("cursor", new_cursor))
         more = bool(page.get("more"))
         pages += 1
+        if more and new_cursor == asked:
+            # asked again, it would give the same page: max_pages times a cycle, and cycle after cycle at once
+            log.warning("the server says more changes follow but did not move the cursor; asking again next cycle")
+            more = False
     summary = sync_state.ChangeSummary()
     if not changes and new_cursor == cursor:
         return summary, more
