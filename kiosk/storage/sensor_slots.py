@@ -34,24 +34,18 @@ def template_digest(template):
     return hashlib.sha256(bytes(template)).hexdigest()[:32]  # as the first firmware kept them in meta
 
 
+_SELECT = "SELECT slot, sensor_model, person_id, digest, written_at FROM sensor_slots"  # a WrittenSlot's fields
+
+
 def written_slots(database):
     """{slot: WrittenSlot} for every slot this database wrote."""
-    rows = database.execute("SELECT slot, sensor_model, person_id, digest, written_at FROM sensor_slots").fetchall()
-    return {row[0]: WrittenSlot(*row) for row in rows}
+    return {row[0]: WrittenSlot(*row) for row in database.execute(_SELECT).fetchall()}
 
 
 def written_at(database, slot):
     """The WrittenSlot this database wrote at ``slot``, or None (a slot it never wrote)."""
-    row = database.execute("SELECT slot, sensor_model, person_id, digest, written_at FROM sensor_slots "
-                           "WHERE slot = ?", [int(slot)]).fetchone()
+    row = database.execute(f"{_SELECT} WHERE slot = ?", [int(slot)]).fetchone()
     return WrittenSlot(*row) if row else None
-
-
-def person_at(database, slot, *, sensor_model):
-    """The person the template we wrote at ``slot`` is for, or None (not ours, or another model's)."""
-    row = database.execute("SELECT person_id FROM sensor_slots WHERE slot = ? AND sensor_model = ?",
-                           [int(slot), sensor_model]).fetchone()
-    return row[0] if row else None
 
 
 def record_written(database, slot, *, sensor_model, person_id, digest, now):
