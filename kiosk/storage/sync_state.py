@@ -205,15 +205,14 @@ def _face_templates(database, key, change, summary, now):
     person_id, model_id = str(change["person_id"]), str(change["model_id"])
     if not _known(database, person_id, summary, "face templates"):
         return
-    raws = [_unb64(text) for text in change.get("vectors") or []]
-    vectors = [np.frombuffer(raw[:len(raw) // 4 * 4], dtype="<f4") for raw in raws]
-    sizes = {vector.size for vector in vectors}
+    vectors = [_usable_vector(_unb64(text)) for text in change.get("vectors") or []]
+    sizes = {vector.size for vector in vectors if vector is not None}
     if vectors:
         _need_key(key)
-        # the size of the templates already stored for this model (other people's too)
-        sizes.add(people.face_template_size(database, key, model_id) or vectors[0].size)
-    if len(sizes) > 1 or any(len(raw) % 4 or not vector.size or not np.isfinite(vector).all() or not vector.any()
-                             for raw, vector in zip(raws, vectors)):
+        stored = people.face_template_size(database, key, model_id)  # other people's templates of this model
+        if stored is not None:
+            sizes.add(stored)
+    if len(sizes) > 1 or any(vector is None for vector in vectors):
         # a NaN, infinite or zero template would match nobody, or everybody, and one of another size
         # is refused by the gallery (the kiosk would not start): keep the set on the device as it was
         log.warning("skipping face templates for %s: not finite, non-zero float32 vectors of the model's size",
@@ -252,9 +251,8 @@ def _voice_template(database, key, change, summary, now):
         database.execute("DELETE FROM voice_templates WHERE person_id = ? AND model_id = ?", [person_id, model_id])
         summary.voices.add(person_id)
         return
-    raw = _unb64(text)
-    vector = np.frombuffer(raw[:len(raw) // 4 * 4], dtype="<f4")
-    if len(raw) % 4 or not 0 < vector.size <= MAX_VOICE_DIMS or not np.isfinite(vector).all() or not vector.any():
+    vector = _usable_vector(_unb64(text))
+    if vector is None or vector.size > MAX_VOICE_DIMS:
         # a NaN, infinite or empty voice print would match nobody, or everybody: keep the one on the device
         log.warning("skipping a voice print for %s: not %d or fewer finite float32 numbers", person_id, MAX_VOICE_DIMS)
         summary.skipped += 1
@@ -298,6 +296,15 @@ def purge_person(database, person_id, *, keep_person=False):
 
 def is_revoked(database, person_id):
     return database.execute("SELECT 1 FROM sync_revocations WHERE person_id = ?", [person_id]).fetchone() is not None
+
+
+def _usable_vector(raw):
+    """``raw`` as float32 numbers, or None when it is no template: not whole float32 numbers, empty,
+    not finite, or all zero (such a template would match nobody, or everybody)."""
+    vector = np.frombuffer(raw[:len(raw) // 4 * 4], dtype="<f4")
+    if len(raw) % 4 or not vector.size or not np.isfinite(vector).all() or not vector.any():
+        return None
+    return vector
 
 
 def _unb64(text):
