@@ -173,14 +173,7 @@ def _first_time(pf, *, paths, console, sleep, clock, max_attempts, max_backoff_s
               "token_sha256": pf.token_sha256, "registered_at": clock.time(), "site": pf.site, "door": pf.door,
               "signers": [pf.signing_public_key] if pf.signing_public_key else [], "sequence": 0,
               "server_settings": registration.settings}
-    # the settings before the record: a cut before kiosk.toml is done provisions again at the next
-    # boot (same key and token: the server answers with the same device id); a cut between the two
-    # files leaves a kiosk that runs on its settings (they hold its device id) without the record.
-    # The other order left a record with no settings: registered, and never starting
-    _write_keys_and_settings(pf, record, paths=paths, console=console)
-    _write_json(paths.registration_file, record)
-    _finish(pf, record, paths=paths, console=console, clock=clock, action="registered", extra=extra,
-            settings_written=True)
+    _finish(pf, record, paths=paths, console=console, clock=clock, action="registered", extra=extra)
     return Outcome("registered", registration.device_id)
 
 
@@ -207,11 +200,8 @@ def _again(pf, record, *, paths, console, clock):
             record["signers"] = record["signers"] + [pf.signing_public_key]
         _write_ca(pf, paths)
         _apply_system(pf, paths)
-        # the settings before the record's new sequence: a run cut short in between is applied again
-        _write_keys_and_settings(pf, record, paths=paths, console=console)
-        _write_json(paths.registration_file, record)
         _finish(pf, record, paths=paths, console=console, clock=clock, action="reprovisioned",
-                extra={"signer": signer[:16], "sequence": pf.reprovision["sequence"]}, settings_written=True)
+                extra={"signer": signer[:16], "sequence": pf.reprovision["sequence"]})
         return Outcome("reprovisioned", device_id)
     if pf.token_sha256 and pf.token_sha256 == record.get("token_sha256") and paths.device_key.exists():
         # the same file again: an earlier run registered, then stopped before it finished
@@ -268,10 +258,22 @@ def register_with_retry(pf, *, device_key, ca_file, console, sleep, clock, max_a
             sleep(delay_s)
 
 
-def _finish(pf, record, *, paths, console, clock, action, extra=None, settings_written=False):
-    """The steps after registration; each is idempotent."""
-    if not settings_written:
-        _write_keys_and_settings(pf, record, paths=paths, console=console)
+def _finish(pf, record, *, paths, console, clock, action, extra=None):
+    """The steps after registration, ``record`` (registration.json) kept last of the files; each is idempotent.
+
+    The settings before the record: a cut before kiosk.toml is done is provisioned again at the
+    next boot (same key and token: the server answers with the same device id), and a
+    re-provisioning whose new sequence is not yet recorded is applied again. A cut between the two
+    files leaves a kiosk that runs on its settings (they hold its device id) with the old record or
+    none. The other order left a record with no settings: registered, and never starting.
+    """
+    from kiosk.storage import seal
+
+    console.show("writing the settings")
+    seal.DataKey.load_or_create(paths.data_key)
+    _give_to_kiosk(paths.data_key, mode=0o600)
+    write_settings(pf, record, paths)
+    _write_json(paths.registration_file, record)
     _audit(paths, clock, action, {"device_id": record["device_id"], "site": pf.site, "door": pf.door,
                                   "server_url": pf.server_url, **(extra or {})})
     if pf.raw:  # a file on the boot partition (a code has nothing to retire)
@@ -279,16 +281,6 @@ def _finish(pf, record, *, paths, console, clock, action, extra=None, settings_w
     console.show("done", f"Device {record['device_id']}", f"Site: {pf.site or '-'}   Door: {pf.door or '-'}",
                  "Starting the kiosk...")
     hook(console, "done", device_id=record["device_id"], site=pf.site, door=pf.door)
-
-
-def _write_keys_and_settings(pf, record, *, paths, console):
-    """The data key and kiosk.toml for ``record``."""
-    from kiosk.storage import seal
-
-    console.show("writing the settings")
-    seal.DataKey.load_or_create(paths.data_key)
-    _give_to_kiosk(paths.data_key, mode=0o600)
-    write_settings(pf, record, paths)
 
 
 def write_settings(pf, record, paths):

@@ -92,14 +92,13 @@ def _check_admin(code, record, paths, admin_pin, *, verified=False):
 
 def _reprovision(pf, record, code, *, paths, console, clock):
     """Apply a re-provisioning code: server URL, site, door, time zone, language, Wi-Fi, CA."""
-    from kiosk.provision import Outcome, _apply_system, _finish, _write_ca, _write_json
+    from kiosk.provision import Outcome, _apply_system, _finish, _write_ca
 
     record = {**record, "server_url": pf.server_url, "site": pf.site, "door": pf.door}
     if pf.signing_public_key and pf.signing_public_key not in record.get("signers", []):
         record["signers"] = record.get("signers", []) + [pf.signing_public_key]
     _write_ca(pf, paths)
     _apply_system(pf, paths)
-    _write_json(paths.registration_file, record)
     _finish(pf, record, paths=paths, console=console, clock=clock, action="reprovisioned",
             extra={"code_id": code.code_id, "signer": code.signer[:16]})
     return Outcome("reprovisioned", record["device_id"])
